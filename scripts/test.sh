@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test of the project in its own virtualenv (.venv), installing what it needs first.
+#   scripts/test.sh                 all tests (Docker end-to-end tests included)
+#   scripts/test.sh -m "not docker" everything that needs no Docker engine
+#   scripts/test.sh tests/emulator  one folder; any pytest argument works
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+# pip is quick when everything is already installed, so always run it: a changed pin is picked up.
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r requirements-dev.txt
+exec "$VENV/bin/python" -m pytest "$@"
