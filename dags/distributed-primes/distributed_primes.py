@@ -1,0 +1,292 @@
+"""Counts the primes up to `limit` in `partitions` mapped tasks, on a Dask cluster when there is one.
+
+plan       splits [2, limit] into equal ranges;
+count      (mapped, one task per range) sieves its range and records which worker ran it: the hostname, the
+           process id, and on a distributed cluster `distributed.get_worker().address`;
+summarize  adds the counts up, logs which worker ran each partition, and writes result.json (and
+           runs/<flow-run-id>.json) atomically under output_dir.
+
+The executor is chosen when this file is executed, i.e. in the process that runs the flow: prefect's script
+storage exec()s this file in the flow-run process, so the module-level `choose_executor()` reads that
+process's environment. With DASK_SCHEDULER_ADDRESS set (e.g. tcp://dask-scheduler:8786) the tasks go to
+that cluster through a DaskExecutor; otherwise they run on a LocalDaskExecutor (a thread pool in the
+flow-run process). DAGS_AGENT_NAME (set by the runtime to the agent that spawned the run) is read there too
+and passed to the tasks as a constant, because on a cluster the tasks run on Dask workers whose
+environment does not have it.
+
+Parameters (relative paths are taken from the repository root, /app inside the containers):
+    limit        count the primes <= limit           (default 2000000)
+    partitions   how many mapped tasks               (default 8)
+    output_dir   where result.json goes              (default data/output/distributed-primes)
+
+Run it here with `python dags/distributed-primes/distributed_primes.py --local [--param partitions=4]`,
+or register and host it with `python dags/distributed-primes/distributed_primes.py`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import pathlib
+import socket
+import tempfile
+import threading
+import time
+from typing import Any, Dict, List, Mapping, Optional
+
+import prefect
+from prefect import Flow, Parameter, task
+from prefect.executors import DaskExecutor, Executor, LocalDaskExecutor
+from prefect.run_configs import LocalRun
+
+PROJECT = "My Tests"
+FLOW_NAME = "distributed-primes"
+# dags/<name>/<file>.py -> the repository root (/app in the image), where data/ lives
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+MAX_LIMIT = 10 ** 9
+MAX_PARTITIONS = 10_000
+# one partition holds a bytearray of its range's size: keep it well under a worker's memory
+MAX_PARTITION_SIZE = 50_000_000
+
+
+# ---------------------------------------------------------------- executor
+
+def choose_executor(env: Optional[Mapping[str, str]] = None) -> Executor:
+    """The executor for this run: the Dask cluster at DASK_SCHEDULER_ADDRESS, else a local thread pool.
+
+    Args:
+        env: the environment to read (the current process's when None)
+
+    Returns:
+        A DaskExecutor connected to that address, or a LocalDaskExecutor.
+    """
+    env = os.environ if env is None else env
+    address = env.get("DASK_SCHEDULER_ADDRESS", "").strip()
+    if not address:
+        return LocalDaskExecutor(scheduler="threads")
+    # distributed's own parser, so that we accept exactly what a Client accepts
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            parse_host_port(location)
+    except ValueError as exc:
+        raise ValueError(f"DASK_SCHEDULER_ADDRESS={address!r} is not a Dask scheduler address ({exc}): "
+                         f"set it to e.g. tcp://dask-scheduler:8786, or unset it to run the tasks on a "
+                         f"local thread pool") from exc
+    return DaskExecutor(address=address)
+
+
+def describe_executor(executor: Executor) -> Dict[str, Any]:
+    """What the result records about the executor: its class and, for a cluster, the scheduler address."""
+    return {"type": type(executor).__name__, "address": getattr(executor, "address", None)}
+
+
+# ---------------------------------------------------------------- work
+
+def as_int(value: Any, name: str, minimum: int, maximum: int) -> int:
+    """Reads an integer parameter (an int, or digits as text from `--param k=v`), within bounds.
+
+    Args:
+        value: the parameter's value
+        name: its name, for the error message
+        minimum: smallest accepted value
+        maximum: largest accepted value
+
+    Returns:
+        The integer.
+    """
+    number: Optional[int] = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        number = int(value.strip())
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    if number is None or not minimum <= number <= maximum:
+        raise ValueError(f"parameter {name} must be an integer from {minimum} to {maximum}, got {value!r}: "
+                         f"pass e.g. --param {name}={min(max(minimum, 8), maximum)}")
+    return number
+
+
+def plan_partitions(limit: int, partitions: int) -> List[Dict[str, int]]:
+    """Splits [2, limit] into `partitions` contiguous half-open ranges of (nearly) equal size.
+
+    Args:
+        limit: the largest number to test
+        partitions: how many ranges
+
+    Returns:
+        [{"index", "start", "stop"}], start inclusive, stop exclusive, covering 2..limit exactly once.
+    """
+    span = limit - 1  # how many numbers in [2, limit]
+    if partitions > span:
+        raise ValueError(f"parameter partitions={partitions} is more than the {span} numbers in 2..{limit}: "
+                         f"pass partitions <= {span} or a larger limit")
+    if math.ceil(span / partitions) > MAX_PARTITION_SIZE:
+        raise ValueError(f"limit={limit} in {partitions} partitions makes ranges over {MAX_PARTITION_SIZE} numbers: "
+                         f"pass partitions >= {math.ceil(span / MAX_PARTITION_SIZE)}")
+    bounds = [2 + span * i // partitions for i in range(partitions + 1)]
+    return [{"index": i, "start": bounds[i], "stop": bounds[i + 1]} for i in range(partitions)]
+
+
+def count_primes(start: int, stop: int) -> int:
+    """Counts the primes p with start <= p < stop (a segmented sieve of Eratosthenes).
+
+    Args:
+        start: first number of the range
+        stop: one past the last number
+
+    Returns:
+        How many primes the range holds.
+    """
+    start = max(start, 2)
+    if stop <= start:
+        return 0
+    root = math.isqrt(stop - 1)
+    small = bytearray([1]) * (root + 1)
+    small[0:2] = b"\x00\x00"
+    for p in range(2, math.isqrt(root) + 1):
+        if small[p]:
+            small[p * p::p] = bytes(len(range(p * p, root + 1, p)))
+    segment = bytearray([1]) * (stop - start)
+    for p in range(2, root + 1):
+        if small[p]:
+            first = max(p * p, (start + p - 1) // p * p)
+            if first < stop:
+                segment[first - start::p] = bytes(len(range(first, stop, p)))
+    return segment.count(1)
+
+
+def worker_identity() -> Dict[str, Any]:
+    """Where the calling code runs: hostname, pid, thread, and the Dask worker's address when on one.
+
+    Returns:
+        {"hostname", "pid", "thread", "worker_address", "worker"}; "worker" is the address on a cluster,
+        else hostname:pid:thread (LocalDaskExecutor runs tasks on threads of the flow-run process).
+    """
+    identity: Dict[str, Any] = {
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "thread": threading.current_thread().name,
+        "worker_address": None,
+    }
+    try:
+        from distributed import get_worker
+
+        identity["worker_address"] = get_worker().address
+    except (ImportError, ValueError):
+        pass  # not on a distributed worker
+    identity["worker"] = identity["worker_address"] or "{hostname}:{pid}:{thread}".format(**identity)
+    return identity
+
+
+def write_json_atomically(path: pathlib.Path, document: Dict[str, Any]) -> None:
+    """Writes JSON to a temporary file beside `path`, fsyncs it, then renames it over `path`.
+
+    Args:
+        path: the target file (its folder is created when missing)
+        document: what to write
+
+    Returns:
+        None
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RuntimeError(f"cannot create the output folder {path.parent}: {exc.strerror or exc}; "
+                           f"pass a writable folder with the parameter output_dir") from exc
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(document, fh, indent=2)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; results are for everyone to read
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+# ---------------------------------------------------------------- tasks and flow
+
+@task(name="plan", checkpoint=False)
+def plan(limit: Any, partitions: Any) -> List[Dict[str, int]]:
+    """Checks the parameters and splits the work (see plan_partitions)."""
+    return plan_partitions(as_int(limit, "limit", 2, MAX_LIMIT),
+                           as_int(partitions, "partitions", 1, MAX_PARTITIONS))
+
+
+@task(name="count", checkpoint=False)
+def count(partition: Dict[str, int]) -> Dict[str, Any]:
+    """Counts the primes of one partition and says which worker did it."""
+    began = time.perf_counter()
+    primes = count_primes(partition["start"], partition["stop"])
+    result = dict(partition, primes=primes, seconds=round(time.perf_counter() - began, 4), **worker_identity())
+    prefect.context.get("logger").info(
+        "partition %d [%d, %d): %d primes, ran on host %s worker %s (pid %d)", result["index"],
+        result["start"], result["stop"], primes, result["hostname"], result["worker"], result["pid"])
+    return result
+
+
+@task(name="summarize", checkpoint=False)
+def summarize(results: List[Dict[str, Any]], limit: Any, output_dir: Any, agent_name: Optional[str],
+              executor: Dict[str, Any]) -> Dict[str, Any]:
+    """Adds up the partitions, logs who ran what, and writes result.json; returns the result document."""
+    logger = prefect.context.get("logger")
+    results = sorted(results, key=lambda r: r["index"])
+    workers = sorted({r["worker"] for r in results})
+    flow_run_id = prefect.context.get("flow_run_id")
+    document = {
+        "flow": FLOW_NAME,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "flow_run_id": flow_run_id,
+        "flow_run_name": prefect.context.get("flow_run_name"),
+        "agent_name": agent_name,
+        "executor": executor,
+        "limit": as_int(limit, "limit", 2, MAX_LIMIT),
+        "total_primes": sum(r["primes"] for r in results),
+        "partitions": results,
+        "workers": workers,
+        "hosts": sorted({r["hostname"] for r in results}),
+    }
+    for r in results:
+        logger.info("partition %d ran on %s (host %s)", r["index"], r["worker"], r["hostname"])
+    logger.info("%d primes <= %d in %d partitions on %d distinct worker(s): %s (executor %s, agent %s)",
+                document["total_primes"], document["limit"], len(results), len(workers), ", ".join(workers),
+                executor["type"], agent_name or "-")
+    if not isinstance(output_dir, (str, os.PathLike)) or not str(output_dir).strip():
+        raise ValueError(f"parameter output_dir must be a non-empty path, got {output_dir!r}: "
+                         f"pass e.g. --param output_dir=data/output/{FLOW_NAME}")
+    directory = pathlib.Path(str(output_dir).strip()).expanduser()
+    directory = directory if directory.is_absolute() else REPO_ROOT / directory
+    run_file = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(flow_run_id or time.time_ns()))
+    write_json_atomically(directory / "runs" / f"{run_file}.json", document)
+    write_json_atomically(directory / "result.json", document)
+    logger.info("wrote %s and runs/%s.json", directory / "result.json", run_file)
+    return document
+
+
+executor = choose_executor()
+with Flow(FLOW_NAME, executor=executor, run_config=LocalRun(labels=["dask"])) as flow:
+    limit = Parameter("limit", default=2_000_000)
+    partitions = Parameter("partitions", default=8)
+    output_dir = Parameter("output_dir", default=f"data/output/{FLOW_NAME}")
+    counts = count.map(plan(limit, partitions))
+    # Constants: evaluated here, in the flow-run process (see the module docstring)
+    summarize(counts, limit, output_dir, agent_name=os.environ.get("DAGS_AGENT_NAME") or None,
+              executor=describe_executor(executor))
+
+
+if __name__ == "__main__":
+    import pathlib, sys
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))  # repo root, so `agents` imports
+    from agents.script import main
+    main(flow, __file__)
