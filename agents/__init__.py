@@ -1,0 +1,19 @@
+"""Registers and hosts the project's DAGs (Prefect 1.x flows kept in `dags/<name>/`).
+
+The command line is `python -m agents` (see `agents.cli`); a DAG script's main block calls
+`agents.script.main(flow, __file__)`. Modules:
+
+- `config`: env files, backend validation, re-applying prefect's configuration
+- `discovery`: finding and loading DAG folders, and checking them
+- `connection`: waiting for the API, the tenant and the projects
+- `registration`: registering DAGs with script storage and an idempotency key
+- `hosting`: LocalAgents that run the DAGs' flow runs
+- `triggering`: creating a flow run and watching it to its end
+- `params`: `--param KEY=VALUE` parsing
+- `script`: the main block of a DAG script
+"""
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "1.0.0"

@@ -1,0 +1,124 @@
+"""The API connection: waiting until the orchestrator answers, the tenant (server backend), the projects."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Iterable, List, Optional
+
+import requests
+
+# Default bound on waiting for the API when a command (not `init`) starts; `init` has --wait-timeout.
+DEFAULT_WAIT_TIMEOUT = 30.0
+# Backoff between attempts: starts small so a local API is found fast, caps so the bound is respected.
+FIRST_DELAY = 0.25
+MAX_DELAY = 5.0
+
+
+class ApiUnreachableError(Exception):
+    """The API did not answer within the bound; the message names the URL and what to check."""
+
+
+def wait_timeout_from_env() -> float:
+    """DAGS_API_WAIT_TIMEOUT (seconds) or the default; a bad value is a clear error."""
+    raw = os.environ.get("DAGS_API_WAIT_TIMEOUT")
+    if not raw:
+        return DEFAULT_WAIT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"DAGS_API_WAIT_TIMEOUT must be a number of seconds, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"DAGS_API_WAIT_TIMEOUT must be >= 0, got {raw!r}")
+    return value
+
+
+def wait_for_api(url: str, timeout: float, echo: Optional[Callable[[str], None]] = None) -> int:
+    """Waits until the GraphQL API at `url` answers an HTTP request, with bounded retries and backoff.
+
+    Any HTTP answer below 500 counts: the API process is up (authentication is checked later by
+    the real calls). Connection errors, timeouts and 5xx (e.g. Apollo up before Hasura) are retried.
+
+    Args:
+        url: the GraphQL endpoint
+        timeout: the total time to keep trying, in seconds (at least one attempt is made)
+        echo: called with a progress line after each failed attempt
+
+    Returns:
+        The number of attempts it took.
+
+    Raises:
+        ApiUnreachableError: no answer within `timeout`.
+    """
+    deadline = time.monotonic() + timeout
+    delay = FIRST_DELAY
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            response = requests.post(url, json={"query": "query { hello }"}, timeout=5)
+            if response.status_code < 500:
+                return attempt
+            last = f"HTTP {response.status_code}"
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ApiUnreachableError(
+                f"the Prefect API at {url} did not answer after {attempt} attempts in {timeout:g}s "
+                f"(last: {last}): start it (e.g. `docker compose up`) or point PREFECT__SERVER__ENDPOINT "
+                "(server backend) / PREFECT__CLOUD__API at it in env/local.env"
+            )
+        if echo is not None:
+            echo(f"waiting for the Prefect API at {url} (attempt {attempt}: {last}); retrying in {delay:g}s")
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, MAX_DELAY)
+
+
+def ensure_tenant(client: "object", backend: str) -> Optional[str]:
+    """On the server backend, creates the tenant when the server has none (as `prefect server start` does).
+
+    Args:
+        client: a prefect Client
+        backend: "server" or "cloud"
+
+    Returns:
+        The id of a tenant created now, or None when one existed (or on cloud, where tenants are accounts).
+    """
+    if backend != "server":
+        return None
+    if client.get_available_tenants():  # type: ignore[attr-defined]
+        return None
+    return client.create_tenant(name="default", slug="default")  # type: ignore[attr-defined]
+
+
+def existing_projects(client: "object", names: Iterable[str]) -> List[str]:
+    """Returns which of `names` exist as projects (the same query `Client.register` makes)."""
+    from prefect.utilities.graphql import with_args
+
+    found = []
+    for name in sorted(set(names)):
+        query = {"query": {with_args("project", {"where": {"name": {"_eq": name}}}): {"id": True}}}
+        if client.graphql(query).data.project:  # type: ignore[attr-defined]
+            found.append(name)
+    return found
+
+
+def ensure_projects(client: "object", names: Iterable[str]) -> List[str]:
+    """Creates the projects that do not exist yet.
+
+    Args:
+        client: a prefect Client
+        names: project names
+
+    Returns:
+        The projects created now.
+    """
+    wanted = sorted(set(names))
+    have = set(existing_projects(client, wanted))
+    created = []
+    for name in wanted:
+        if name not in have:
+            client.create_project(project_name=name)  # type: ignore[attr-defined]
+            created.append(name)
+    return created
+

@@ -1,0 +1,107 @@
+"""Triggering: create a run of a DAG's latest version, and optionally watch it to its end.
+
+Exit codes of a watched run (`trigger --wait`): 0 Success, 1 a failed or cancelled state, 2 timeout.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Dict, Optional
+
+EXIT_SUCCESS = 0
+EXIT_FAILED = 1
+EXIT_TIMEOUT = 2
+# Seconds between two polls of a watched run; tests set it low.
+WATCH_POLL_ENV = "DAGS_WATCH_POLL_INTERVAL"
+DEFAULT_WATCH_POLL = 1.0
+
+
+class NotRegisteredError(Exception):
+    """The DAG has no registered version in its project; the message says how to register it."""
+
+
+def latest_flow_id(name: str, project: str) -> str:
+    """The id of the newest version of flow `name` in `project` (as `prefect run --name` finds it).
+
+    Raises:
+        NotRegisteredError: no such flow in that project.
+    """
+    from prefect.backend import FlowView
+
+    try:
+        return FlowView.from_flow_name(name, project_name=project, last_updated=True).flow_id
+    except ValueError:
+        raise NotRegisteredError(
+            f"DAG {name!r} is not registered in project {project!r}: run `python -m agents register {name}` "
+            "(or start its dag service) first"
+        ) from None
+
+
+def create_run(name: str, project: str, parameters: Dict[str, Any]) -> str:
+    """Creates a flow run of the DAG's latest version; agents whose labels match will pick it up.
+
+    Returns:
+        The flow run id.
+    """
+    from prefect import Client
+
+    flow_id = latest_flow_id(name, project)
+    return Client().create_flow_run(flow_id=flow_id, parameters=parameters or None)
+
+
+def watch_poll_interval() -> float:
+    """DAGS_WATCH_POLL_INTERVAL in seconds (default 1)."""
+    raw = os.environ.get(WATCH_POLL_ENV)
+    try:
+        value = float(raw) if raw else DEFAULT_WATCH_POLL
+    except ValueError:
+        raise ValueError(f"{WATCH_POLL_ENV} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{WATCH_POLL_ENV} must be > 0, got {raw!r}")
+    return value
+
+
+def watch(flow_run_id: str, timeout: Optional[float], echo: Callable[[str], None],
+          poll: Optional[float] = None) -> int:
+    """Prints a run's state changes and logs as they happen, until it finishes or time runs out.
+
+    Lines look like `<timestamp> state Running: <message>` and `<timestamp> INFO <message>`.
+
+    Args:
+        flow_run_id: the run to watch
+        timeout: seconds to wait for a finished state; None waits forever
+        echo: prints one line
+        poll: seconds between polls (default: `watch_poll_interval()`)
+
+    Returns:
+        EXIT_SUCCESS, EXIT_FAILED or EXIT_TIMEOUT.
+    """
+    import logging
+
+    import pendulum
+    from prefect.backend import FlowRunView
+
+    poll = poll or watch_poll_interval()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    run = FlowRunView.from_flow_run_id(flow_run_id)
+    states_seen = 0
+    logs_seen = 0
+    while True:
+        for state in run.states[states_seen:]:
+            echo(f"{state.timestamp} state {type(state).__name__}: {state.message or ''}".rstrip())
+        states_seen = max(states_seen, len(run.states))
+        # All logs so far, oldest first: printing from an index never drops two logs sharing a timestamp.
+        logs = run.get_logs(end_time=pendulum.now("utc").add(seconds=1))
+        for log in logs[logs_seen:]:
+            echo(f"{log.timestamp} {logging.getLevelName(log.level)} {log.message}")
+        logs_seen = max(logs_seen, len(logs))
+        if run.state.is_finished():
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            echo(f"timed out after {timeout:g}s: flow run {flow_run_id} is still {type(run.state).__name__}")
+            return EXIT_TIMEOUT
+        time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
+        run = run.get_latest()
+    name = type(run.state).__name__
+    echo(f"flow run {flow_run_id} finished: {name}")
+    return EXIT_SUCCESS if run.state.is_successful() else EXIT_FAILED
