@@ -1,0 +1,70 @@
+# The one image every service of compose.yaml runs: DAG services, shared agents, the Dask scheduler and
+# workers, the one-shot init, and (for tests and offline work) the Prefect Server emulator.
+#
+#   docker compose build                               # what `docker compose up` does on first use
+#   docker build -t dags-prefect-io .                  # the same image without compose
+#   docker build --build-arg PYTHON_VERSION=3.11 .     # another Python (3.8 is the default)
+#   docker build --build-arg BASE_IMAGE=my/python:3.8 .  # another base (it must have python3 + venv)
+#
+# Offline builds: when the build context holds a wheelhouse (`wheels/`, made by
+# scripts/prepare-offline.sh), dependencies install from it with --no-index; otherwise from the index.
+# No secret goes into any layer or ENV: API keys reach containers at run time through env files.
+ARG PYTHON_VERSION=3.8
+ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim
+FROM ${BASE_IMAGE}
+
+ARG PYTHON_VERSION
+# uid 5678 as in the tutorial; compose can run another uid (DAGS_UID) since nothing needs a passwd entry.
+ARG APP_UID=5678
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    HOME=/home/app \
+    PYTHONPATH=/app
+
+# `python3 -m venv` works both with the official image and with a Debian python3 + python3-venv base
+# (the local base that prepare-offline.sh makes). The venv is owned by root: the app cannot change it.
+# HOME is sticky and world-writable so that a run as another uid (DAGS_UID) still has a home for
+# prefect's and dask's files.
+RUN python3 -m venv "$VIRTUAL_ENV" \
+ && groupadd --gid "$APP_UID" app \
+ && useradd --uid "$APP_UID" --gid "$APP_UID" --no-create-home --home-dir /home/app --shell /usr/sbin/nologin app \
+ && mkdir -p /home/app && chown app:app /home/app && chmod 1777 /home/app
+
+# Dependencies in their own layer, before the code: editing a DAG does not reinstall them.
+# `wheel[s]` is a glob so that the COPY works with or without a wheelhouse (requirements.txt always
+# matches); a wheelhouse's files land next to requirements.txt.
+COPY requirements.txt wheel[s] /tmp/deps/
+RUN set -eu; \
+    if ls /tmp/deps/*.whl >/dev/null 2>&1; then \
+      echo "installing from the wheelhouse (wheels/), no index"; \
+      pip install --no-index --find-links /tmp/deps -r /tmp/deps/requirements.txt \
+      || { echo "ERROR: wheels/ does not hold every pinned package for Python $(python3 -V 2>&1)." \
+                "Fix: run scripts/prepare-offline.sh for this Python (PYTHON_VERSION), or delete wheels/" \
+                "to install from the package index." >&2; exit 1; }; \
+    else \
+      pip install -r /tmp/deps/requirements.txt; \
+    fi; \
+    rm -rf /tmp/deps; \
+    python3 -c "import prefect, distributed; print('prefect', prefect.__version__, 'distributed', distributed.__version__)"
+
+WORKDIR /app
+# Code last, least often changed first. Owned by root and read-only for the app user; runs write only to
+# data/output (mounted from the host by compose) and to HOME/tmp.
+COPY env/defaults.env env/defaults.env
+COPY scripts/ scripts/
+COPY tests/__init__.py tests/__init__.py
+COPY tests/prefect_emulator/ tests/prefect_emulator/
+COPY agents/ agents/
+COPY data/ data/
+COPY dags/ dags/
+RUN mkdir -p data/output && chown app:app data/output
+
+USER ${APP_UID}
+# Agents serve prefect's health endpoint here (GET /api/health), which compose's healthchecks call.
+EXPOSE 8081
+CMD ["python", "-m", "agents", "--help"]
