@@ -161,11 +161,15 @@ def read_weather_csv(path: pathlib.Path) -> Dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ValueError(f"input file {path} is not UTF-8 text, so not a CSV file (byte "
                          f"0x{data[exc.start]:02x} at offset {exc.start}): {fix}") from exc
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records: List[Tuple[int, List[str]]] = []
     try:
-        records = list(csv.reader(io.StringIO(text, newline="")))
+        for record in reader:
+            records.append((reader.line_num, record))  # line_num: a quoted cell may span lines
     except csv.Error as exc:
-        raise ValueError(f"input file {path} is not a valid CSV file ({exc}): {fix}") from exc
-    header = [cell.strip() for cell in records[0]] if records else []
+        raise ValueError(f"input file {path} is not a valid CSV file (line {reader.line_num}: {exc}): "
+                         f"{fix}") from exc
+    header = [cell.strip() for cell in records[0][1]] if records else []
     missing = [c for c in COLUMNS if c not in header]
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if missing or duplicated:
@@ -177,8 +181,7 @@ def read_weather_csv(path: pathlib.Path) -> Dict[str, Any]:
         shown = ",".join(header)
         raise ValueError(f"input file {path} has the wrong header: {'; '.join(problems)} "
                          f"(first line is {shown[:200]!r}): {fix}")
-    # csv.reader counts physical lines itself; data rows start on line 2 (blank lines give empty records)
-    rows = [(number, record) for number, record in enumerate(records[1:], start=2) if record]
+    rows = [(number, record) for number, record in records[1:] if record]  # blank lines are empty records
     if not rows:
         raise ValueError(f"input file {path} has a header but no data rows: {fix}")
     return {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "header": header, "rows": rows}

@@ -1,0 +1,252 @@
+"""The ETL DAG (dags/etl-seattle-weather) run for real with prefect: rejects, aggregates, chart, atomic load."""
+from __future__ import annotations
+
+import calendar
+import csv
+import hashlib
+import json
+import logging
+import resource
+import signal
+import statistics
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+from PIL import Image
+
+from tests.dags.dag_files import ETL_DAG, FIXTURES, WEATHER_CSV, dag_env, load_flow, run_local, task_state
+
+DIRTY = FIXTURES / "dirty-weather.csv"
+# monthly.csv rounds to 2 decimals: half a cent, plus float noise
+ROUNDING = 0.005 + 1e-9
+OUTPUTS = {"monthly.csv", "rejects.csv", "chart.png", "report.md", "report.json"}
+
+# The fixture's bad rows, by line number, with the check each one breaks (worked out by reading the file).
+DIRTY_REJECTS = {
+    4: "precipitation",     # abc
+    6: "date",              # month 13
+    7: "duplicate_date",    # 2013/01/02 again (first on line 3)
+    8: "temp_order",        # min 5.0 above max 3.0
+    9: "weather",           # hail
+    10: "field_count",      # 4 fields
+    12: "precipitation",    # -2.0
+    15: "precipitation",    # empty
+    17: "temp_max",         # nan
+    18: "wind",             # 150 m/s
+}
+# The fixture's good rows: (date, precipitation, temp_max, temp_min, wind, weather), copied from the file.
+DIRTY_ACCEPTED = [
+    ("2013-01-01", 0.0, 5.0, 1.0, 2.0, "sun"),
+    ("2013-01-02", 10.5, 7.5, 2.5, 3.0, "rain"),
+    ("2013-01-04", 1.5, 6.0, -1.0, 4.0, "drizzle"),
+    ("2013-02-01", 2.0, 10.0, 4.0, 5.0, "rain"),
+    ("2013-02-02", 0.0, 12.0, 3.0, 1.0, "sun"),
+    ("2013-02-04", 0.0, 12.5, 3.5, 1.5, "fog"),
+    ("2013-02-07", 0.3, 1.0, -2.0, 6.0, "snow"),
+]
+
+
+def run_flow(input_path: Path, output_dir: Path):
+    """Runs the ETL flow in this process, loaded as script storage loads it."""
+    return load_flow(ETL_DAG).run(parameters={"input_path": str(input_path), "output_dir": str(output_dir)})
+
+
+def snapshot(folder: Path) -> Dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def dirty_run(tmp_path_factory):
+    """One run over the dirty fixture, shared by the tests that read its outputs (keeps the suite quick)."""
+    out = tmp_path_factory.mktemp("etl") / "out"
+    records: List[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[assignment]
+    logger = logging.getLogger("prefect")
+    logger.addHandler(handler)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DAGS_AGENT_NAME", "agent-under-test")
+    try:
+        state = run_flow(DIRTY, out)
+    finally:
+        mp.undo()
+        logger.removeHandler(handler)
+    assert state.is_successful(), state.result
+    return out, [r.getMessage() for r in records]
+
+
+def test_dirty_rows_go_to_rejects_file_with_their_reason(dirty_run):
+    out, _ = dirty_run
+    with (out / "rejects.csv").open(newline="") as fh:
+        rejects = list(csv.DictReader(fh))
+    assert {int(r["line"]): r["code"] for r in rejects} == DIRTY_REJECTS
+    by_line = {int(r["line"]): r for r in rejects}
+    assert "abc" in by_line[4]["reason"] and "not a number" in by_line[4]["reason"]
+    assert "already seen on line 3" in by_line[7]["reason"]
+    assert by_line[10]["reason"] == "expected 6 fields, found 4"
+    assert "hail" in by_line[9]["reason"]
+    assert by_line[18]["raw"] == "2013/02/06,0.3,11.0,6.0,150,sun"
+
+
+def test_log_says_how_many_rows_were_accepted_and_rejected(dirty_run):
+    _, messages = dirty_run
+    assert "validate: 17 rows read, 7 accepted, 10 rejected" in messages
+    assert any(m.startswith("validate: rejected line 8: temp_min 5 is above temp_max 3") for m in messages)
+    assert any(m.startswith("load: 10 rejected rows written to ") for m in messages)
+
+
+def test_monthly_aggregates_match_an_independent_computation(dirty_run):
+    out, _ = dirty_run
+    with (out / "monthly.csv").open(newline="") as fh:
+        monthly = {row["month"]: row for row in csv.DictReader(fh)}
+    assert sorted(monthly) == ["2013-01", "2013-02"]
+    for month in monthly:
+        days = [r for r in DIRTY_ACCEPTED if r[0].startswith(month)]
+        got = monthly[month]
+        assert int(got["days"]) == len(days)
+        assert float(got["precipitation_mm"]) == pytest.approx(sum(d[1] for d in days), abs=ROUNDING)
+        assert int(got["wet_days"]) == len([d for d in days if d[1] > 0])
+        assert float(got["temp_max_mean"]) == pytest.approx(statistics.mean(d[2] for d in days), abs=ROUNDING)
+        assert float(got["temp_min_mean"]) == pytest.approx(statistics.mean(d[3] for d in days), abs=ROUNDING)
+        assert float(got["temp_max_highest"]) == max(d[2] for d in days)
+        assert float(got["temp_min_lowest"]) == min(d[3] for d in days)
+        assert float(got["wind_mean"]) == pytest.approx(statistics.mean(d[4] for d in days), abs=ROUNDING)
+        for kind in ("drizzle", "fog", "rain", "snow", "sun"):
+            assert int(got[f"days_{kind}"]) == len([d for d in days if d[5] == kind]), kind
+    # the numbers above, by hand, so that a shared mistake in the lists cannot hide
+    assert float(monthly["2013-01"]["precipitation_mm"]) == 12.0
+    assert float(monthly["2013-02"]["temp_max_mean"]) == pytest.approx(8.875, abs=ROUNDING)
+
+
+def test_report_records_counts_agent_and_checksums_of_the_files_it_came_with(dirty_run):
+    out, _ = dirty_run
+    report = json.loads((out / "report.json").read_text())
+    assert report["rows"] == {"read": 17, "accepted": 7, "rejected": 10}
+    assert report["agent_name"] == "agent-under-test"
+    assert report["rejected_by_reason"]["precipitation"] == 3
+    assert report["input"]["sha256"] == hashlib.sha256(DIRTY.read_bytes()).hexdigest()
+    for name in ("monthly.csv", "rejects.csv", "chart.png", "report.md"):
+        assert report["files"][name]["sha256"] == hashlib.sha256((out / name).read_bytes()).hexdigest(), name
+    markdown = (out / "report.md").read_text()
+    assert "7 accepted, 10 rejected" in markdown and "agent-under-test" in markdown
+    assert "![monthly precipitation and temperature](chart.png)" in markdown
+    assert {p.name for p in out.iterdir()} == OUTPUTS
+
+
+def test_chart_is_a_valid_png_of_sensible_size(dirty_run):
+    out, _ = dirty_run
+    with Image.open(out / "chart.png") as image:
+        image.verify()
+    with Image.open(out / "chart.png") as image:
+        assert image.format == "PNG"
+        assert 600 <= image.width <= 2000 and 300 <= image.height <= 1200
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 16) or []
+        drawn = {c for _, c in colours}
+        # bars and both temperature lines were drawn, not just an empty frame
+        assert {(120, 160, 220), (200, 40, 30), (240, 150, 30)} <= drawn
+    assert (out / "chart.png").stat().st_size > 2000
+
+
+def test_real_dataset_loads_every_day_of_2012_to_2015(tmp_path):
+    state = run_flow(WEATHER_CSV, tmp_path / "out")
+    assert state.is_successful(), state.result
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["rows"] == {"read": 1461, "accepted": 1461, "rejected": 0}
+    with WEATHER_CSV.open(newline="") as fh:
+        total = sum(float(r["precipitation"]) for r in csv.DictReader(fh))
+    assert report["precipitation_mm_total"] == pytest.approx(total, abs=0.01)
+    assert len(report["monthly"]) == 48
+    for month in report["monthly"]:
+        year, number = map(int, month["month"].split("-"))
+        assert month["days"] == calendar.monthrange(year, number)[1], month["month"]
+    with Image.open(tmp_path / "out" / "chart.png") as image:
+        assert image.size == (1000, 560)
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("missing.csv", None, "does not exist"),
+    ("semicolons.csv", b"date;precipitation;temp_max;temp_min;wind;weather\n2012/01/01;0;1;0;1;sun\n",
+     "has the wrong header: missing column(s) date, precipitation, temp_max, temp_min, wind, weather"),
+    ("no-wind.csv", b"date,precipitation,temp_max,temp_min,weather\n2012/01/01,0,1,0,sun\n",
+     "has the wrong header: missing column(s) wind"),
+    ("garbage.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "is binary, not a CSV text file"),
+    ("latin1.csv", "date,précipitation\n".encode("latin-1"), "is not UTF-8 text"),
+    ("empty.csv", b"", "is empty"),
+    ("header-only.csv", b"date,precipitation,temp_max,temp_min,wind,weather\n", "has a header but no data rows"),
+    ("all-bad.csv", b"date,precipitation,temp_max,temp_min,wind,weather\nx,y,z,w,v,u\n", "has no valid row"),
+])
+def test_malformed_input_fails_with_an_error_naming_the_file_and_the_problem(tmp_path, name, content, expected):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    state = run_flow(path, tmp_path / "out")
+    assert state.is_failed()
+    failed = [s for s in state.result.values() if type(s).__name__ == "Failed"]
+    assert len(failed) == 1, failed
+    message = str(failed[0].result)
+    assert str(path) in message and expected in message, message
+    assert "input_path" in message or "another input_path" in message, "the error says how to fix it"
+    assert not (tmp_path / "out").exists(), "nothing is written when the input is bad"
+
+
+def test_input_path_that_is_a_folder_is_refused(tmp_path):
+    state = run_flow(tmp_path, tmp_path / "out")
+    message = str(task_state(state, "extract").result)
+    assert f"input file {tmp_path} is a folder, not a file" in message
+
+
+def test_run_killed_mid_load_leaves_the_previous_output_intact_and_no_temp_files(tmp_path):
+    """The second run's chart.png write hits a file-size limit (as a full disk would) after monthly.csv and
+    rejects.csv have been written to their temporary files: nothing of it may show in the output folder."""
+    out = tmp_path / "out"
+    first = run_local(ETL_DAG, {"input_path": str(DIRTY), "output_dir": str(out)}, dag_env(tmp_path / "home"))
+    assert first.returncode == 0, first.stdout + first.stderr
+    before = snapshot(out)
+    assert set(before) == OUTPUTS
+    # the full dataset's chart (~12 KB) is over the limit, its monthly.csv (~3 KB) and rejects.csv are not
+    limit = 8192
+    assert len(before["monthly.csv"]) < limit
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so write() fails with EFBIG instead of killing us
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    second = run_local(ETL_DAG, {"input_path": str(WEATHER_CSV), "output_dir": str(out)},
+                       dag_env(tmp_path / "home"), preexec_fn=limit_file_size)
+    log = second.stdout + second.stderr
+    assert second.returncode == 1, log
+    assert f"writing the outputs to {out} failed" in log and "File too large" in log, log
+    assert "the previous outputs are left as they were" in log
+    assert snapshot(out) == before, "a failed load changed the previous outputs"
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS), "temporary files were left behind"
+
+
+def test_folder_in_the_way_of_an_output_fails_before_anything_is_replaced(tmp_path):
+    out = tmp_path / "out"
+    assert run_flow(DIRTY, out).is_successful()
+    (out / "chart.png").unlink()
+    (out / "chart.png").mkdir()
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    state = run_flow(WEATHER_CSV, out)
+    message = str(task_state(state, "load").result)
+    assert f"cannot write {out / 'chart.png'}: a folder of that name is in the way" in message
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
+
+
+def test_unwritable_output_path_gives_a_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    state = run_flow(DIRTY, blocker / "out")
+    message = str(task_state(state, "load").result)
+    assert f"cannot create the output folder {blocker / 'out'}" in message
+    assert "pass a writable folder with the parameter output_dir" in message
+
+
+@pytest.mark.parametrize("value", ["", "   ", 42])
+def test_output_dir_that_is_no_path_is_refused(tmp_path, value):
+    state = load_flow(ETL_DAG).run(parameters={"input_path": str(DIRTY), "output_dir": value})
+    assert state.is_failed()
+    messages = [str(s.result) for s in state.result.values() if type(s).__name__ == "Failed"]
+    assert any("parameter output_dir must be a non-empty path" in m for m in messages), messages
