@@ -1,0 +1,265 @@
+"""Bad requests get a GraphQL error naming the problem (never a traceback, a 500 or a hang), the emulator keeps
+serving; plus the state rules a client relies on, and API-key checks as Prefect Cloud does them."""
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Iterator, List, Tuple
+
+import pytest
+import requests
+from prefect import Client
+from prefect.engine.state import Failed, Running, Submitted, Success
+
+from tests.emulator.conftest import PROJECT
+from tests.emulator.graphql_log import parse_graphql_log
+from tests.emulator.prefect_session import flow_run_rows, register_flow_script, write_flow_script
+from tests.processes import REPO_ROOT, Emulator, prefect_env
+
+MB = 1024 * 1024
+CREATE_PROJECT = "mutation($input: create_project_input!) { create_project(input: $input) { id } }"
+
+
+def body(**fields) -> bytes:
+    return json.dumps(fields).encode()
+
+
+# (raw request body, accepted HTTP statuses, words the error message must contain (case-insensitive))
+BAD_BODIES = [
+    pytest.param(b"{not json", {400}, ["json"], id="malformed-json"),
+    pytest.param(b"", {400}, ["json"], id="empty-body"),
+    pytest.param(b'["a", "list"]', {200, 400}, ["object"], id="json-not-an-object"),
+    pytest.param(body(variables={}), {200, 400}, ["query"], id="no-query"),
+    pytest.param(body(query=5), {200, 400}, ["query"], id="query-not-a-string"),
+    pytest.param(body(query="{ hello }", variables="x=1"), {200, 400}, ["variables"], id="variables-not-an-object"),
+    pytest.param(body(query="query { flow_run { id "), {200}, ["syntax error"], id="invalid-graphql"),
+    pytest.param(body(query="query { no_such_field }"), {200}, ["no_such_field"], id="unknown-root-field"),
+    pytest.param(body(query="query { flow_run { id no_such_column } }"), {200}, ["no_such_column"],
+                 id="unknown-nested-field"),
+    pytest.param(body(query="mutation { no_such_mutation(input: {}) { success } }"), {200},
+                 ["no_such_mutation"], id="unknown-mutation"),
+    pytest.param(body(query="query($x: no_such_type!) { hello }", variables={"x": 1}), {200}, ["no_such_type"],
+                 id="unknown-input-type"),
+    pytest.param(body(query="query A { hello }", operationName="B"), {200}, ["B"], id="unknown-operation-name"),
+    pytest.param(body(query="query A { hello } query B { hello }"), {200}, ["operation"],
+                 id="several-operations-no-name"),
+    pytest.param(body(query=CREATE_PROJECT, variables={"input": {"name": 123}}), {200}, ["$input", "name"],
+                 id="wrong-variable-type-nested"),
+    pytest.param(body(query=CREATE_PROJECT, variables={"input": "my project"}), {200}, ["$input"],
+                 id="wrong-variable-type-scalar-for-object"),
+    pytest.param(body(query=CREATE_PROJECT, variables={}), {200}, ["$input"], id="missing-required-variable"),
+    pytest.param(body(query='query { flow_run(limit: "ten") { id } }'), {200}, ["ten"],
+                 id="wrong-literal-argument-type"),
+]
+
+
+def assert_clean_error(resp: requests.Response, statuses: set, words: List[str]) -> str:
+    """Checks one refused request's answer: status, JSON `{"errors": [{"message": ...}]}`, no traceback."""
+    assert "Traceback" not in resp.text and 'File "' not in resp.text, f"traceback in the answer: {resp.text}"
+    assert resp.status_code in statuses, f"HTTP {resp.status_code} (wanted {statuses}): {resp.text[:500]}"
+    answer = resp.json()
+    errors = answer.get("errors")
+    assert isinstance(errors, list) and errors, f"no errors list: {answer}"
+    assert all(isinstance(e.get("message"), str) and e["message"] for e in errors), answer
+    text = " ".join(e["message"] for e in errors)
+    missing = [w for w in words if w.lower() not in text.lower()]
+    assert not missing, f"error does not name {missing}: {text!r}"
+    return text
+
+
+def assert_still_serving(emu: Emulator) -> None:
+    assert requests.get(emu.url + "/health", timeout=5).status_code == 200
+    answer = emu.graphql("query { hello }")
+    assert "errors" not in answer and answer["data"]["hello"], answer
+    answer = emu.graphql("query Tenants { tenant { id } }")
+    assert "errors" not in answer and len(answer["data"]["tenant"]) >= 1, answer
+
+
+@pytest.mark.parametrize("raw, statuses, words", BAD_BODIES)
+@pytest.mark.parametrize("path", ["/", "/graphql"])
+def test_bad_request_gets_an_error_naming_the_problem(module_emulator: Emulator, module_client: Client,
+                                                      path: str, raw: bytes, statuses: set,
+                                                      words: List[str]) -> None:
+    resp = requests.post(module_emulator.url + path, data=raw, headers={"Content-Type": "application/json"},
+                         timeout=10)
+    assert_clean_error(resp, statuses, words)
+    assert_still_serving(module_emulator)
+
+
+def test_unknown_field_is_logged_as_a_failed_operation_naming_it(module_emulator: Emulator,
+                                                                 module_client: Client) -> None:
+    field = "no_such_field_" + uuid.uuid4().hex[:6]
+    module_emulator.graphql("query LookForIt { %s }" % field)
+    records = [r for r in parse_graphql_log(module_emulator.log()) if field in (r["error"] or "")]
+    assert records, f"no GRAPHQL log line names {field}"
+    assert records[-1]["ok"] is False and records[-1]["operation"] == "LookForIt"
+
+
+def test_body_over_10_mb_is_refused_from_its_content_length(module_emulator: Emulator,
+                                                            module_client: Client) -> None:
+    # only the headers are sent: an emulator that tried to read the body would hang until the timeout
+    conn = http.client.HTTPConnection("127.0.0.1", module_emulator.port, timeout=10)
+    try:
+        conn.putrequest("POST", "/graphql")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(11 * MB))
+        conn.endheaders()
+        resp = conn.getresponse()
+        text = resp.read().decode()
+    finally:
+        conn.close()
+    assert resp.status == 413, f"HTTP {resp.status}: {text[:300]}"
+    message = json.loads(text)["errors"][0]["message"]
+    assert "10" in message and "Traceback" not in text, message
+    assert_still_serving(module_emulator)
+
+
+def test_body_over_10_mb_sent_whole_gets_413_or_a_closed_connection(module_emulator: Emulator,
+                                                                     module_client: Client) -> None:
+    big = body(query="{ hello }", variables={"pad": "x" * (11 * MB)})
+    try:
+        resp = requests.post(module_emulator.url, data=big, headers={"Content-Type": "application/json"},
+                             timeout=30)
+    except requests.ConnectionError:
+        pass  # the emulator answered 413 and closed while the client was still sending: acceptable
+    else:
+        assert_clean_error(resp, {413}, ["10"])
+    assert_still_serving(module_emulator)
+
+
+def test_body_just_under_10_mb_is_accepted(module_emulator: Emulator, module_client: Client) -> None:
+    fits = body(query="{ hello }", variables={"pad": "x" * (9 * MB)})
+    resp = requests.post(module_emulator.url, data=fits, headers={"Content-Type": "application/json"}, timeout=30)
+    assert resp.status_code == 200 and "errors" not in resp.json(), resp.text[:300]
+
+
+# ---- state rules -------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def flow_id(module_client: Client, module_workdir: Path) -> str:
+    script = write_flow_script(module_workdir / "rules.py", "rules", ["rules-" + uuid.uuid4().hex[:8]])
+    return register_flow_script(script, PROJECT)
+
+
+def states_of(client: Client, run_id: str) -> List[Tuple[str, int]]:
+    answer = client.graphql("""query($id: uuid!) {
+        flow_run_by_pk(id: $id) { states(order_by: {version: asc}) { state version } }
+    }""", variables={"id": run_id})
+    return [(s.state, s.version) for s in answer.data.flow_run_by_pk.states]
+
+
+def test_each_state_update_increments_the_run_version(module_client: Client, flow_id: str) -> None:
+    run_id = module_client.create_flow_run(flow_id=flow_id)
+    start = flow_run_rows(module_client, [run_id])[run_id]["version"]
+    seen = [start]
+    for state in (Submitted(message="s"), Running(message="r"), Success(message="ok")):
+        module_client.set_flow_run_state(run_id, state, version=seen[-1])
+        seen.append(flow_run_rows(module_client, [run_id])[run_id]["version"])
+    assert seen == [start, start + 1, start + 2, start + 3]
+    history = states_of(module_client, run_id)
+    assert [s for s, _ in history][-3:] == ["Submitted", "Running", "Success"]
+    assert [v for _, v in history][-3:] == seen[1:]
+
+
+@pytest.mark.parametrize("late_state", [Running(message="late"), Failed(message="late"),
+                                        Submitted(message="late")], ids=lambda s: type(s).__name__)
+def test_finished_run_stays_finished(module_client: Client, flow_id: str, late_state) -> None:
+    run_id = module_client.create_flow_run(flow_id=flow_id)
+    for state in (Submitted(message="s"), Running(message="r"), Success(message="done")):
+        module_client.set_flow_run_state(run_id, state)
+    try:
+        module_client.set_flow_run_state(run_id, late_state)
+    except Exception as exc:  # refusing is as good as ignoring; a traceback in the message is not
+        assert "Traceback" not in str(exc)
+    assert module_client.get_flow_run_state(run_id).is_successful()
+    assert flow_run_rows(module_client, [run_id])[run_id]["state"] == "Success"
+
+
+def test_cancel_cancels_the_run_and_its_unfinished_task_runs_only(module_client: Client, flow_id: str) -> None:
+    run_id = module_client.create_flow_run(flow_id=flow_id)
+    module_client.set_flow_run_state(run_id, Submitted(message="s"))
+    module_client.set_flow_run_state(run_id, Running(message="r"))
+    tasks = module_client.graphql({"query": {'flow_by_pk(id: "%s")' % flow_id: {"tasks": {"id", "slug"}}}})
+    slugs = {t.slug: t.id for t in tasks.data.flow_by_pk.tasks}
+    done = module_client.get_task_run_info(run_id, slugs["greeting"])
+    module_client.set_task_run_state(done.id, Success(message="finished before the cancel"))
+    busy = module_client.get_task_run_info(run_id, slugs["greet-1"])
+    module_client.set_task_run_state(busy.id, Running(message="busy"))
+    waiting = module_client.get_task_run_info(run_id, slugs["shout-1"])  # Pending
+
+    module_client.cancel_flow_run(run_id)
+
+    assert module_client.get_flow_run_state(run_id).is_cancelled()
+    assert module_client.get_task_run_state(done.id).is_successful()
+    assert module_client.get_task_run_state(busy.id).is_cancelled()
+    assert module_client.get_task_run_state(waiting.id).is_cancelled()
+    info = module_client.get_flow_run_info(run_id)
+    assert {t.task_slug: type(t.state).__name__ for t in info.task_runs} == {
+        "greeting": "Success", "greet-1": "Cancelled", "shout-1": "Cancelled"}
+
+
+# ---- API keys ----------------------------------------------------------------------------------------------
+
+API_KEY = "emulator-test-key-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def keyed_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """An emulator started with --api-key API_KEY, holding one tenant (a Cloud key always has one)."""
+    with Emulator(tmp_path_factory.mktemp("keyed"), api_key=API_KEY) as emu:
+        auth = {"Authorization": f"Bearer {API_KEY}"}
+        if not (emu.graphql("query { auth_info { tenant_id } }", headers=auth).get("data") or {}).get("auth_info"):
+            emu.graphql('mutation { create_tenant(input: {name: "keyed", slug: "keyed"}) { id } }', headers=auth)
+        yield emu
+
+
+@pytest.mark.parametrize("headers", [
+    pytest.param({}, id="no-key"),
+    pytest.param({"Authorization": "Bearer wrong-key"}, id="wrong-key"),
+    pytest.param({"Authorization": f"Bearer {API_KEY}x"}, id="right-key-with-extra"),
+    pytest.param({"Authorization": API_KEY}, id="no-bearer-prefix"),
+])
+def test_request_without_the_right_key_is_refused(keyed_emulator: Emulator, headers: dict) -> None:
+    resp = requests.post(keyed_emulator.url, json={"query": "query { tenant { id name } }"}, headers=headers,
+                         timeout=10)
+    text = assert_clean_error(resp, {200, 401}, [])
+    assert any(w in text.lower() for w in ("unauthenticated", "unauthorized", "api key", "authorization")), text
+    assert "data" not in resp.json() or not (resp.json()["data"] or {}).get("tenant"), "data leaked"
+    assert API_KEY not in resp.text, "the answer echoes the real key"
+    assert requests.get(keyed_emulator.url + "/health", timeout=5).status_code == 200
+
+
+def test_request_with_the_right_key_is_answered(keyed_emulator: Emulator) -> None:
+    answer = keyed_emulator.graphql("query { auth_info { tenant_id } tenant { id } }",
+                                    headers={"Authorization": f"Bearer {API_KEY}"})
+    assert "errors" not in answer, answer
+    assert answer["data"]["auth_info"]["tenant_id"] in {t["id"] for t in answer["data"]["tenant"]}
+
+
+def auth_login(emu: Emulator, home: Path, key: str) -> subprocess.CompletedProcess:
+    """Runs `prefect auth login --key KEY` against `emu` with the cloud backend (the key as the CLI takes it)."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = prefect_env(emu.url, home, PREFECT__BACKEND="cloud")
+    return subprocess.run([sys.executable, "-m", "prefect", "auth", "login", "--key", key], env=env,
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_prefect_auth_login_with_the_right_key_succeeds(keyed_emulator: Emulator, tmp_path: Path) -> None:
+    done = auth_login(keyed_emulator, tmp_path / "home", API_KEY)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "Logged in" in output
+    assert API_KEY in (tmp_path / "home" / "auth.toml").read_text()  # prefect saved it for later commands
+
+
+def test_prefect_auth_login_with_a_wrong_key_fails_clearly(keyed_emulator: Emulator, tmp_path: Path) -> None:
+    done = auth_login(keyed_emulator, tmp_path / "home", "not-the-key")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "Traceback" not in output, output
+    assert "Invalid Prefect Cloud API key" in output or "Unauthorized" in output, output
+    assert not (tmp_path / "home" / "auth.toml").exists()

@@ -1,0 +1,63 @@
+"""Prefect Server's zombie killer: a Running run whose heartbeats stop is Failed after --heartbeat-timeout."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.emulator.agents import agent_env, start_local_agent, wait_for_flow_runs
+from tests.emulator.conftest import PROJECT
+from tests.emulator.prefect_session import (create_tenant_and_project, flow_run_rows, prefect_session,
+                                            register_flow_script, write_flow_script)
+from tests.processes import Emulator, prefect_env, stop
+
+HEARTBEAT_TIMEOUT = 3.0
+TASK_QUERY = """query($id: uuid!) {
+  flow_run_by_pk(id: $id) { task_runs { state task { slug } } }
+}"""
+
+
+@pytest.mark.slow
+def test_run_whose_agent_and_flow_process_are_killed_is_failed_with_a_heartbeat_message(tmp_path: Path) -> None:
+    label = "zombie-" + uuid.uuid4().hex[:8]
+    home = tmp_path / "agent-home"
+    home.mkdir()
+    with Emulator(tmp_path, heartbeat_timeout=HEARTBEAT_TIMEOUT) as emu, \
+            prefect_session(emu.url, tmp_path / "home") as client:
+        create_tenant_and_project(client, PROJECT)
+        script = write_flow_script(tmp_path / "sleepy.py", "sleepy", [label], sleep=300)
+        flow_id = register_flow_script(script, PROJECT)
+        # prefect's default heartbeat mode: a `prefect heartbeat flow-run` child process, here every second
+        env = agent_env(prefect_env(emu.url, home), PREFECT__CLOUD__HEARTBEAT_INTERVAL="1")
+        agent = start_local_agent(env, [label], tmp_path / "agent.log")
+        try:
+            run_id = client.create_flow_run(flow_id=flow_id)
+            wait_for_flow_runs(client, [run_id], timeout=120, states={"Running"}, agents=[agent])
+            deadline = time.monotonic() + 60
+            while not any(t.task.slug == "greet-1" and t.state == "Running" for t in
+                          client.graphql(TASK_QUERY, variables={"id": run_id}).data.flow_run_by_pk.task_runs):
+                assert time.monotonic() < deadline, "the sleeping task never reached Running"
+                time.sleep(0.5)
+
+            # control: while heartbeats arrive, the run outlives the timeout twice over
+            time.sleep(2 * HEARTBEAT_TIMEOUT)
+            assert flow_run_rows(client, [run_id])[run_id]["state"] == "Running", \
+                "a run with live heartbeats was failed: the timeout ignores heartbeats"
+
+            os.killpg(agent.pid, signal.SIGKILL)  # agent, flow-run process and heartbeat process alike
+            agent.wait(timeout=10)
+            killed = time.monotonic()
+            wait_for_flow_runs(client, [run_id], timeout=HEARTBEAT_TIMEOUT + 15, states={"Failed"}, poll=0.25)
+            took = time.monotonic() - killed
+        finally:
+            stop(agent)
+
+        state = client.get_flow_run_state(run_id)
+        assert state.is_failed()
+        assert "heartbeat" in (state.message or "").lower(), f"message does not say why: {state.message!r}"
+        # heartbeats stopped at most one interval before the kill, so the failure cannot come much sooner
+        assert took >= HEARTBEAT_TIMEOUT - 1.5, f"failed {took:.1f}s after the kill, before the timeout"
