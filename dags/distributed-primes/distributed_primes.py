@@ -15,8 +15,8 @@ and passed to the tasks as a constant, because on a cluster the tasks run on Das
 environment does not have it.
 
 Parameters (relative paths are taken from the repository root, /app inside the containers):
-    limit        count the primes <= limit           (default 2000000)
-    partitions   how many mapped tasks               (default 8)
+    limit        count the primes <= limit           (default 4000000)
+    partitions   how many mapped tasks               (default 16)
     output_dir   where result.json goes              (default data/output/distributed-primes)
 
 Run it here with `python dags/distributed-primes/distributed_primes.py --local [--param partitions=4]`,
@@ -276,8 +276,9 @@ def summarize(results: List[Dict[str, Any]], limit: Any, output_dir: Any, agent_
 
 executor = choose_executor()
 with Flow(FLOW_NAME, executor=executor, run_config=LocalRun(labels=["dask"])) as flow:
-    limit = Parameter("limit", default=2_000_000)
-    partitions = Parameter("partitions", default=8)
+    limit = Parameter("limit", default=4_000_000)
+    # more partitions than a small cluster has threads, so that every worker of a scaled cluster gets some
+    partitions = Parameter("partitions", default=16)
     output_dir = Parameter("output_dir", default=f"data/output/{FLOW_NAME}")
     counts = count.map(plan(limit, partitions))
     # Constants: evaluated here, in the flow-run process (see the module docstring)
