@@ -8,12 +8,12 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 import pytest
 import requests
 from prefect import Client
-from prefect.engine.state import Failed, Running, Submitted, Success
+from prefect.engine.state import Cancelled, Failed, Running, Submitted, Success
 
 from tests.emulator.conftest import PROJECT
 from tests.emulator.graphql_log import parse_graphql_log
@@ -179,27 +179,62 @@ def test_finished_run_stays_finished(module_client: Client, flow_id: str, late_s
     assert flow_run_rows(module_client, [run_id])[run_id]["state"] == "Success"
 
 
-def test_cancel_cancels_the_run_and_its_unfinished_task_runs_only(module_client: Client, flow_id: str) -> None:
+def task_runs_for(client: Client, run_id: str, flow_id: str) -> Dict[str, str]:
+    """Creates the run's three task runs (get_or_create_task_run_info, as CloudTaskRunner does) and returns
+    {task slug: task run id}."""
+    tasks = client.graphql({"query": {'flow_by_pk(id: "%s")' % flow_id: {"tasks": {"id", "slug"}}}})
+    return {t.slug: client.get_task_run_info(run_id, t.id).id for t in tasks.data.flow_by_pk.tasks}
+
+
+def task_run_states(client: Client, run_id: str) -> Dict[str, str]:
+    return {t.task_slug: type(t.state).__name__ for t in client.get_flow_run_info(run_id).task_runs}
+
+
+def test_cancel_before_running_cancels_the_run_and_its_unfinished_task_runs(module_client: Client,
+                                                                            flow_id: str) -> None:
     run_id = module_client.create_flow_run(flow_id=flow_id)
     module_client.set_flow_run_state(run_id, Submitted(message="s"))
-    module_client.set_flow_run_state(run_id, Running(message="r"))
-    tasks = module_client.graphql({"query": {'flow_by_pk(id: "%s")' % flow_id: {"tasks": {"id", "slug"}}}})
-    slugs = {t.slug: t.id for t in tasks.data.flow_by_pk.tasks}
-    done = module_client.get_task_run_info(run_id, slugs["greeting"])
-    module_client.set_task_run_state(done.id, Success(message="finished before the cancel"))
-    busy = module_client.get_task_run_info(run_id, slugs["greet-1"])
-    module_client.set_task_run_state(busy.id, Running(message="busy"))
-    waiting = module_client.get_task_run_info(run_id, slugs["shout-1"])  # Pending
+    ids = task_runs_for(module_client, run_id, flow_id)
+    module_client.set_task_run_state(ids["greeting"], Success(message="finished before the cancel"))
 
     module_client.cancel_flow_run(run_id)
 
     assert module_client.get_flow_run_state(run_id).is_cancelled()
-    assert module_client.get_task_run_state(done.id).is_successful()
-    assert module_client.get_task_run_state(busy.id).is_cancelled()
-    assert module_client.get_task_run_state(waiting.id).is_cancelled()
-    info = module_client.get_flow_run_info(run_id)
-    assert {t.task_slug: type(t.state).__name__ for t in info.task_runs} == {
+    assert task_run_states(module_client, run_id) == {
         "greeting": "Success", "greet-1": "Cancelled", "shout-1": "Cancelled"}
+
+
+def test_cancel_while_running_ends_cancelled_with_unfinished_task_runs_cancelled(module_client: Client,
+                                                                                 flow_id: str) -> None:
+    run_id = module_client.create_flow_run(flow_id=flow_id)
+    module_client.set_flow_run_state(run_id, Submitted(message="s"))
+    module_client.set_flow_run_state(run_id, Running(message="r"))
+    ids = task_runs_for(module_client, run_id, flow_id)
+    module_client.set_task_run_state(ids["greeting"], Success(message="finished before the cancel"))
+    module_client.set_task_run_state(ids["greet-1"], Running(message="busy"))
+
+    module_client.cancel_flow_run(run_id)
+
+    # Server answers a Running run with Cancelling; its flow runner then sets Cancelled, as done here
+    state = module_client.get_flow_run_state(run_id)
+    assert type(state).__name__ in {"Cancelling", "Cancelled"}, state
+    if not state.is_cancelled():
+        module_client.set_flow_run_state(run_id, Cancelled(message="flow runner saw Cancelling"))
+    assert module_client.get_flow_run_state(run_id).is_cancelled()
+    assert task_run_states(module_client, run_id) == {
+        "greeting": "Success", "greet-1": "Cancelled", "shout-1": "Cancelled"}
+
+
+def test_cancel_of_a_finished_run_changes_nothing(module_client: Client, flow_id: str) -> None:
+    run_id = module_client.create_flow_run(flow_id=flow_id)
+    for state in (Submitted(message="s"), Running(message="r"), Success(message="done")):
+        module_client.set_flow_run_state(run_id, state)
+    version = flow_run_rows(module_client, [run_id])[run_id]["version"]
+
+    module_client.cancel_flow_run(run_id)
+
+    row = flow_run_rows(module_client, [run_id])[run_id]
+    assert (row["state"], row["version"]) == ("Success", version)
 
 
 # ---- API keys ----------------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ class Runs:
 
 def agent_poll(labels: List[str], prefetch_seconds: int = 10) -> Set[str]:
     """The ids a LocalAgent with exactly `labels` gets from one poll (prefect's own agent code)."""
-    agent = LocalAgent(labels=list(labels), no_hostname_label=True)
+    agent = LocalAgent(labels=list(labels), hostname_label=False)
     assert agent.labels == list(labels)
     return agent._get_ready_flow_runs(prefetch_seconds=prefetch_seconds)
 
@@ -118,7 +118,7 @@ def test_agent_gets_run_only_when_its_labels_cover_the_runs(runs: Runs, token: s
 
 def test_agent_metadata_query_returns_the_polled_scheduled_run(runs: Runs, token: str) -> None:
     run_id = runs.create(labels=[token])
-    agent = LocalAgent(labels=[token], no_hostname_label=True)
+    agent = LocalAgent(labels=[token], hostname_label=False)
 
     metadata = agent._get_flow_run_metadata(agent._get_ready_flow_runs())
 

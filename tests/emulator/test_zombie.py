@@ -7,7 +7,9 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
+from prefect import Client
 
 from tests.emulator.agents import agent_env, start_local_agent, wait_for_flow_runs
 from tests.emulator.conftest import PROJECT
@@ -19,6 +21,15 @@ HEARTBEAT_TIMEOUT = 3.0
 TASK_QUERY = """query($id: uuid!) {
   flow_run_by_pk(id: $id) { task_runs { state task { slug } } }
 }"""
+
+
+def wait_for_sleeping_task(client: Client, run_id: str, timeout: float = 60) -> None:
+    """Waits until the flow's sleeping task (`greet-1`) is Running: the flow-run process is mid-task."""
+    deadline = time.monotonic() + timeout
+    while not any(t.task.slug == "greet-1" and t.state == "Running" for t in
+                  client.graphql(TASK_QUERY, variables={"id": run_id}).data.flow_run_by_pk.task_runs):
+        assert time.monotonic() < deadline, "the sleeping task never reached Running"
+        time.sleep(0.5)
 
 
 @pytest.mark.slow
@@ -37,11 +48,7 @@ def test_run_whose_agent_and_flow_process_are_killed_is_failed_with_a_heartbeat_
         try:
             run_id = client.create_flow_run(flow_id=flow_id)
             wait_for_flow_runs(client, [run_id], timeout=120, states={"Running"}, agents=[agent])
-            deadline = time.monotonic() + 60
-            while not any(t.task.slug == "greet-1" and t.state == "Running" for t in
-                          client.graphql(TASK_QUERY, variables={"id": run_id}).data.flow_run_by_pk.task_runs):
-                assert time.monotonic() < deadline, "the sleeping task never reached Running"
-                time.sleep(0.5)
+            wait_for_sleeping_task(client, run_id)
 
             # control: while heartbeats arrive, the run outlives the timeout twice over
             time.sleep(2 * HEARTBEAT_TIMEOUT)
@@ -61,3 +68,53 @@ def test_run_whose_agent_and_flow_process_are_killed_is_failed_with_a_heartbeat_
         assert "heartbeat" in (state.message or "").lower(), f"message does not say why: {state.message!r}"
         # heartbeats stopped at most one interval before the kill, so the failure cannot come much sooner
         assert took >= HEARTBEAT_TIMEOUT - 1.5, f"failed {took:.1f}s after the kill, before the timeout"
+
+
+def flow_run_processes(agent_pid: int) -> list:
+    """Command lines of the agent's `prefect execute flow-run` children still alive."""
+    try:
+        children = psutil.Process(agent_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    found = []
+    for child in children:
+        try:
+            cmdline = " ".join(child.cmdline())
+            if "execute flow-run" in cmdline and child.status() != psutil.STATUS_ZOMBIE:
+                found.append(cmdline)
+        except psutil.Error:
+            pass
+    return found
+
+
+@pytest.mark.slow
+def test_running_run_cancelled_through_the_api_stops_mid_task_and_ends_cancelled(tmp_path: Path) -> None:
+    label = "cancel-" + uuid.uuid4().hex[:8]
+    home = tmp_path / "agent-home"
+    home.mkdir()
+    with Emulator(tmp_path) as emu, prefect_session(emu.url, tmp_path / "home") as client:
+        create_tenant_and_project(client, PROJECT)
+        script = write_flow_script(tmp_path / "sleepy.py", "sleepy", [label], sleep=300)
+        flow_id = register_flow_script(script, PROJECT)
+        # the flow runner looks for Cancelling every second (agent_env), in a heartbeat thread
+        env = agent_env(prefect_env(emu.url, home), PREFECT__CLOUD__HEARTBEAT_MODE="thread")
+        agent = start_local_agent(env, [label], tmp_path / "agent.log")
+        try:
+            run_id = client.create_flow_run(flow_id=flow_id)
+            wait_for_flow_runs(client, [run_id], timeout=120, states={"Running"}, agents=[agent])
+            wait_for_sleeping_task(client, run_id)
+
+            client.cancel_flow_run(run_id)
+
+            wait_for_flow_runs(client, [run_id], timeout=60, states={"Cancelled"}, agents=[agent])
+            # the point of cancelling: the flow-run process stops (prefect's runner reacts to Cancelling;
+            # a run flipped straight to Cancelled would sleep on for minutes)
+            deadline = time.monotonic() + 30
+            while flow_run_processes(agent.pid):
+                assert time.monotonic() < deadline, f"flow run still executing: {flow_run_processes(agent.pid)}"
+                time.sleep(0.5)
+        finally:
+            stop(agent)
+        tasks = {t.task_slug: type(t.state).__name__ for t in client.get_flow_run_info(run_id).task_runs}
+        assert tasks.get("greeting") == "Success" and tasks.get("greet-1") == "Cancelled", tasks
+        assert set(tasks.values()) <= {"Success", "Cancelled"}, f"unfinished task runs left behind: {tasks}"
