@@ -68,6 +68,16 @@ def prepare(dag: Dag) -> Prepared:
     if not dag.ok:
         raise ValueError(f"{dag.name}: " + "; ".join(dag.problems))
     flow = dag.flow
+    # Client.register refuses this, but only after the project exists: check it here, before any write.
+    required = {p.name for p in flow.parameters() if p.required}
+    if flow.schedule is not None and required:
+        clocks = getattr(flow.schedule, "clocks", [])
+        if not all(required <= set(getattr(c, "parameter_defaults", {}) or {}) for c in clocks):
+            raise ValueError(
+                f"{dag.name}: the flow has a schedule but required parameter(s) "
+                f"{', '.join(sorted(required))} have no default: give them defaults, or set them in each "
+                "clock's parameter_defaults"
+            )
     storage = Local(path=str(dag.path), stored_as_script=True, add_default_labels=False)
     storage.add_flow(flow)
     flow.storage = storage
