@@ -1,0 +1,228 @@
+"""Hasura query arguments evaluated in Python: `where` (bool_exp), `order_by`, `distinct_on`, `limit`, `offset`.
+
+graphql-core has already validated the arguments against the generated schema, so the shapes here are known
+good: a bool_exp is a dict of `_and`/`_or`/`_not`, column comparisons and nested relation expressions.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+from typing import Any, Callable, Dict, List, Optional
+
+from . import timestamps
+from .store import Store
+from .tables import TABLES, TIME
+
+
+def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: Optional[dict] = None,
+           order_by: Optional[List[dict]] = None, distinct_on: Optional[List[str]] = None,
+           limit: Optional[int] = None, offset: Optional[int] = None) -> List[dict]:
+    """Applies Hasura's select arguments to `rows` (all rows of `table` when None).
+
+    Args:
+        store: the store (relations in `where` and `order_by` look rows up in it)
+        table: the table the rows belong to
+        rows: candidate rows; defaults to the whole table
+        where: a `<table>_bool_exp` value
+        order_by: a list of `<table>_order_by` values
+        distinct_on: column names; keeps the first row (after ordering) of each distinct combination
+        limit: at most this many rows
+        offset: skip this many rows first
+
+    Returns:
+        the selected rows
+    """
+    if rows is None:
+        rows = store.all(table)
+    if where:
+        rows = [r for r in rows if matches(store, table, r, where)]
+    if order_by:
+        rows = sort(store, table, rows, order_by)
+    if distinct_on:
+        seen = set()
+        unique = []
+        for row in rows:
+            key = json.dumps([row.get(c) for c in distinct_on], sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                unique.append(row)
+        rows = unique
+    if offset:
+        rows = rows[offset:]
+    if limit is not None:
+        rows = rows[:max(limit, 0)]
+    return rows
+
+
+def related(store: Store, table: str, row: dict, name: str) -> Any:
+    """Follows relation `name` of `row`: the related row (object relation) or rows (array relation)."""
+    spec = TABLES[table]
+    if name in spec.objects:
+        rel = spec.objects[name]
+        value = row.get(rel.local)
+        if rel.remote == "id":
+            return store.get(rel.table, value)
+        found = store.find(rel.table, rel.remote, value)
+        return found[0] if found else None
+    rel = spec.arrays[name]
+    return store.find(rel.table, rel.remote, row.get(rel.local))
+
+
+def matches(store: Store, table: str, row: dict, where: dict) -> bool:
+    """True when `row` satisfies the bool_exp `where` (an empty expression matches everything)."""
+    spec = TABLES[table]
+    for key, cond in where.items():
+        if cond is None:
+            # Hasura (as Prefect Server runs it) ignores null filters
+            continue
+        if key == "_and":
+            if not all(matches(store, table, row, c) for c in cond):
+                return False
+        elif key == "_or":
+            if not any(matches(store, table, row, c) for c in cond):
+                return False
+        elif key == "_not":
+            if matches(store, table, row, cond):
+                return False
+        elif key in spec.columns:
+            if not compare(spec.columns[key], row.get(key), cond):
+                return False
+        elif key in spec.objects:
+            other = related(store, table, row, key)
+            if other is None or not matches(store, spec.objects[key].table, other, cond):
+                return False
+        elif key in spec.arrays:
+            target = spec.arrays[key].table
+            if not any(matches(store, target, r, cond) for r in related(store, table, row, key)):
+                return False
+        else:  # unreachable after schema validation; kept so a schema/table mismatch is loud
+            raise ValueError(f"unknown filter field {key!r} on table {table!r}")
+    return True
+
+
+def _comparable(kind: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind == TIME:
+        return timestamps.parse(value)
+    return value
+
+
+def _like(pattern: str, flags: int = 0) -> "re.Pattern":
+    regex = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern)
+    return re.compile(f"^{regex}$", flags | re.DOTALL)
+
+
+def _contains(container: Any, item: Any) -> bool:
+    """Postgres jsonb @>: objects contain sub-objects, arrays contain every element of the other array."""
+    if isinstance(container, dict) and isinstance(item, dict):
+        return all(k in container and _contains(container[k], v) for k, v in item.items())
+    if isinstance(container, list):
+        items = item if isinstance(item, list) else [item]
+        return all(any(_contains(c, i) for c in container) for i in items)
+    return container == item
+
+
+def compare(kind: str, value: Any, cond: Dict[str, Any]) -> bool:
+    """Evaluates one column's comparison expression (`{_eq: 1, _lt: 3}`) against the stored value."""
+    left = _comparable(kind, value)
+    for op, arg in cond.items():
+        if op == "_is_null":
+            if arg is not None and (value is None) != bool(arg):
+                return False
+            continue
+        if arg is None:
+            continue  # null comparison arguments are ignored, as Hasura does
+        if op in ("_in", "_nin"):
+            values = [_comparable(kind, a) for a in arg]
+            if (left in values) != (op == "_in"):
+                return False
+            continue
+        if op in ("_has_key", "_has_keys_any", "_has_keys_all"):
+            if not isinstance(value, dict):
+                return False
+            keys = [arg] if op == "_has_key" else arg
+            test: Callable = all if op != "_has_keys_any" else any
+            if not test(k in value for k in keys):
+                return False
+            continue
+        if op == "_contains":
+            if not _contains(value, arg):
+                return False
+            continue
+        if op == "_contained_in":
+            if not _contains(arg, value):
+                return False
+            continue
+        right = _comparable(kind, arg)
+        if op == "_eq":
+            ok = left == right
+        elif op == "_neq":
+            ok = left != right
+        elif op in ("_like", "_nlike", "_ilike", "_nilike", "_similar", "_nsimilar"):
+            if not isinstance(left, str):
+                return False
+            flags = re.IGNORECASE if "ilike" in op else 0
+            ok = bool(_like(right, flags).match(left))
+            if op.startswith("_n"):
+                ok = not ok
+        else:
+            if left is None:
+                return False
+            try:
+                ok = {"_gt": left > right, "_gte": left >= right, "_lt": left < right,
+                      "_lte": left <= right}[op]
+            except TypeError:
+                return False
+        if not ok:
+            return False
+    return True
+
+
+def sort(store: Store, table: str, rows: List[dict], order_by: List[dict]) -> List[dict]:
+    """Sorts rows by a list of `<table>_order_by` values; nulls last ascending, first descending (Postgres)."""
+    keys = []  # (getter, kind, direction)
+    for clause in order_by:
+        _collect_keys(store, table, clause, lambda r: r, keys)
+
+    def cmp(a: dict, b: dict) -> int:
+        for getter, kind, direction in keys:
+            va, vb = _comparable(kind, getter(a)), _comparable(kind, getter(b))
+            desc = direction.startswith("desc")
+            nulls_first = "nulls_first" in direction or (desc and "nulls_last" not in direction)
+            if va is None and vb is None:
+                continue
+            if va is None or vb is None:
+                return (-1 if nulls_first else 1) * (1 if va is None else -1)
+            if isinstance(va, (dict, list)) or isinstance(vb, (dict, list)):
+                va, vb = json.dumps(va, sort_keys=True), json.dumps(vb, sort_keys=True)
+            if va == vb:
+                continue
+            try:
+                result = -1 if va < vb else 1
+            except TypeError:
+                result = -1 if str(va) < str(vb) else 1
+            return -result if desc else result
+        return 0
+
+    return sorted(rows, key=functools.cmp_to_key(cmp))
+
+
+def _collect_keys(store: Store, table: str, clause: dict, base: Callable, keys: list) -> None:
+    spec = TABLES[table]
+    for field, direction in clause.items():
+        if direction is None:
+            continue
+        if field in spec.columns:
+            keys.append((lambda r, f=field: (base(r) or {}).get(f), spec.columns[field], direction))
+        elif field in spec.objects:
+            target = spec.objects[field].table
+            getter = (lambda r, f=field: None if base(r) is None else related(store, table, base(r), f))
+            _collect_keys(store, target, direction, getter, keys)
+        elif field.endswith("_aggregate") and field[: -len("_aggregate")] in spec.arrays:
+            rel_name = field[: -len("_aggregate")]
+            count = direction.get("count")
+            if count:
+                keys.append((lambda r, n=rel_name: len(related(store, table, base(r), n)) if base(r) else 0,
+                             "Int", count))

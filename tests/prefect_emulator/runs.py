@@ -1,0 +1,240 @@
+"""Flow runs and task runs: creating them, the agents' work queue, heartbeats, names and labels.
+
+Labels of a new run follow Prefect Server 1.4.1: the `labels` given to create_flow_run, else the run_config
+given to it, else the flow group's labels when set (not null), else the flow group's run_config, else the
+flow's run_config labels, else its environment labels. The queue (get_runs_in_queue) hands a run only to an
+agent whose labels include all of the run's labels, and a run without labels only to agents without labels.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Dict, List
+
+from prefect.engine.state import Pending, Scheduled
+
+from . import filters
+from .context import RequestContext
+from .errors import ApiError
+from .states import SCHEDULED_STATES, write_flow_run_state, write_task_run_state
+from .tenancy import require
+from .timestamps import now, parse
+
+QUEUE_LIMIT = 25  # Server's queued_runs_returned_limit
+
+_ADJECTIVES = ["amber", "brisk", "calm", "daring", "eager", "fuzzy", "gentle", "hasty", "icy", "jolly",
+               "keen", "lively", "mellow", "nimble", "olive", "proud", "quiet", "rapid", "sturdy", "tidy"]
+_ANIMALS = ["otter", "heron", "lynx", "marten", "ibis", "gecko", "tapir", "finch", "bison", "koala",
+            "panda", "quail", "raven", "sloth", "toucan", "walrus", "yak", "zebra", "okapi", "puffin"]
+
+
+def _run_name() -> str:
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_ANIMALS)}"
+
+
+def _run_labels(input: dict, flow: dict, group: dict) -> List[str]:
+    if input.get("labels") is not None:
+        labels = input["labels"]
+    elif input.get("run_config") is not None:
+        labels = input["run_config"].get("labels") or []
+    elif group.get("labels") is not None:
+        labels = group["labels"]
+    elif group.get("run_config") is not None:
+        labels = group["run_config"].get("labels") or []
+    elif flow.get("run_config") is not None:
+        labels = flow["run_config"].get("labels") or []
+    elif flow.get("environment") is not None:
+        labels = flow["environment"].get("labels") or []
+    else:
+        labels = []
+    return sorted(set(labels))
+
+
+def create_flow_run(ctx: RequestContext, input: dict) -> dict:
+    store = ctx.store
+    if input.get("flow_id"):
+        flow = require(ctx, "flow", input["flow_id"], "flow")
+    elif input.get("version_group_id"):
+        live = [f for f in store.find("flow", "version_group_id", input["version_group_id"]) if not f["archived"]]
+        if not live:
+            raise ApiError(f"Version group {input['version_group_id']} has no unarchived flows.")
+        flow = max(live, key=lambda f: f["version"] or 0)
+    else:
+        raise ApiError("One of flow_id or version_group_id must be provided.")
+    if flow["archived"]:
+        raise ApiError(f"Flow {flow['id']} is archived: run the newest version of its flow group "
+                       f"(version_group_id {flow['version_group_id']}).")
+    key = input.get("idempotency_key")
+    if key:
+        for run in store.find("flow_run", "flow_id", flow["id"]):
+            if run["idempotency_key"] == key:
+                return {"id": run["id"]}
+    for field in ("parameters", "context", "run_config"):
+        if input.get(field) is not None and not isinstance(input[field], dict):
+            raise ApiError(f"Invalid {field}: expected a JSON object, got {input[field]!r:.100}")
+
+    group = store.get("flow_group", flow["flow_group_id"]) or {}
+    parameters = {p["name"]: p.get("default") for p in flow["parameters"] or [] if p.get("default")}
+    parameters.update(group.get("default_parameters") or {})
+    parameters.update(input.get("parameters") or {})
+    missing = sorted(p["name"] for p in flow["parameters"] or [] if p.get("required") and p["name"] not in parameters)
+    if missing:
+        raise ApiError(f"Required parameters were not supplied: {missing}")
+    run_config = input.get("run_config")
+    if run_config is None:
+        run_config = group.get("run_config") if group.get("run_config") is not None else flow["run_config"]
+    start = input.get("scheduled_start_time") or now()
+
+    run = store.insert("flow_run", {
+        "tenant_id": flow["tenant_id"], "flow_id": flow["id"], "labels": _run_labels(input, flow, group),
+        "parameters": parameters, "run_config": run_config, "context": input.get("context") or {},
+        "scheduled_start_time": start, "name": input.get("flow_run_name") or _run_name(),
+        "idempotency_key": key, "auto_scheduled": False, "times_resurrected": 0, "version": 0,
+    })
+    # Server's insert trigger: one Pending task run (map_index -1) per task of the flow
+    for task in store.find("task", "flow_id", flow["id"]):
+        task_run = store.insert("task_run", {
+            "tenant_id": flow["tenant_id"], "flow_run_id": run["id"], "task_id": task["id"], "map_index": -1,
+            "cache_key": task["cache_key"], "version": 0,
+        })
+        write_task_run_state(ctx, task_run, Pending("Task run created"))
+    write_flow_run_state(ctx, run, Scheduled("Flow run scheduled.", start_time=parse(start)))
+    return {"id": run["id"]}
+
+
+def get_runs_in_queue(ctx: RequestContext, input: dict) -> dict:
+    store = ctx.store
+    require(ctx, "tenant", input["tenant_id"], "tenant")
+    before = parse(input.get("before") or now())
+    agent_labels = set(input.get("labels") or [])
+
+    def ready(state: Any, start: Any) -> bool:
+        return state in SCHEDULED_STATES and start is not None and parse(start) <= before
+
+    candidates = []
+    for run in store.all("flow_run"):
+        if run["tenant_id"] != input["tenant_id"]:
+            continue
+        if ready(run["state"], run["state_start_time"]):
+            candidates.append(run)
+        elif run["state"] == "Running" and any(
+                ready(t["state"], t["state_start_time"]) for t in store.find("task_run", "flow_run_id", run["id"])):
+            candidates.append(run)
+    candidates = filters.sort(store, "flow_run", candidates, [{"state_start_time": "asc"}])
+    chosen = []
+    for run in candidates:
+        run_labels = set(run["labels"] or [])
+        if run_labels - agent_labels:
+            continue  # the agent lacks one of the run's labels
+        if not run_labels and agent_labels:
+            continue  # unlabelled runs go only to unlabelled agents
+        chosen.append(run["id"])
+        if len(chosen) == QUEUE_LIMIT:
+            break
+    if input.get("agent_id") and store.get("agent", input["agent_id"]):
+        store.update("agent", input["agent_id"], last_queried=now())
+    return {"flow_run_ids": chosen}
+
+
+def _task_run_for(ctx: RequestContext, input: dict) -> dict:
+    store = ctx.store
+    run = require(ctx, "flow_run", input["flow_run_id"], "flow run")
+    task = require(ctx, "task", input["task_id"], "task")
+    map_index = -1 if input.get("map_index") is None else input["map_index"]
+    for task_run in store.find("task_run", "flow_run_id", run["id"]):
+        if task_run["task_id"] == task["id"] and task_run["map_index"] == map_index:
+            return task_run
+    task_run = store.insert("task_run", {
+        "tenant_id": run["tenant_id"], "flow_run_id": run["id"], "task_id": task["id"], "map_index": map_index,
+        "cache_key": task["cache_key"], "version": 0,
+    })
+    return write_task_run_state(ctx, task_run, Pending("Task run created"))
+
+
+def _task_run_info(task_run: dict) -> dict:
+    return {"id": task_run["id"], "version": task_run["version"], "state": task_run["state"],
+            "serialized_state": task_run["serialized_state"]}
+
+
+def get_or_create_task_run(ctx: RequestContext, input: dict) -> dict:
+    return {"id": _task_run_for(ctx, input)["id"]}
+
+
+def get_or_create_task_run_info(ctx: RequestContext, input: dict) -> dict:
+    return _task_run_info(_task_run_for(ctx, input))
+
+
+def get_task_run_info(ctx: RequestContext, task_run_id: str) -> dict:
+    return _task_run_info(require(ctx, "task_run", task_run_id, "task run"))
+
+
+def mapped_children(ctx: RequestContext, task_run_id: str) -> dict:
+    parent = require(ctx, "task_run", task_run_id, "task run")
+    children = [t for t in ctx.store.find("task_run", "flow_run_id", parent["flow_run_id"])
+                if t["task_id"] == parent["task_id"] and (t["map_index"] or 0) >= 0]
+    counts: Dict[str, int] = {}
+    for child in children:
+        counts[child["state"]] = counts.get(child["state"], 0) + 1
+    starts = [c["start_time"] for c in children if c["start_time"]]
+    ends = [c["end_time"] for c in children if c["end_time"]]
+    return {"min_start_time": min(starts) if starts else None, "max_end_time": max(ends) if ends else None,
+            "state_counts": counts}
+
+
+def _heartbeat(table: str, field: str, what: str) -> Callable:
+    def resolve(ctx: RequestContext, input: dict) -> dict:
+        require(ctx, table, input[field], what)
+        ctx.store.update(table, input[field], heartbeat=now())
+        return {"success": True, "error": None}
+    return resolve
+
+
+def _rename(table: str, field: str, what: str) -> Callable:
+    def resolve(ctx: RequestContext, input: dict) -> dict:
+        require(ctx, table, input[field], what)
+        if not input["name"].strip():
+            raise ApiError(f"Invalid name for {what} {input[field]}: it must not be empty.")
+        ctx.store.update(table, input[field], name=input["name"])
+        return {"success": True, "error": None}
+    return resolve
+
+
+def set_flow_run_labels(ctx: RequestContext, input: dict) -> dict:
+    require(ctx, "flow_run", input["flow_run_id"], "flow run")
+    ctx.store.update("flow_run", input["flow_run_id"], labels=sorted(set(input["labels"])))
+    return {"success": True, "error": None}
+
+
+def delete_flow_run_rows(ctx: RequestContext, flow_run_id: str) -> None:
+    """Deletes a flow run with its states, task runs (and their states) and logs."""
+    store = ctx.store
+    for task_run in store.find("task_run", "flow_run_id", flow_run_id):
+        for table in ("task_run_state", "task_run_artifact"):
+            for row in store.find(table, "task_run_id", task_run["id"]):
+                store.delete(table, row["id"])
+        store.delete("task_run", task_run["id"])
+    for table in ("flow_run_state", "log"):
+        for row in store.find(table, "flow_run_id", flow_run_id):
+            store.delete(table, row["id"])
+    store.delete("flow_run", flow_run_id)
+
+
+def delete_flow_run(ctx: RequestContext, input: dict) -> dict:
+    require(ctx, "flow_run", input["flow_run_id"], "flow run")
+    delete_flow_run_rows(ctx, input["flow_run_id"])
+    return {"success": True, "error": None}
+
+
+RESOLVERS: Dict[str, Callable] = {
+    "create_flow_run": create_flow_run,
+    "get_runs_in_queue": get_runs_in_queue,
+    "get_or_create_task_run": get_or_create_task_run,
+    "get_or_create_task_run_info": get_or_create_task_run_info,
+    "get_task_run_info": get_task_run_info,
+    "mapped_children": mapped_children,
+    "update_flow_run_heartbeat": _heartbeat("flow_run", "flow_run_id", "flow run"),
+    "update_task_run_heartbeat": _heartbeat("task_run", "task_run_id", "task run"),
+    "set_flow_run_name": _rename("flow_run", "flow_run_id", "flow run"),
+    "set_task_run_name": _rename("task_run", "task_run_id", "task run"),
+    "set_flow_run_labels": set_flow_run_labels,
+    "delete_flow_run": delete_flow_run,
+}

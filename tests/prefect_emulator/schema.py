@@ -1,0 +1,250 @@
+"""The emulator's executable GraphQL schema: Hasura-style table queries generated from tables.py, plus
+Prefect Server's own mutations (prefect_sdl.py) bound to the resolvers in the api modules.
+
+Generating the Hasura half the way Hasura does (`T`, `T_by_pk`, `T_aggregate`, `T_bool_exp`, `T_order_by`,
+`T_select_column`, `<type>_comparison_exp`) lets graphql-core validate every query the client builds
+(aliases, variables, fragments, inline literal arguments) and name any unknown field in its error.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Callable, Dict, List
+
+from graphql import GraphQLSchema, build_schema
+from graphql.language import ast as gast
+from graphql.utilities import value_from_ast_untyped
+
+from . import agents, filters, logs, registry, runs, states, tenancy
+from .prefect_sdl import PREFECT_SDL
+from .tables import BOOL, INT, INTERVAL, JSONB, TABLES, TEXT, TIME, UUID
+from .timestamps import normalize
+
+_COMMON_OPS = {"_eq": "{t}", "_neq": "{t}", "_in": "[{t}!]", "_nin": "[{t}!]", "_gt": "{t}", "_gte": "{t}",
+               "_lt": "{t}", "_lte": "{t}", "_is_null": "Boolean"}
+_EXTRA_OPS = {
+    TEXT: {"_like": "String", "_nlike": "String", "_ilike": "String", "_nilike": "String",
+           "_similar": "String", "_nsimilar": "String"},
+    JSONB: {"_contains": "jsonb", "_contained_in": "jsonb", "_has_key": "String", "_has_keys_all": "[String!]",
+            "_has_keys_any": "[String!]"},
+}
+_ORDERABLE = (INT, TEXT, TIME, UUID, INTERVAL)
+
+
+def _select_args(table: str) -> str:
+    return (f"where: {table}_bool_exp, order_by: [{table}_order_by!], limit: Int, offset: Int, "
+            f"distinct_on: [{table}_select_column!]")
+
+
+def hasura_sdl() -> str:
+    """Builds the SDL of the Hasura part: scalars, comparison inputs and, per table, its types and roots."""
+    out: List[str] = [
+        "scalar uuid", "scalar timestamptz", "scalar jsonb", "scalar interval",
+        "enum order_by { asc asc_nulls_first asc_nulls_last desc desc_nulls_first desc_nulls_last }",
+    ]
+    for kind in (UUID, TEXT, INT, BOOL, TIME, JSONB, INTERVAL):
+        ops = {op: t.format(t=kind) for op, t in _COMMON_OPS.items()}
+        ops.update(_EXTRA_OPS.get(kind, {}))
+        out.append(f"input {kind}_comparison_exp {{ " + " ".join(f"{k}: {v}" for k, v in ops.items()) + " }")
+    roots = []
+    for name, spec in TABLES.items():
+        fields = [f"{c}: {t}" for c, t in spec.columns.items()]
+        fields += [f"{r}: {rel.table}" for r, rel in spec.objects.items()]
+        for r, rel in spec.arrays.items():
+            fields.append(f"{r}({_select_args(rel.table)}): [{rel.table}!]!")
+            fields.append(f"{r}_aggregate({_select_args(rel.table)}): {rel.table}_aggregate!")
+        out.append(f"type {name} {{ " + " ".join(fields) + " }")
+
+        exp = [f"_and: [{name}_bool_exp!]", f"_or: [{name}_bool_exp!]", f"_not: {name}_bool_exp"]
+        exp += [f"{c}: {t}_comparison_exp" for c, t in spec.columns.items()]
+        exp += [f"{r}: {rel.table}_bool_exp" for r, rel in {**spec.objects, **spec.arrays}.items()]
+        out.append(f"input {name}_bool_exp {{ " + " ".join(exp) + " }")
+
+        order = [f"{c}: order_by" for c in spec.columns]
+        order += [f"{r}: {rel.table}_order_by" for r, rel in spec.objects.items()]
+        order += [f"{r}_aggregate: {rel.table}_aggregate_order_by" for r, rel in spec.arrays.items()]
+        out.append(f"input {name}_order_by {{ " + " ".join(order) + " }")
+        out.append(f"input {name}_aggregate_order_by {{ count: order_by }}")
+        out.append(f"enum {name}_select_column {{ " + " ".join(spec.columns) + " }")
+
+        minmax = [f"{c}: {t}" for c, t in spec.columns.items() if t in _ORDERABLE]
+        out.append(f"type {name}_min_fields {{ " + " ".join(minmax) + " }")
+        out.append(f"type {name}_max_fields {{ " + " ".join(minmax) + " }")
+        out.append(f"type {name}_aggregate_fields {{ count(columns: [{name}_select_column!], distinct: Boolean): Int "
+                   f"min: {name}_min_fields max: {name}_max_fields }}")
+        out.append(f"type {name}_aggregate {{ aggregate: {name}_aggregate_fields nodes: [{name}!]! }}")
+
+        roots.append(f"{name}({_select_args(name)}): [{name}!]!")
+        roots.append(f"{name}_by_pk(id: uuid!): {name}")
+        roots.append(f"{name}_aggregate({_select_args(name)}): {name}_aggregate!")
+    out.append("type Query { " + " ".join(roots) + " }")
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------------------------ scalars
+def _parse_uuid(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a UUID string, got {value!r}")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValueError(f"invalid UUID {value!r}: expected e.g. 6f1c2a4e-9e4b-4f5e-8a1d-2b3c4d5e6f70")
+
+
+def _parse_time(value: Any) -> str:
+    return normalize(value)
+
+
+def _parse_json(value: Any) -> Any:
+    return value
+
+
+def _literal(parse: Callable[[Any], Any]) -> Callable:
+    def parse_literal(node: gast.ValueNode, variables: Dict[str, Any] = None) -> Any:
+        return parse(value_from_ast_untyped(node, variables))
+    return parse_literal
+
+
+def _parse_interval(value: Any) -> Any:
+    if isinstance(value, (str, int, float)):
+        return value
+    raise ValueError(f"expected an interval such as '0:00:05' or a number of seconds, got {value!r}")
+
+
+def _serialize_json(value: Any) -> Any:
+    if isinstance(value, str):
+        # Hasura returns jsonb as JSON values; a row written with a JSON string is decoded on the way out
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+_SCALARS = {
+    "uuid": (_parse_uuid, str), "UUID": (_parse_uuid, str),
+    "timestamptz": (_parse_time, str), "DateTime": (_parse_time, str),
+    "jsonb": (_parse_json, lambda v: v), "JSON": (_parse_json, lambda v: v),
+    "interval": (_parse_interval, lambda v: v),
+}
+
+
+# -------------------------------------------------------------------------------------------- resolvers
+def _root_select(table: str) -> Callable:
+    def resolve(_root: Any, info: Any, where: dict = None, order_by: list = None, limit: int = None,
+                offset: int = None, distinct_on: list = None) -> List[dict]:
+        return filters.select(info.context.store, table, where=where, order_by=order_by,
+                              distinct_on=distinct_on, limit=limit, offset=offset)
+    return resolve
+
+
+def _root_by_pk(table: str) -> Callable:
+    def resolve(_root: Any, info: Any, id: str) -> Any:
+        return info.context.store.get(table, id)
+    return resolve
+
+
+def _aggregate(rows: List[dict]) -> dict:
+    return {"aggregate": {"__rows": rows}, "nodes": rows}
+
+
+def _root_aggregate(table: str) -> Callable:
+    select = _root_select(table)
+
+    def resolve(root: Any, info: Any, **kwargs: Any) -> dict:
+        return _aggregate(select(root, info, **kwargs))
+    return resolve
+
+
+def _array(table: str, name: str) -> Callable:
+    target = TABLES[table].arrays[name].table
+
+    def resolve(row: dict, info: Any, where: dict = None, order_by: list = None, limit: int = None,
+                offset: int = None, distinct_on: list = None) -> List[dict]:
+        store = info.context.store
+        rows = filters.related(store, table, row, name)
+        return filters.select(store, target, rows=rows, where=where, order_by=order_by,
+                              distinct_on=distinct_on, limit=limit, offset=offset)
+    return resolve
+
+
+def _array_aggregate(table: str, name: str) -> Callable:
+    select = _array(table, name)
+
+    def resolve(row: dict, info: Any, **kwargs: Any) -> dict:
+        return _aggregate(select(row, info, **kwargs))
+    return resolve
+
+
+def _object(table: str, name: str) -> Callable:
+    def resolve(row: dict, info: Any) -> Any:
+        return filters.related(info.context.store, table, row, name)
+    return resolve
+
+
+def _count(agg: dict, info: Any, columns: list = None, distinct: bool = None) -> int:
+    rows = agg["__rows"]
+    if columns:
+        rows = [r for r in rows if all(r.get(c) is not None for c in columns)]
+        if distinct:
+            return len({json.dumps([r.get(c) for c in columns], default=str) for r in rows})
+    return len(rows)
+
+
+def _extreme(pick: Callable) -> Callable:
+    def resolve(agg: dict, info: Any) -> dict:
+        rows = agg["__rows"]
+        out = {}
+        for field in info.return_type.fields:
+            values = [r.get(field) for r in rows if r.get(field) is not None]
+            out[field] = pick(values) if values else None
+        return out
+    return resolve
+
+
+def build() -> GraphQLSchema:
+    """Returns the executable schema: SDL generated and parsed, scalars and resolvers attached."""
+    schema = build_schema(hasura_sdl() + "\n" + PREFECT_SDL)
+    for name, (parse, serialize) in _SCALARS.items():
+        scalar = schema.type_map[name]
+        scalar.parse_value = parse  # type: ignore[assignment]
+        scalar.parse_literal = _literal(parse)  # type: ignore[assignment]
+        scalar.serialize = _serialize_json if name in ("jsonb", "JSON") else serialize  # type: ignore
+
+    query = schema.query_type.fields
+    for table, spec in TABLES.items():
+        query[table].resolve = _root_select(table)
+        query[f"{table}_by_pk"].resolve = _root_by_pk(table)
+        query[f"{table}_aggregate"].resolve = _root_aggregate(table)
+        obj = schema.type_map[table].fields
+        for rel in spec.objects:
+            obj[rel].resolve = _object(table, rel)
+        for rel in spec.arrays:
+            obj[rel].resolve = _array(table, rel)
+            obj[f"{rel}_aggregate"].resolve = _array_aggregate(table, rel)
+        agg = schema.type_map[f"{table}_aggregate_fields"].fields
+        agg["count"].resolve = _count
+        agg["min"].resolve = _extreme(min)
+        agg["max"].resolve = _extreme(max)
+
+    resolvers: Dict[str, Callable] = {}
+    for module in (tenancy, registry, runs, states, logs, agents):
+        resolvers.update(module.RESOLVERS)
+    mutation = schema.mutation_type.fields
+    for name, field in list(mutation.items()) + [(n, query[n]) for n in _PREFECT_QUERIES]:
+        if name not in resolvers:
+            raise RuntimeError(f"no resolver for {name}")  # a schema/resolver mismatch is a bug: fail at start
+        field.resolve = _with_input(resolvers[name])
+    return schema
+
+
+_PREFECT_QUERIES = ("hello", "api", "reference_data", "auth_info", "mapped_children", "get_task_run_info")
+
+
+def _with_input(fn: Callable) -> Callable:
+    """Adapts `fn(ctx, **args)` to graphql-core's `resolve(root, info, **args)`; mutations run in one transaction."""
+    def resolve(_root: Any, info: Any, **kwargs: Any) -> Any:
+        ctx = info.context
+        with ctx.store.transaction():
+            return fn(ctx, **kwargs)
+    return resolve

@@ -1,0 +1,298 @@
+"""The HTTP side: GraphQL over `POST /` and `POST /graphql`, `GET /health`, API-key checks, one log line per
+operation, and the zombie-killer thread.
+
+Answers follow Hasura/Apollo as Prefect Server runs them: GraphQL errors (syntax, validation, refusals)
+come with HTTP 200 and `{"errors": [...]}`; an unparseable JSON body gets 400, a body over 10 MB gets 413,
+both with the same `{"errors": [{"message": ...}]}` shape. No answer ever carries a traceback.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import sys
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, List, Optional, Tuple
+
+from graphql import GraphQLError, GraphQLSchema, execute, parse, validate
+from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode
+from graphql.utilities import get_operation_ast
+
+from .context import RequestContext
+from .states import kill_zombies
+from .store import Store
+
+MAX_BODY = 10 * 1024 * 1024
+_DISCARD_LIMIT = 64 * 1024 * 1024  # read (and drop) at most this much of a too-big body before answering
+
+
+def log(line: str) -> None:
+    """Writes one line to stderr at once (handler threads log concurrently)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+class Emulator:
+    """Everything one emulator process serves: the schema, the store and the settings.
+
+    Args:
+        schema: the executable schema from schema.build()
+        store: the tables
+        api_key: when set, every GraphQL request must carry `Authorization: Bearer <api_key>`
+        heartbeat_timeout: seconds without heartbeat after which a Running flow run is marked Failed
+    """
+
+    def __init__(self, schema: GraphQLSchema, store: Store, api_key: Optional[str] = None,
+                 heartbeat_timeout: float = 60.0) -> None:
+        self.schema = schema
+        self.store = store
+        self.api_key = api_key or None
+        self.heartbeat_timeout = heartbeat_timeout
+        self._stop = threading.Event()
+
+    # --------------------------------------------------------------------------------------- GraphQL
+    def run_graphql(self, body: Any, headers: Dict[str, str]) -> Tuple[int, dict]:
+        """Executes one decoded request body and logs one GRAPHQL line.
+
+        Args:
+            body: the decoded JSON body
+            headers: request headers, names lower-cased
+
+        Returns:
+            (HTTP status, JSON answer)
+        """
+        started = time.perf_counter()
+        operation_name: Optional[str] = None
+        fields: List[str] = []
+        status, answer = 200, {}
+        try:
+            query, variables, operation_name = _request_parts(body)
+            authorized = self._authorized(headers)
+            try:
+                document = parse(query)
+            except GraphQLError:
+                if authorized:
+                    raise
+                document = None
+            if document is not None:
+                operation = get_operation_ast(document, operation_name)
+                if operation is not None:
+                    operation_name = operation.name.value if operation.name else operation_name
+                    fields = _root_fields(operation, document)
+            if not authorized:
+                # HTTP 200 + code UNAUTHENTICATED, as Prefect Cloud answers: prefect's client turns it into
+                # AuthorizationError, so `prefect auth login` prints "Unauthorized. Invalid ... API key."
+                answer = _errors("Unauthorized: invalid or missing API key. Send the header "
+                                 "'Authorization: Bearer <key>' with the key the emulator was started with "
+                                 "(prefect auth login --key KEY, or PREFECT__CLOUD__API_KEY).",
+                                 code="UNAUTHENTICATED")
+            else:
+                problems = validate(self.schema, document)
+                if problems:
+                    answer = {"errors": [e.formatted for e in problems]}
+                else:
+                    answer = self._execute(document, variables, operation_name, headers)
+        except _BadRequest as exc:
+            answer = _errors(str(exc))
+        except GraphQLError as exc:  # syntax errors from parse()
+            answer = {"errors": [exc.formatted]}
+        except Exception as exc:  # a bug in the emulator: say so, keep the traceback in the log only
+            log("EMULATOR-BUG " + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            answer = _errors(f"Internal emulator error ({type(exc).__name__}): {exc}")
+        errors = answer.get("errors") or []
+        log("GRAPHQL " + json.dumps({
+            "operation": operation_name, "fields": fields, "ok": not errors,
+            "error": errors[0].get("message") if errors else None,
+            "ms": round((time.perf_counter() - started) * 1000, 3),
+        }))
+        return status, answer
+
+    def _authorized(self, headers: Dict[str, str]) -> bool:
+        if not self.api_key:
+            return True
+        given = headers.get("authorization", "")
+        expected = f"Bearer {self.api_key}"
+        return hmac.compare_digest(given.encode(), expected.encode())
+
+    def _execute(self, document: Any, variables: Optional[dict], operation_name: Optional[str],
+                 headers: Dict[str, str]) -> dict:
+        ctx = RequestContext(self.store, tenant_id=headers.get("x-prefect-tenant-id"),
+                             core_version=headers.get("x-prefect-core-version"))
+        # one lock around the whole operation: checks and writes of a mutation are atomic
+        with self.store.lock:
+            result = execute(self.schema, document, variable_values=variables, operation_name=operation_name,
+                             context_value=ctx)
+        answer: Dict[str, Any] = {"data": result.data}
+        if result.errors:
+            for error in result.errors:
+                original = error.original_error
+                if original is not None and not isinstance(original, GraphQLError):
+                    log("EMULATOR-BUG " + "".join(traceback.format_exception(
+                        type(original), original, original.__traceback__)))
+            answer["errors"] = [e.formatted for e in result.errors]
+        return answer
+
+    # ---------------------------------------------------------------------------------------- zombies
+    def start_zombie_killer(self) -> threading.Thread:
+        """Starts the thread that fails Running flow runs whose heartbeat is older than the timeout."""
+        interval = max(0.1, min(1.0, self.heartbeat_timeout / 4))
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    with self.store.transaction():
+                        killed = kill_zombies(RequestContext(self.store), self.heartbeat_timeout)
+                    for run_id in killed:
+                        log(f"ZOMBIE flow run {run_id} marked Failed: no heartbeat for "
+                            f"{self.heartbeat_timeout:g} s")
+                except Exception as exc:  # keep checking; a failed round is retried next interval
+                    log(f"ZOMBIE check failed: {exc!r}")
+
+        thread = threading.Thread(target=loop, name="zombie-killer", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class _BadRequest(Exception):
+    """A body that is JSON but not a GraphQL request."""
+
+
+def _errors(message: str, code: Optional[str] = None) -> dict:
+    error: Dict[str, Any] = {"message": message}
+    if code:
+        error["extensions"] = {"code": code}
+    return {"errors": [error]}
+
+
+def _request_parts(body: Any) -> Tuple[str, Optional[dict], Optional[str]]:
+    if not isinstance(body, dict):
+        raise _BadRequest("The request body must be a JSON object with a 'query' string, "
+                          f"got {type(body).__name__}.")
+    query = body.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise _BadRequest("Missing 'query': send {\"query\": \"{ ... }\", \"variables\": {...}}.")
+    variables = body.get("variables")
+    if isinstance(variables, str):  # prefect's client sends json.dumps(variables)
+        try:
+            variables = json.loads(variables) if variables.strip() else None
+        except ValueError as exc:
+            raise _BadRequest(f"'variables' is a string but not valid JSON: {exc}")
+    if variables is not None and not isinstance(variables, dict):
+        raise _BadRequest(f"'variables' must be a JSON object, got {type(variables).__name__}.")
+    name = body.get("operationName")
+    if name is not None and not isinstance(name, str):
+        raise _BadRequest("'operationName' must be a string or null.")
+    return query, variables, name
+
+
+def _root_fields(operation: OperationDefinitionNode, document: Any) -> List[str]:
+    fragments = {d.name.value: d for d in document.definitions if d.kind == "fragment_definition"}
+    names: List[str] = []
+
+    def walk(selection_set: Any, depth: int) -> None:
+        for sel in selection_set.selections:
+            if isinstance(sel, FieldNode):
+                if sel.name.value not in names:
+                    names.append(sel.name.value)
+            elif isinstance(sel, InlineFragmentNode) and depth < 10:
+                walk(sel.selection_set, depth + 1)
+            elif isinstance(sel, FragmentSpreadNode) and sel.name.value in fragments and depth < 10:
+                walk(fragments[sel.name.value].selection_set, depth + 1)
+
+    walk(operation.selection_set, 0)
+    return names
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One HTTP request. `server.emulator` is the Emulator being served."""
+
+    server_version = "PrefectServerEmulator/1.4.1"
+    error_content_type = "application/json"
+    error_message_format = '{"errors": [{"message": "%(code)d %(message)s"}]}'
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # the GRAPHQL lines are the request log; http.server's access lines would only add noise
+        pass
+
+    def _send(self, status: int, answer: Any) -> None:
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path in ("/health", "/.well-known/apollo/server-health"):
+            self._send(200, {"status": "ok", "emulates": "prefect-server core-1.4.1"})
+        elif path in ("", "/graphql"):
+            self._send(405, _errors("GraphQL is served with POST: send {\"query\": ...} as a JSON body."))
+        else:
+            self._send(404, _errors(f"No such path {path!r}: use POST / (GraphQL) or GET /health."))
+
+    def do_POST(self) -> None:
+        emulator: Emulator = self.server.emulator  # type: ignore[attr-defined]
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path not in ("", "/graphql"):
+            self._send(404, _errors(f"No such path {path!r}: GraphQL is at POST / and POST /graphql."))
+            return
+        length_header = self.headers.get("Content-Length")
+        try:
+            length = int(length_header) if length_header is not None else -1
+        except ValueError:
+            length = -2
+        if length < 0:
+            self.close_connection = True
+            message = ("Content-Length is required" if length == -1 else
+                       f"Content-Length {length_header!r} is not a number")
+            self._reject(411 if length == -1 else 400, message + ": send the JSON body with its length.")
+            return
+        if length > MAX_BODY:
+            self._discard(length)
+            self.close_connection = True
+            self._reject(413, f"Request body too large: {length} bytes, the limit is {MAX_BODY} bytes (10 MB). "
+                              "Send smaller requests (e.g. fewer logs per write_run_logs).")
+            return
+        raw = self.rfile.read(length)
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            self._reject(400, f"Malformed JSON body: {exc}. Send {{\"query\": \"...\", \"variables\": {{...}}}}.")
+            return
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, answer = emulator.run_graphql(body, headers)
+        self._send(status, answer)
+
+    def _reject(self, status: int, message: str) -> None:
+        log("GRAPHQL " + json.dumps({"operation": None, "fields": [], "ok": False, "error": message, "ms": 0.0}))
+        self._send(status, _errors(message))
+
+    def _discard(self, length: int) -> None:
+        # reading what the client is sending lets it receive the 413 instead of a reset connection
+        remaining = min(length, _DISCARD_LIMIT)
+        self.connection.settimeout(5)
+        try:
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 16))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        except OSError:
+            pass
+
+
+class Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer carrying the Emulator its handlers serve."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: Tuple[str, int], emulator: Emulator) -> None:
+        super().__init__(address, Handler)
+        self.emulator = emulator

@@ -1,0 +1,159 @@
+"""The emulator's tables: columns, their Hasura types, and the relations between tables.
+
+This mirrors the Postgres schema that Prefect Server 1.4.1 exposes through Hasura, reduced to the tables and
+columns the `prefect` client, agents, CLI and UI read. The GraphQL schema (schema.py), the filters
+(filters.py) and the store (store.py) are all generated from this one table.
+"""
+from __future__ import annotations
+
+from typing import Dict, NamedTuple, Tuple
+
+# Hasura scalar type names used for columns; schema.py defines one comparison input per type.
+UUID = "uuid"
+TEXT = "String"
+INT = "Int"
+BOOL = "Boolean"
+TIME = "timestamptz"
+JSONB = "jsonb"
+INTERVAL = "interval"
+
+_BASE = {"id": UUID, "created": TIME, "updated": TIME, "tenant_id": UUID}
+_STATE_COLUMNS = {
+    "version": INT, "heartbeat": TIME, "start_time": TIME, "end_time": TIME, "state": TEXT,
+    "state_timestamp": TIME, "state_message": TEXT, "state_result": JSONB, "state_start_time": TIME,
+    "serialized_state": JSONB, "name": TEXT,
+}
+
+
+class Relation(NamedTuple):
+    """A Hasura relationship: rows of `table` whose `remote` column equals this row's `local` column."""
+
+    table: str
+    local: str
+    remote: str
+
+
+class Table(NamedTuple):
+    """One table: its columns (name -> Hasura type), object relations (one row) and array relations (many)."""
+
+    columns: Dict[str, str]
+    objects: Dict[str, Relation]
+    arrays: Dict[str, Relation]
+
+
+def _table(columns: Dict[str, str], objects: Dict[str, Tuple[str, str, str]] = None,
+           arrays: Dict[str, Tuple[str, str, str]] = None) -> Table:
+    return Table(
+        columns=dict(columns),
+        objects={k: Relation(*v) for k, v in (objects or {}).items()},
+        arrays={k: Relation(*v) for k, v in (arrays or {}).items()},
+    )
+
+
+TABLES: Dict[str, Table] = {
+    "tenant": _table(
+        {**_BASE, "name": TEXT, "slug": TEXT, "info": JSONB, "settings": JSONB},
+        arrays={"projects": ("project", "id", "tenant_id"), "flows": ("flow", "id", "tenant_id"),
+                "flow_groups": ("flow_group", "id", "tenant_id"), "agents": ("agent", "id", "tenant_id")},
+    ),
+    "project": _table(
+        {**_BASE, "name": TEXT, "description": TEXT},
+        objects={"tenant": ("tenant", "tenant_id", "id")},
+        arrays={"flows": ("flow", "id", "project_id")},
+    ),
+    "flow_group": _table(
+        {**_BASE, "name": TEXT, "description": TEXT, "settings": JSONB, "default_parameters": JSONB,
+         "schedule": JSONB, "labels": JSONB, "run_config": JSONB},
+        objects={"tenant": ("tenant", "tenant_id", "id")},
+        arrays={"flows": ("flow", "id", "flow_group_id")},
+    ),
+    "flow": _table(
+        {**_BASE, "project_id": UUID, "flow_group_id": UUID, "archived": BOOL, "schedule": JSONB,
+         "is_schedule_active": BOOL, "version": INT, "version_group_id": TEXT, "core_version": TEXT,
+         "name": TEXT, "description": TEXT, "serialized_flow": JSONB, "environment": JSONB,
+         "run_config": JSONB, "storage": JSONB, "parameters": JSONB, "settings": JSONB},
+        objects={"tenant": ("tenant", "tenant_id", "id"), "project": ("project", "project_id", "id"),
+                 "flow_group": ("flow_group", "flow_group_id", "id")},
+        arrays={"tasks": ("task", "id", "flow_id"), "edges": ("edge", "id", "flow_id"),
+                "flow_runs": ("flow_run", "id", "flow_id"),
+                "versions": ("flow", "version_group_id", "version_group_id")},
+    ),
+    "task": _table(
+        {**_BASE, "flow_id": UUID, "name": TEXT, "slug": TEXT, "description": TEXT, "type": TEXT,
+         "max_retries": INT, "retry_delay": INTERVAL, "trigger": TEXT, "tags": JSONB, "mapped": BOOL,
+         "auto_generated": BOOL, "cache_key": TEXT, "is_root_task": BOOL, "is_terminal_task": BOOL,
+         "is_reference_task": BOOL},
+        objects={"flow": ("flow", "flow_id", "id")},
+        arrays={"task_runs": ("task_run", "id", "task_id"),
+                "upstream_edges": ("edge", "id", "downstream_task_id"),
+                "downstream_edges": ("edge", "id", "upstream_task_id")},
+    ),
+    "edge": _table(
+        {**_BASE, "flow_id": UUID, "upstream_task_id": UUID, "downstream_task_id": UUID, "key": TEXT,
+         "mapped": BOOL},
+        objects={"flow": ("flow", "flow_id", "id"), "upstream_task": ("task", "upstream_task_id", "id"),
+                 "downstream_task": ("task", "downstream_task_id", "id")},
+    ),
+    "flow_run": _table(
+        {**_BASE, **_STATE_COLUMNS, "flow_id": UUID, "parameters": JSONB, "labels": JSONB,
+         "run_config": JSONB, "context": JSONB, "scheduled_start_time": TIME, "auto_scheduled": BOOL,
+         "times_resurrected": INT, "idempotency_key": TEXT, "agent_id": UUID},
+        objects={"tenant": ("tenant", "tenant_id", "id"), "flow": ("flow", "flow_id", "id"),
+                 "agent": ("agent", "agent_id", "id")},
+        arrays={"states": ("flow_run_state", "id", "flow_run_id"),
+                "task_runs": ("task_run", "id", "flow_run_id"), "logs": ("log", "id", "flow_run_id")},
+    ),
+    "task_run": _table(
+        {**_BASE, **_STATE_COLUMNS, "flow_run_id": UUID, "task_id": UUID, "map_index": INT,
+         "cache_key": TEXT},
+        objects={"tenant": ("tenant", "tenant_id", "id"), "flow_run": ("flow_run", "flow_run_id", "id"),
+                 "task": ("task", "task_id", "id")},
+        arrays={"states": ("task_run_state", "id", "task_run_id"), "logs": ("log", "id", "task_run_id"),
+                "artifacts": ("task_run_artifact", "id", "task_run_id")},
+    ),
+    "flow_run_state": _table(
+        {**_BASE, "flow_run_id": UUID, "timestamp": TIME, "message": TEXT, "result": JSONB,
+         "start_time": TIME, "state": TEXT, "version": INT, "serialized_state": JSONB},
+        objects={"flow_run": ("flow_run", "flow_run_id", "id")},
+    ),
+    "task_run_state": _table(
+        {**_BASE, "task_run_id": UUID, "timestamp": TIME, "message": TEXT, "result": JSONB,
+         "start_time": TIME, "state": TEXT, "version": INT, "serialized_state": JSONB},
+        objects={"task_run": ("task_run", "task_run_id", "id")},
+    ),
+    "log": _table(
+        {**_BASE, "flow_run_id": UUID, "task_run_id": UUID, "timestamp": TIME, "name": TEXT,
+         "level": TEXT, "message": TEXT, "info": JSONB},
+        objects={"flow_run": ("flow_run", "flow_run_id", "id"), "task_run": ("task_run", "task_run_id", "id")},
+    ),
+    "agent": _table(
+        {**_BASE, "agent_config_id": UUID, "name": TEXT, "type": TEXT, "core_version": TEXT,
+         "labels": JSONB, "last_queried": TIME},
+        objects={"tenant": ("tenant", "tenant_id", "id")},
+        arrays={"flow_runs": ("flow_run", "id", "agent_id")},
+    ),
+    "agent_config": _table(
+        {**_BASE, "name": TEXT, "settings": JSONB},
+        arrays={"agents": ("agent", "id", "agent_config_id")},
+    ),
+    "task_run_artifact": _table(
+        {**_BASE, "task_run_id": UUID, "kind": TEXT, "data": JSONB},
+        objects={"task_run": ("task_run", "task_run_id", "id")},
+    ),
+    "message": _table(
+        {**_BASE, "user_id": UUID, "read": BOOL, "type": TEXT, "text": TEXT, "content": JSONB},
+    ),
+}
+
+
+def indexed_columns() -> Dict[str, set]:
+    """Columns that array relations look rows up by, per table (the store keeps an index on each).
+
+    Returns:
+        table name -> set of column names
+    """
+    result: Dict[str, set] = {}
+    for table in TABLES.values():
+        for rel in table.arrays.values():
+            result.setdefault(rel.table, set()).add(rel.remote)
+    return result

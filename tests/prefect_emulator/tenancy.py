@@ -1,0 +1,123 @@
+"""Tenants, projects, and the small informational queries (`hello`, `api`, `reference_data`, `auth_info`)."""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Dict
+
+import prefect
+
+from .context import RequestContext
+from .errors import ApiError
+
+
+def require(ctx: RequestContext, table: str, row_id: Any, what: str) -> dict:
+    """Returns the row, or raises an error naming the missing id (shared by every api module)."""
+    row = ctx.store.get(table, row_id)
+    if row is None:
+        raise ApiError(f"Invalid {what} ID: {row_id} does not exist.")
+    return row
+
+
+def default_tenant_id(ctx: RequestContext) -> str:
+    """The tenant a request acts for: the header a cloud client sends, else the oldest tenant."""
+    if ctx.tenant_id and ctx.store.get("tenant", ctx.tenant_id):
+        return ctx.tenant_id
+    tenants = ctx.store.all("tenant")
+    if not tenants:
+        raise ApiError("No tenant exists: create one with `prefect server create-tenant --name NAME`.")
+    return tenants[0]["id"]
+
+
+def create_tenant(ctx: RequestContext, input: dict) -> dict:
+    name, slug = input["name"].strip(), input["slug"].strip()
+    if not name or not slug:
+        raise ApiError("A tenant needs a non-empty name and slug.")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", slug):
+        raise ApiError(f"Invalid tenant slug {slug!r}: use lowercase letters, digits and dashes.")
+    if any(t["slug"] == slug for t in ctx.store.all("tenant")):
+        raise ApiError("Uniqueness violation.")
+    row = ctx.store.insert("tenant", {"name": name, "slug": slug, "info": {}, "settings": {}})
+    return {"id": row["id"]}
+
+
+def _update_tenant(column: str) -> Callable:
+    def resolve(ctx: RequestContext, input: dict) -> dict:
+        require(ctx, "tenant", input["tenant_id"], "tenant")
+        if column == "slug" and any(t["slug"] == input["slug"] and t["id"] != input["tenant_id"]
+                                    for t in ctx.store.all("tenant")):
+            raise ApiError("Uniqueness violation.")
+        ctx.store.update("tenant", input["tenant_id"], **{column: input.get(column)})
+        return {"id": input["tenant_id"]}
+    return resolve
+
+
+def create_project(ctx: RequestContext, input: dict) -> dict:
+    require(ctx, "tenant", input["tenant_id"], "tenant")
+    name = input["name"].strip()
+    if not name:
+        raise ApiError("A project needs a non-empty name.")
+    if any(p["tenant_id"] == input["tenant_id"] and p["name"] == name for p in ctx.store.all("project")):
+        # prefect's Client.create_project looks for exactly this text to treat the project as existing
+        raise ApiError("Uniqueness violation.")
+    row = ctx.store.insert("project", {"tenant_id": input["tenant_id"], "name": name,
+                                       "description": input.get("description")})
+    return {"id": row["id"]}
+
+
+def delete_project(ctx: RequestContext, input: dict) -> dict:
+    require(ctx, "project", input["project_id"], "project")
+    for flow in ctx.store.find("flow", "project_id", input["project_id"]):
+        from .registry import delete_flow_rows  # late import: registry imports this module
+        delete_flow_rows(ctx, flow["id"])
+    ctx.store.delete("project", input["project_id"])
+    return {"success": True, "error": None}
+
+
+def _update_project(column: str) -> Callable:
+    def resolve(ctx: RequestContext, input: dict) -> dict:
+        project = require(ctx, "project", input["project_id"], "project")
+        if column == "name" and any(p["tenant_id"] == project["tenant_id"] and p["name"] == input["name"]
+                                    and p["id"] != project["id"] for p in ctx.store.all("project")):
+            raise ApiError("Uniqueness violation.")
+        ctx.store.update("project", project["id"], **{column: input.get(column)})
+        return {"id": project["id"]}
+    return resolve
+
+
+def hello(ctx: RequestContext) -> str:
+    return "👋"
+
+
+def api(ctx: RequestContext) -> dict:
+    return {"backend": "SERVER", "mode": "normal", "version": "core-1.4.1-emulator",
+            "core_version": prefect.__version__, "release_timestamp": None}
+
+
+def reference_data(ctx: RequestContext) -> dict:
+    from prefect.engine import state as states
+    names = [n for n, v in vars(states).items() if isinstance(v, type) and issubclass(v, states.State)]
+    hierarchy = {n: [b.__name__ for b in getattr(states, n).__mro__ if issubclass(b, states.State)]
+                 for n in names}
+    info = {n: {"color": getattr(getattr(states, n), "color", None)} for n in names}
+    return {"state_hierarchy": hierarchy, "state_info": info}
+
+
+def auth_info(ctx: RequestContext) -> dict:
+    # reached only by authenticated requests (server.py refuses the others before execution)
+    return {"tenant_id": default_tenant_id(ctx), "user_id": None, "api_token_scope": None}
+
+
+RESOLVERS: Dict[str, Callable] = {
+    "create_tenant": create_tenant,
+    "update_tenant_name": _update_tenant("name"),
+    "update_tenant_slug": _update_tenant("slug"),
+    "update_tenant_settings": _update_tenant("settings"),
+    "create_project": create_project,
+    "delete_project": delete_project,
+    "set_project_name": _update_project("name"),
+    "set_project_description": _update_project("description"),
+    "hello": hello,
+    "api": api,
+    "reference_data": reference_data,
+    "auth_info": auth_info,
+}
