@@ -103,7 +103,11 @@ def reference_data(ctx: RequestContext) -> dict:
 
 
 def auth_info(ctx: RequestContext) -> dict:
-    # reached only by authenticated requests (server.py refuses the others before execution)
+    # reached only by authenticated requests (server.py refuses the others before execution). A Prefect
+    # Cloud key always belongs to a tenant, and `prefect server create-tenant` refuses to run against the
+    # cloud backend, so the first key login gets a tenant made for it.
+    if not ctx.store.all("tenant"):
+        ctx.store.insert("tenant", {"name": "default", "slug": "default", "info": {}, "settings": {}})
     return {"tenant_id": default_tenant_id(ctx), "user_id": None, "api_token_scope": None}
 
 
