@@ -128,7 +128,8 @@ class Emulator:
         if result.errors:
             for error in result.errors:
                 original = error.original_error
-                if original is not None and not isinstance(original, GraphQLError):
+                # errors with a path come from resolvers; an exception that is not an ApiError is a bug
+                if error.path and original is not None and not isinstance(original, GraphQLError):
                     log("EMULATOR-BUG " + "".join(traceback.format_exception(
                         type(original), original, original.__traceback__)))
             answer["errors"] = [e.formatted for e in result.errors]
