@@ -293,6 +293,8 @@ class Server(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # many agents, flow runs and heartbeat processes connect at once; the default backlog of 5 drops some
+    request_queue_size = 128
 
     def __init__(self, address: Tuple[str, int], emulator: Emulator) -> None:
         super().__init__(address, Handler)
