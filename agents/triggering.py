@@ -14,6 +14,11 @@ EXIT_TIMEOUT = 2
 # Seconds between two polls of a watched run; tests set it low.
 WATCH_POLL_ENV = "DAGS_WATCH_POLL_INTERVAL"
 DEFAULT_WATCH_POLL = 1.0
+# A flow-run process sends its logs in batches (prefect's cloud.logging_heartbeat, 5 s by default) and the
+# last batch at exit, so the last logs can reach the API after the final state. Once the run is finished
+# we keep reading logs until the flow runner's closing line arrives, for at most heartbeat + this margin.
+LOG_GRACE_MARGIN = 3.0
+CLOSING_LOG_PREFIXES = ("Flow run SUCCESS", "Flow run FAILED")
 
 
 class NotRegisteredError(Exception):
@@ -79,6 +84,7 @@ def watch(flow_run_id: str, timeout: Optional[float], echo: Callable[[str], None
     import logging
 
     import pendulum
+    import prefect
     from prefect.backend import FlowRunView
 
     poll = poll or watch_poll_interval()
@@ -86,15 +92,22 @@ def watch(flow_run_id: str, timeout: Optional[float], echo: Callable[[str], None
     run = FlowRunView.from_flow_run_id(flow_run_id)
     states_seen = 0
     logs_seen = 0
-    while True:
-        for state in run.states[states_seen:]:
-            echo(f"{state.timestamp} state {type(state).__name__}: {state.message or ''}".rstrip())
-        states_seen = max(states_seen, len(run.states))
+    closed = False
+
+    def print_new_logs() -> None:
+        nonlocal logs_seen, closed
         # All logs so far, oldest first: printing from an index never drops two logs sharing a timestamp.
         logs = run.get_logs(end_time=pendulum.now("utc").add(seconds=1))
         for log in logs[logs_seen:]:
             echo(f"{log.timestamp} {logging.getLevelName(log.level)} {log.message}")
+            closed = closed or str(log.message).startswith(CLOSING_LOG_PREFIXES)
         logs_seen = max(logs_seen, len(logs))
+
+    while True:
+        for state in run.states[states_seen:]:
+            echo(f"{state.timestamp} state {type(state).__name__}: {state.message or ''}".rstrip())
+        states_seen = max(states_seen, len(run.states))
+        print_new_logs()
         if run.state.is_finished():
             break
         if deadline is not None and time.monotonic() >= deadline:
@@ -102,6 +115,10 @@ def watch(flow_run_id: str, timeout: Optional[float], echo: Callable[[str], None
             return EXIT_TIMEOUT
         time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
         run = run.get_latest()
+    grace_end = time.monotonic() + float(prefect.config.cloud.get("logging_heartbeat", 5)) + LOG_GRACE_MARGIN
+    while not closed and time.monotonic() < grace_end:
+        time.sleep(min(poll, 0.5))
+        print_new_logs()
     name = type(run.state).__name__
     echo(f"flow run {flow_run_id} finished: {name}")
     return EXIT_SUCCESS if run.state.is_successful() else EXIT_FAILED
