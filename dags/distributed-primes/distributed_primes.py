@@ -33,7 +33,8 @@ import socket
 import tempfile
 import threading
 import time
-from typing import Any, Dict, List, Mapping, Optional
+from contextlib import ExitStack, contextmanager
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import prefect
 from prefect import Flow, Parameter, task
@@ -51,6 +52,25 @@ MAX_PARTITION_SIZE = 50_000_000
 
 
 # ---------------------------------------------------------------- executor
+
+class SchedulerDaskExecutor(DaskExecutor):
+    """prefect's DaskExecutor on an existing scheduler, whose connection failure says what to check.
+
+    Only the connection is wrapped: errors raised while the flow runs pass through unchanged.
+    """
+
+    @contextmanager
+    def start(self) -> Iterator[None]:
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(super().start())
+            except OSError as exc:
+                raise ConnectionError(
+                    f"cannot reach the Dask scheduler at DASK_SCHEDULER_ADDRESS={self.address} ({exc}): start "
+                    f"the dask-scheduler service (docker compose up dask-scheduler), fix the address, or unset "
+                    f"DASK_SCHEDULER_ADDRESS to run the tasks on a local thread pool") from exc
+            yield
+
 
 def choose_executor(env: Optional[Mapping[str, str]] = None) -> Executor:
     """The executor for this run: the Dask cluster at DASK_SCHEDULER_ADDRESS, else a local thread pool.
@@ -76,12 +96,13 @@ def choose_executor(env: Optional[Mapping[str, str]] = None) -> Executor:
         raise ValueError(f"DASK_SCHEDULER_ADDRESS={address!r} is not a Dask scheduler address ({exc}): "
                          f"set it to e.g. tcp://dask-scheduler:8786, or unset it to run the tasks on a "
                          f"local thread pool") from exc
-    return DaskExecutor(address=address)
+    return SchedulerDaskExecutor(address=address)
 
 
 def describe_executor(executor: Executor) -> Dict[str, Any]:
-    """What the result records about the executor: its class and, for a cluster, the scheduler address."""
-    return {"type": type(executor).__name__, "address": getattr(executor, "address", None)}
+    """What the result records about the executor: prefect's class and, for a cluster, the scheduler address."""
+    kind = "DaskExecutor" if isinstance(executor, DaskExecutor) else type(executor).__name__
+    return {"type": kind, "address": getattr(executor, "address", None)}
 
 
 # ---------------------------------------------------------------- work

@@ -12,6 +12,7 @@ import pytest
 from prefect.executors import DaskExecutor, LocalDaskExecutor
 
 from tests.dags.dag_files import PRIMES_DAG, dag_env, load_flow, run_local, task_state
+from tests.processes import free_port
 
 
 def primes_up_to(limit: int) -> int:
@@ -91,6 +92,18 @@ def test_malformed_scheduler_address_is_refused_naming_the_variable(clean_env, m
     message = str(info.value)
     assert f"DASK_SCHEDULER_ADDRESS={address!r} is not a Dask scheduler address" in message
     assert "tcp://dask-scheduler:8786" in message
+
+
+def test_unreachable_scheduler_fails_the_run_saying_what_to_check(tmp_path):
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    env = dag_env(tmp_path / "home", DASK_SCHEDULER_ADDRESS=address,
+                  DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="1s")  # dask's own setting: fail in 1 s, not 30
+    proc = run_local(PRIMES_DAG, {"output_dir": str(tmp_path / "out")}, env, timeout=60)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    assert f"cannot reach the Dask scheduler at DASK_SCHEDULER_ADDRESS={address}" in output, output
+    assert "unset DASK_SCHEDULER_ADDRESS to run the tasks on a local thread pool" in output
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("params, expected", [
