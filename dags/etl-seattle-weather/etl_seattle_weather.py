@@ -180,7 +180,7 @@ def read_weather_csv(path: pathlib.Path) -> Dict[str, Any]:
             problems.append("duplicated column(s) " + ", ".join(duplicated))
         shown = ",".join(header)
         raise ValueError(f"input file {path} has the wrong header: {'; '.join(problems)} "
-                         f"(first line is {shown[:200]!r}): {fix}")
+                         f"(first line is {shown[:200]!r}; extra columns would be ignored): {fix}")
     rows = [(number, record) for number, record in records[1:] if record]  # blank lines are empty records
     if not rows:
         raise ValueError(f"input file {path} has a header but no data rows: {fix}")
@@ -199,7 +199,8 @@ def parse_date(value: str) -> Optional[dt.date]:
     return None
 
 
-def validate_row(header: Sequence[str], fields: Sequence[str]) -> Tuple[Optional[Dict[str, Any]], List[Tuple[str, str]]]:
+def validate_row(header: Sequence[str],
+                 fields: Sequence[str]) -> Tuple[Optional[Dict[str, Any]], List[Tuple[str, str]]]:
     """Types one CSV row.
 
     Args:

@@ -250,3 +250,16 @@ def test_output_dir_that_is_no_path_is_refused(tmp_path, value):
     assert state.is_failed()
     messages = [str(s.result) for s in state.result.values() if type(s).__name__ == "Failed"]
     assert any("parameter output_dir must be a non-empty path" in m for m in messages), messages
+
+
+def test_extra_columns_in_any_order_are_ignored(tmp_path):
+    source = tmp_path / "reordered.csv"
+    source.write_text("station,weather,date,wind,temp_min,temp_max,precipitation\r\n"
+                      "SEA,rain,2014/03/01,4.0,2.0,9.0,5.5\r\n"
+                      "SEA,sun,2014/03/02,2.0,1.0,11.0,0\r\n")
+    state = run_flow(source, tmp_path / "out")
+    assert state.is_successful(), state.result
+    with (tmp_path / "out" / "monthly.csv").open(newline="") as fh:
+        (march,) = list(csv.DictReader(fh))
+    assert (march["month"], march["days"], march["precipitation_mm"]) == ("2014-03", "2", "5.5")
+    assert (march["days_rain"], march["days_sun"], march["temp_max_highest"]) == ("1", "1", "11.0")
