@@ -132,19 +132,21 @@ def write_flow_script(path: Path, name: str, labels: List[str], marker_dir: Opti
     return path
 
 
-def register_flow_script(path: Path, project: str, idempotency_key: Optional[str] = None) -> str:
+def register_flow_script(path: Path, project: str, idempotency_key: Optional[str] = None,
+                         no_url: bool = True) -> str:
     """Registers the flow in `path` with `Flow.register` (what the DAG containers do).
 
     Args:
         path: a script written by `write_flow_script`
         project: the project to register into
         idempotency_key: passed to Flow.register
+        no_url: False to let Flow.register look the flow group up and print the UI link, as it does by default
 
     Returns:
         The flow id the API answered.
     """
     flow = extract_flow_from_file(file_path=str(path))
-    return flow.register(project_name=project, idempotency_key=idempotency_key, no_url=True)
+    return flow.register(project_name=project, idempotency_key=idempotency_key, no_url=no_url)
 
 
 def flow_run_rows(client: Client, run_ids: List[str]) -> dict:

@@ -3,6 +3,7 @@ serving; plus the state rules a client relies on, and API-key checks as Prefect 
 from __future__ import annotations
 
 import http.client
+import os
 import json
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from prefect.engine.state import Cancelled, Failed, Running, Submitted, Success
 from tests.emulator.conftest import PROJECT
 from tests.emulator.graphql_log import parse_graphql_log
 from tests.emulator.prefect_session import flow_run_rows, register_flow_script, write_flow_script
-from tests.processes import REPO_ROOT, Emulator, prefect_env
+from tests.processes import REPO_ROOT, Emulator, prefect_env, stop, wait_for_http
 
 MB = 1024 * 1024
 CREATE_PROJECT = "mutation($input: create_project_input!) { create_project(input: $input) { id } }"
@@ -199,7 +200,7 @@ def test_cancel_before_running_cancels_the_run_and_its_unfinished_task_runs(modu
 
     module_client.cancel_flow_run(run_id)
 
-    assert module_client.get_flow_run_state(run_id).is_cancelled()
+    assert isinstance(module_client.get_flow_run_state(run_id), Cancelled)
     assert task_run_states(module_client, run_id) == {
         "greeting": "Success", "greet-1": "Cancelled", "shout-1": "Cancelled"}
 
@@ -218,9 +219,9 @@ def test_cancel_while_running_ends_cancelled_with_unfinished_task_runs_cancelled
     # Server answers a Running run with Cancelling; its flow runner then sets Cancelled, as done here
     state = module_client.get_flow_run_state(run_id)
     assert type(state).__name__ in {"Cancelling", "Cancelled"}, state
-    if not state.is_cancelled():
+    if not isinstance(state, Cancelled):
         module_client.set_flow_run_state(run_id, Cancelled(message="flow runner saw Cancelling"))
-    assert module_client.get_flow_run_state(run_id).is_cancelled()
+    assert isinstance(module_client.get_flow_run_state(run_id), Cancelled)
     assert task_run_states(module_client, run_id) == {
         "greeting": "Success", "greet-1": "Cancelled", "shout-1": "Cancelled"}
 
@@ -298,3 +299,29 @@ def test_prefect_auth_login_with_a_wrong_key_fails_clearly(keyed_emulator: Emula
     assert "Traceback" not in output, output
     assert "Invalid Prefect Cloud API key" in output or "Unauthorized" in output, output
     assert not (tmp_path / "home" / "auth.toml").exists()
+
+
+def test_the_key_never_reaches_the_emulator_log(keyed_emulator: Emulator) -> None:
+    keyed_emulator.graphql("query { hello }", headers={"Authorization": f"Bearer {API_KEY}"})
+    keyed_emulator.graphql("query { hello }", headers={"Authorization": "Bearer wrong-key"})
+    log = keyed_emulator.log()
+    assert "GRAPHQL " in log
+    assert API_KEY not in log and "wrong-key" not in log
+
+
+def test_the_key_can_come_from_the_environment_instead_of_the_command_line(tmp_path: Path) -> None:
+    key = "env-key-" + uuid.uuid4().hex
+    emu = Emulator(tmp_path)  # no --api-key on its command line
+    env = dict(os.environ, PREFECT_EMULATOR_API_KEY=key)
+    with open(emu.log_path, "ab") as log:
+        proc = subprocess.Popen(emu.args(), cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        wait_for_http(emu.url + "/health", proc=proc)
+        refused = requests.post(emu.url, json={"query": "{ hello }"}, timeout=10)
+        assert_clean_error(refused, {200, 401}, [])
+        answer = emu.graphql("{ hello }", headers={"Authorization": f"Bearer {key}"})
+        assert "errors" not in answer and answer["data"]["hello"], answer
+    finally:
+        stop(proc)
+    assert key not in emu.log()

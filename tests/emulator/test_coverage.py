@@ -11,6 +11,7 @@ from typing import Dict, List
 
 import pendulum
 import pytest
+from prefect.engine.state import Cancelled
 
 from tests.emulator.agents import agent_env, start_local_agent, wait_for_flow_runs
 from tests.emulator.graphql_log import parse_graphql_log
@@ -87,14 +88,14 @@ def test_every_client_path_is_answered_without_unexpected_errors(tmp_path: Path)
                 # with one idempotency key (one version), runs created, read, cancelled
                 client.create_project(PROJECT)
                 api_script = write_flow_script(tmp_path / "api_flow.py", "covered-api", [label])
-                flow_id = register_flow_script(api_script, PROJECT, idempotency_key="v1")
+                flow_id = register_flow_script(api_script, PROJECT, idempotency_key="v1", no_url=False)
                 assert register_flow_script(api_script, PROJECT, idempotency_key="v1") == flow_id
                 later = client.create_flow_run(flow_id=flow_id,
                                                scheduled_start_time=pendulum.now("UTC").add(hours=1))
                 info = client.get_flow_run_info(later)
                 assert info.state.is_scheduled() and info.project.name == PROJECT
                 client.cancel_flow_run(later)
-                assert client.get_flow_run_state(later).is_cancelled()
+                assert isinstance(client.get_flow_run_state(later), Cancelled)
 
                 # agent polling and a flow run to Success
                 run_id = client.create_flow_run(flow_id=flow_id, parameters={"greeting": "from the client"})

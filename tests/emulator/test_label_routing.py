@@ -15,7 +15,7 @@ import pendulum
 import pytest
 from prefect import Client
 from prefect.agent.local import LocalAgent
-from prefect.engine.state import Submitted
+from prefect.engine.state import Retrying, Running, Submitted
 
 from tests.emulator.conftest import PROJECT
 from tests.emulator.prefect_session import (flow_run_rows, register_flow_script, set_flow_group_labels,
@@ -193,3 +193,20 @@ def test_future_run_is_not_returned_before_its_start_time(module_client: Client,
     time.sleep(max(0.0, (soon_start - pendulum.now("UTC")).total_seconds()) + 0.2)
     assert queue(module_client, [token], before=pendulum.now("UTC")) == [soon]
     assert far not in agent_poll([token])
+
+
+def test_running_run_with_a_task_run_due_for_retry_is_polled_again(module_client: Client, runs: Runs,
+                                                                   token: str) -> None:
+    # Server hands a Running run back to agents when one of its task runs is scheduled (a retry whose delay
+    # outlived the flow-run process), once that retry's start time has come
+    due, later = runs.create(labels=[token]), runs.create(labels=[token])
+    tasks = module_client.graphql({"query": {'flow_run_by_pk(id: "%s")' % due: {"flow": {"tasks": {"id"}}}}})
+    task_id = tasks.data.flow_run_by_pk.flow.tasks[0].id
+    now = pendulum.now("UTC")
+    for run_id, start in ((due, now.subtract(seconds=5)), (later, now.add(hours=1))):
+        module_client.set_flow_run_state(run_id, Submitted(message="s"))
+        module_client.set_flow_run_state(run_id, Running(message="r"))
+        task_run = module_client.get_task_run_info(run_id, task_id)
+        module_client.set_task_run_state(task_run.id, Retrying(message="retry", start_time=start, run_count=1))
+
+    assert queue(module_client, [token], before=pendulum.now("UTC")) == [due]
