@@ -1,0 +1,68 @@
+"""The stack under test: compose.yaml + tests/compose.emulator.yaml, one project per test module.
+
+The image is built once per session (`docker compose build emulator`: one service, so it is built once;
+every service runs that same image). Each module that asks for `stack` gets its own project, with a unique
+name, the emulator published on a free 127.0.0.1 port, and is always taken down (`down -v`) at the end.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Dict, Iterator
+
+import pytest
+
+from tests.processes import REPO_ROOT, free_port
+from tests.stack.stack import COMPOSE_FILE, EMULATOR_OVERRIDE, Stack
+
+
+def stack_env(api_port: int) -> Dict[str, str]:
+    """Compose variables for a test stack: fast healthchecks and polling, the emulator on `api_port`.
+
+    Containers run as the test runner's uid when it is not root, so that it can delete the outputs the
+    runs write to data/ on the host; as root (CI) they keep the image's uid 5678.
+    """
+    env = {
+        "EMULATOR_HOST_PORT": str(api_port),
+        "DAGS_HEALTH_INTERVAL": "2s",
+        "DAGS_AGENT_MAX_POLL_INTERVAL": "1",
+        "DAGS_INIT_WAIT_TIMEOUT": "120",
+    }
+    if os.getuid() != 0:
+        env.update(DAGS_UID=str(os.getuid()), DAGS_GID=str(os.getgid()))
+    return env
+
+
+@pytest.fixture(scope="session")
+def built_image() -> str:
+    """Builds the common image (cached layers make this seconds when nothing changed); returns its name."""
+    probe = Stack("dagsbuild", [COMPOSE_FILE, EMULATOR_OVERRIDE], stack_env(free_port()))
+    probe.run("build", "emulator", timeout=1800)
+    return probe.env.get("DAGS_IMAGE", "dags-prefect-io:latest")
+
+
+@pytest.fixture(scope="module")
+def stack(built_image: str) -> Iterator[Stack]:
+    """A running stack (every service healthy, init completed), taken down with its volumes afterwards.
+
+    Its `output_dir` attribute is a folder under data/output/ (relative to the repo root, as the DAGs'
+    parameters take it) that is this stack's own, removed at the end.
+    """
+    project = f"dagstest{uuid.uuid4().hex[:8]}"
+    api_port = free_port()
+    stk = Stack(project, [COMPOSE_FILE, EMULATOR_OVERRIDE], stack_env(api_port), api_port=api_port)
+    stk.output_dir = f"data/output/{project}"  # type: ignore[attr-defined]
+    try:
+        # --no-build: the session fixture built the image; a build per service would only repeat it
+        stk.up("--no-build", timeout=420)
+        yield stk
+    finally:
+        stk.down()
+        shutil.rmtree(REPO_ROOT / stk.output_dir, ignore_errors=True)  # type: ignore[attr-defined]
+
+
+def host_path(relative: str) -> Path:
+    """A path given to a DAG relative to the repo root (/app in the containers), on the host."""
+    return REPO_ROOT / relative
