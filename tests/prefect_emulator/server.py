@@ -96,6 +96,9 @@ class Emulator:
                     answer = self._execute(document, variables, operation_name, headers)
         except _BadRequest as exc:
             answer = _errors(str(exc))
+        except RecursionError:
+            answer = _errors("The query is nested too deeply to parse: flatten it (Prefect's queries nest a few "
+                             "levels only).")
         except GraphQLError as exc:  # syntax errors from parse()
             answer = {"errors": [exc.formatted]}
         except Exception as exc:  # a bug in the emulator: say so, keep the traceback in the log only
@@ -213,6 +216,8 @@ class Handler(BaseHTTPRequestHandler):
     """One HTTP request. `server.emulator` is the Emulator being served."""
 
     server_version = "PrefectServerEmulator/1.4.1"
+    # a client that stops sending mid-request frees its thread after this many seconds instead of holding it
+    timeout = 60
     error_content_type = "application/json"
     error_message_format = '{"errors": [{"message": "%(code)d %(message)s"}]}'
 
@@ -250,9 +255,9 @@ class Handler(BaseHTTPRequestHandler):
             length = -2
         if length < 0:
             self.close_connection = True
-            message = ("Content-Length is required" if length == -1 else
-                       f"Content-Length {length_header!r} is not a number")
-            self._reject(411 if length == -1 else 400, message + ": send the JSON body with its length.")
+            message = ("Content-Length is required" if length_header is None else
+                       f"Content-Length {length_header!r} is not a valid length")
+            self._reject(411 if length_header is None else 400, message + ": send the JSON body with its length.")
             return
         if length > MAX_BODY:
             self._discard(length)
@@ -265,6 +270,9 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             self._reject(400, f"Malformed JSON body: {exc}. Send {{\"query\": \"...\", \"variables\": {{...}}}}.")
+            return
+        except RecursionError:
+            self._reject(400, "Malformed JSON body: nested too deeply to decode.")
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, answer = emulator.run_graphql(body, headers)
