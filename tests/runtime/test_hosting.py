@@ -159,3 +159,21 @@ if __name__ == "__main__":
     main(flow, __file__)
 """
 
+
+
+def test_trigger_wait_exits_1_when_the_run_is_cancelled(module_emulator: Emulator, module_env: Dict[str, str],
+                                                       tmp_path: Path) -> None:
+    dags = tmp_path / "dags"
+    write_plain_dag(dags, "cancelled-dag", ["cancel-me"])
+    env = dict(module_env, DAGS_FOLDER=str(dags))
+    with start_agent(["serve", "cancelled-dag"], env, tmp_path / "agent.log"):
+        with Background([sys.executable, "-m", "agents", "trigger", "cancelled-dag", "--param", "seconds=60",
+                         "--wait", "--timeout", "120"], env, tmp_path / "trigger.log") as watcher:
+            watcher.wait_for_output("state Running", timeout=60)
+            run_id = watcher.output().split("created flow run ")[1].split()[0]
+            answer = module_emulator.graphql(
+                "mutation($id: UUID!) { cancel_flow_run(input: {flow_run_id: $id}) { state } }", {"id": run_id})
+            assert "errors" not in answer, answer
+            code = watcher.proc.wait(timeout=90)
+    assert code == 1, watcher.output()
+    assert "finished: Cancelled" in watcher.output()
