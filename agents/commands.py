@@ -37,8 +37,18 @@ def connect(settings: config_mod.Settings, echo: Echo, wait_timeout: Optional[fl
         connection.wait_for_api(settings.api_url, timeout, echo=echo)
     except (config_mod.ConfigError, connection.ApiUnreachableError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    from prefect.exceptions import AuthorizationError
+
     client = Client()
-    created = connection.ensure_tenant(client, settings.backend)
+    try:
+        if settings.backend == "cloud":
+            client.tenant_id  # resolves the key's tenant: the first call that needs a valid key
+        created = connection.ensure_tenant(client, settings.backend)
+    except AuthorizationError:
+        raise UsageError(
+            f"the Prefect API at {settings.api_url} refused the API key: check PREFECT__CLOUD__API_KEY "
+            f"(or PREFECT_AUTH_KEY) in {config_mod.env_dir() / 'local.env'} or the environment"
+        ) from None
     if created:
         echo(f"created tenant 'default' ({created})")
     return client

@@ -89,3 +89,14 @@ def test_script_bad_arguments_are_clear_errors(tmp_path: Path, args: List[str], 
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
     assert result.returncode == 2, result.stdout
     assert message in result.stdout
+
+
+def test_wrong_cloud_key_is_a_clear_error_without_the_key(tmp_path: Path) -> None:
+    with Emulator(tmp_path, api_key="the-right-key") as emu:
+        env = bare_env(tmp_path / "home", tmp_path, PREFECT__BACKEND="cloud", PREFECT__CLOUD__API=emu.url,
+                       PREFECT__CLOUD__API_KEY="a-wrong-key")
+        result = subprocess.run([sys.executable, "-m", "agents", "register", "flow-test-hello"], cwd=str(REPO_ROOT),
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout
+    assert f"the Prefect API at {emu.url} refused the API key" in result.stdout
+    assert "a-wrong-key" not in result.stdout and "Traceback" not in result.stdout
