@@ -1,6 +1,7 @@
 """`serve`, `start`, `trigger --wait` and the tutorial path, with real agents running real flow runs."""
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -8,9 +9,7 @@ from pathlib import Path
 from typing import Dict
 
 import pytest
-import requests
-
-from tests.processes import Emulator, free_port, prefect_env
+from tests.processes import Emulator, free_port, prefect_env, wait_for_http
 from tests.runtime.conftest import (DAGS, Background, repo_dag_names, run_cli, start_agent,
                                     write_plain_dag)
 
@@ -31,20 +30,16 @@ def test_serve_then_trigger_wait_succeeds_for_every_repo_dag(dag: str, module_en
             assert f"Run by flow-test-hello@" in result.stdout  # DAGS_AGENT_NAME reached the task
 
 
-def test_agent_serves_the_prefect_health_endpoint(module_env: Dict[str, str], tmp_path: Path) -> None:
+def test_agent_serves_the_prefect_health_endpoint_and_is_named_after_its_labels(module_env: Dict[str, str],
+                                                                                 tmp_path: Path) -> None:
     port = free_port()
     with Background([sys.executable, "-m", "agents", "start", "--label", "health-only",
                      "--agent-address", f"http://127.0.0.1:{port}"], module_env, tmp_path / "a.log") as agent:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"no health endpoint:\n{agent.output()}")
-        assert "agent 'health-only@" in agent.output()
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/api/health", timeout=60, proc=agent.proc)
+        except (RuntimeError, TimeoutError) as exc:
+            pytest.fail(f"{exc}:\n{agent.output()}")
+        assert f"agent 'health-only@{socket.gethostname()}'" in agent.output()
 
 
 def test_two_agents_with_different_labels_each_run_only_their_runs(module_env: Dict[str, str],
@@ -177,3 +172,23 @@ def test_trigger_wait_exits_1_when_the_run_is_cancelled(module_emulator: Emulato
             code = watcher.proc.wait(timeout=90)
     assert code == 1, watcher.output()
     assert "finished: Cancelled" in watcher.output()
+
+
+def test_agent_address_defaults_to_prefects_own_variable(module_env: Dict[str, str], tmp_path: Path) -> None:
+    port = free_port()
+    env = dict(module_env, PREFECT__CLOUD__AGENT__AGENT_ADDRESS=f"http://127.0.0.1:{port}")
+    with Background([sys.executable, "-m", "agents", "start", "--label", "from-env"], env,
+                    tmp_path / "a.log") as agent:
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/api/health", timeout=60, proc=agent.proc)
+        except (RuntimeError, TimeoutError) as exc:
+            pytest.fail(f"{exc}:\n{agent.output()}")
+
+
+def test_serve_and_start_refuse_bad_input(module_env: Dict[str, str]) -> None:
+    unknown = run_cli(["serve", "no-such-dag"], module_env)
+    assert unknown.returncode == 1
+    assert "unknown DAG 'no-such-dag': known DAGs are " in unknown.stdout
+    bad_label = run_cli(["start", "--label", "two words"], module_env)
+    assert bad_label.returncode == 2
+    assert "invalid label 'two words'" in bad_label.stdout
