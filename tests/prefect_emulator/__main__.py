@@ -47,9 +47,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     """Starts the emulator and serves until SIGTERM or Ctrl-C. Returns the exit code."""
     args = parse_args(argv)
-    # imported here so that --help answers without importing prefect and graphql-core
-    from .schema import build
-    from .server import Emulator, Server, log
+    # imported here so that --help and option errors answer without importing prefect and graphql-core
     from .store import Store
 
     try:
@@ -58,6 +56,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: cannot open database {args.db!r}: {exc}. Check that its folder exists and is writable.",
               file=sys.stderr)
         return 2
+    from .schema import build
+    from .server import Emulator, Server, log
     emulator = Emulator(build(), store, api_key=args.api_key, heartbeat_timeout=args.heartbeat_timeout)
     try:
         server = Server((args.host, args.port), emulator)
