@@ -1,4 +1,8 @@
-"""Run logs written by flow runners, task runners and agents (write_run_logs)."""
+"""Run logs written by flow runners, task runners and agents (write_run_logs).
+
+Every resolver takes (ctx, **GraphQL arguments) and returns its payload as a dict; schema.py runs each
+mutation in one store transaction, so a refusal (ApiError) leaves nothing half-written.
+"""
 from __future__ import annotations
 
 from typing import Callable, Dict
@@ -9,6 +13,7 @@ from .timestamps import now
 
 
 def write_run_logs(ctx: RequestContext, input: dict) -> dict:
+    """Mutation write_run_logs: stores a batch of logs, all or none (unknown run ids refuse the batch)."""
     store = ctx.store
     for entry in input["logs"]:
         run = store.get("flow_run", entry["flow_run_id"])

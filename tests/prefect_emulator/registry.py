@@ -4,6 +4,9 @@ Versioning follows Prefect Server 1.4.1: a flow joins the version group of the n
 name in the same project (or the `version_group_id` given); the flow group is the version group's row;
 a new version gets max(version) + 1 and archives every other version of its group; an idempotency key equal
 to the flow group's last one returns the newest unarchived flow instead of making a version.
+
+Every resolver takes (ctx, **GraphQL arguments) and returns its payload as a dict; schema.py runs each
+mutation in one store transaction, so a refusal (ApiError) leaves nothing half-written.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ _DEFAULT_SETTINGS = {"heartbeat_enabled": True, "lazarus_enabled": True, "versio
 
 
 def create_flow(ctx: RequestContext, input: dict) -> dict:
+    """Mutation create_flow: registers a serialized flow as a new version (or the existing one, see module doc)."""
     serialized = input["serialized_flow"]
     if not isinstance(serialized, dict) or not isinstance(serialized.get("name"), str):
         raise ApiError("Invalid serialized_flow: expected the JSON object of flow.serialize(), with a name.")
@@ -27,6 +31,7 @@ def create_flow(ctx: RequestContext, input: dict) -> dict:
 
 
 def create_flow_from_compressed_string(ctx: RequestContext, input: dict) -> dict:
+    """Mutation create_flow_from_compressed_string: create_flow for prefect's gzip+base64 payload."""
     try:
         serialized = decompress(input["serialized_flow"])
     except Exception as exc:
@@ -133,12 +138,14 @@ def _register_edges(ctx: RequestContext, flow: dict, edges: List[dict]) -> None:
 
 
 def register_tasks(ctx: RequestContext, input: dict) -> dict:
+    """Mutation register_tasks: adds tasks (by slug, once each) to a flow."""
     flow = require(ctx, "flow", input["flow_id"], "flow")
     _register_tasks(ctx, flow, input["serialized_tasks"])
     return {"success": True, "error": None}
 
 
 def register_edges(ctx: RequestContext, input: dict) -> dict:
+    """Mutation register_edges: adds edges between a flow's tasks, named by slug."""
     flow = require(ctx, "flow", input["flow_id"], "flow")
     _register_edges(ctx, flow, input["serialized_edges"])
     return {"success": True, "error": None}
@@ -157,18 +164,21 @@ def delete_flow_rows(ctx: RequestContext, flow_id: str) -> None:
 
 
 def delete_flow(ctx: RequestContext, input: dict) -> dict:
+    """Mutation delete_flow: deletes one flow version with its tasks, edges and runs."""
     require(ctx, "flow", input["flow_id"], "flow")
     delete_flow_rows(ctx, input["flow_id"])
     return {"success": True, "error": None}
 
 
 def archive_flow(ctx: RequestContext, input: dict) -> dict:
+    """Mutation archive_flow: archives a flow version (it then refuses new runs)."""
     require(ctx, "flow", input["flow_id"], "flow")
     ctx.store.update("flow", input["flow_id"], archived=True, is_schedule_active=False)
     return {"success": True, "error": None}
 
 
 def update_flow_project(ctx: RequestContext, input: dict) -> dict:
+    """Mutation update_flow_project: moves a flow version to another project."""
     require(ctx, "flow", input["flow_id"], "flow")
     require(ctx, "project", input["project_id"], "project")
     ctx.store.update("flow", input["flow_id"], project_id=input["project_id"])
@@ -209,6 +219,7 @@ def _flow_group_column(column: str, field: str) -> Callable:
 
 
 def delete_flow_group(ctx: RequestContext, input: dict) -> dict:
+    """Mutation delete_flow_group: deletes a flow group and every version in it."""
     require(ctx, "flow_group", input["flow_group_id"], "flow group")
     for flow in ctx.store.find("flow", "flow_group_id", input["flow_group_id"]):
         delete_flow_rows(ctx, flow["id"])

@@ -4,6 +4,9 @@ Labels of a new run follow Prefect Server 1.4.1: the `labels` given to create_fl
 given to it, else the flow group's labels when set (not null), else the flow group's run_config, else the
 flow's run_config labels, else its environment labels. The queue (get_runs_in_queue) hands a run only to an
 agent whose labels include all of the run's labels, and a run without labels only to agents without labels.
+
+Every resolver takes (ctx, **GraphQL arguments) and returns its payload as a dict; schema.py runs each
+mutation in one store transaction, so a refusal (ApiError) leaves nothing half-written.
 """
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ def _run_labels(input: dict, flow: dict, group: dict) -> List[str]:
 
 
 def create_flow_run(ctx: RequestContext, input: dict) -> dict:
+    """Mutation create_flow_run: a Scheduled run with its Pending task runs; returns {id}."""
     store = ctx.store
     if input.get("flow_id"):
         flow = require(ctx, "flow", input["flow_id"], "flow")
@@ -102,6 +106,7 @@ def create_flow_run(ctx: RequestContext, input: dict) -> dict:
 
 
 def get_runs_in_queue(ctx: RequestContext, input: dict) -> dict:
+    """Mutation get_runs_in_queue: ids of runs ready for an agent with these labels (module doc)."""
     store = ctx.store
     require(ctx, "tenant", input["tenant_id"], "tenant")
     before = parse(input.get("before") or now())
@@ -156,18 +161,22 @@ def _task_run_info(task_run: dict) -> dict:
 
 
 def get_or_create_task_run(ctx: RequestContext, input: dict) -> dict:
+    """Mutation get_or_create_task_run: the task run of (flow run, task, map index); returns {id}."""
     return {"id": _task_run_for(ctx, input)["id"]}
 
 
 def get_or_create_task_run_info(ctx: RequestContext, input: dict) -> dict:
+    """Mutation get_or_create_task_run_info: as get_or_create_task_run, with version and state."""
     return _task_run_info(_task_run_for(ctx, input))
 
 
 def get_task_run_info(ctx: RequestContext, task_run_id: str) -> dict:
+    """Query get_task_run_info: id, version and state of a task run."""
     return _task_run_info(require(ctx, "task_run", task_run_id, "task run"))
 
 
 def mapped_children(ctx: RequestContext, task_run_id: str) -> dict:
+    """Query mapped_children: state counts and time span of a mapped task run's children."""
     parent = require(ctx, "task_run", task_run_id, "task run")
     children = [t for t in ctx.store.find("task_run", "flow_run_id", parent["flow_run_id"])
                 if t["task_id"] == parent["task_id"] and (t["map_index"] or 0) >= 0]
@@ -199,6 +208,7 @@ def _rename(table: str, field: str, what: str) -> Callable:
 
 
 def set_flow_run_labels(ctx: RequestContext, input: dict) -> dict:
+    """Mutation set_flow_run_labels: replaces a run's labels (sorted, unique)."""
     require(ctx, "flow_run", input["flow_run_id"], "flow run")
     ctx.store.update("flow_run", input["flow_run_id"], labels=sorted(set(input["labels"])))
     return {"success": True, "error": None}
@@ -219,6 +229,7 @@ def delete_flow_run_rows(ctx: RequestContext, flow_run_id: str) -> None:
 
 
 def delete_flow_run(ctx: RequestContext, input: dict) -> dict:
+    """Mutation delete_flow_run: deletes a run with its states, task runs and logs."""
     require(ctx, "flow_run", input["flow_run_id"], "flow run")
     delete_flow_run_rows(ctx, input["flow_run_id"])
     return {"success": True, "error": None}

@@ -10,6 +10,9 @@ States are loaded with prefect's own StateSchema, so a state the client sends is
 - a finished flow run keeps its state: later updates get "State update failed: ... already finished";
 - Cancelled cancels the run's unfinished task runs; cancel_flow_run on a Running run asks for Cancelling;
 - a task run may only become Running while its flow run is Running.
+
+Every resolver takes (ctx, **GraphQL arguments) and returns its payload as a dict; schema.py runs each
+mutation in one store transaction, so a refusal (ApiError) leaves nothing half-written.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ def state_class(name: Optional[str]) -> Optional[type]:
 
 
 def is_finished(name: Optional[str]) -> bool:
+    """True when the state named `name` is a finished one (Success, Failed, Cancelled...)."""
     cls = state_class(name)
     return bool(cls and cls().is_finished())
 
@@ -123,6 +127,7 @@ def set_flow_run_state(ctx: RequestContext, flow_run_id: str, state: State) -> d
 
 
 def set_flow_run_states(ctx: RequestContext, input: dict) -> dict:
+    """Mutation set_flow_run_states: applies each state with Server's rules (module doc), all or none."""
     results: List[dict] = []
     for item in input["states"]:
         state = load_state(item["state"], f"flow run {item['flow_run_id']}")
@@ -132,6 +137,7 @@ def set_flow_run_states(ctx: RequestContext, input: dict) -> dict:
 
 
 def set_task_run_states(ctx: RequestContext, input: dict) -> dict:
+    """Mutation set_task_run_states: applies each task run state, all or none."""
     results: List[dict] = []
     for item in input["states"]:
         task_run = ctx.store.get("task_run", item["task_run_id"])
@@ -153,6 +159,7 @@ def set_task_run_states(ctx: RequestContext, input: dict) -> dict:
 
 
 def cancel_flow_run(ctx: RequestContext, input: dict) -> dict:
+    """Mutation cancel_flow_run: Cancelled, or Cancelling for a Running run; no-op when finished."""
     run = require(ctx, "flow_run", input["flow_run_id"], "flow run")
     if is_finished(run["state"]):
         return {"state": run["state"]}

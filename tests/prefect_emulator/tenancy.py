@@ -1,4 +1,8 @@
-"""Tenants, projects, and the small informational queries (`hello`, `api`, `reference_data`, `auth_info`)."""
+"""Tenants, projects, and the small informational queries (`hello`, `api`, `reference_data`, `auth_info`).
+
+Every resolver takes (ctx, **GraphQL arguments) and returns its payload as a dict; schema.py runs each
+mutation in one store transaction, so a refusal (ApiError) leaves nothing half-written.
+"""
 from __future__ import annotations
 
 import re
@@ -29,6 +33,7 @@ def default_tenant_id(ctx: RequestContext) -> str:
 
 
 def create_tenant(ctx: RequestContext, input: dict) -> dict:
+    """Mutation create_tenant: a tenant with a unique, URL-safe slug; returns {id}."""
     name, slug = input["name"].strip(), input["slug"].strip()
     if not name or not slug:
         raise ApiError("A tenant needs a non-empty name and slug.")
@@ -52,6 +57,7 @@ def _update_tenant(column: str) -> Callable:
 
 
 def create_project(ctx: RequestContext, input: dict) -> dict:
+    """Mutation create_project: a project with a name unique in its tenant; returns {id}."""
     require(ctx, "tenant", input["tenant_id"], "tenant")
     name = input["name"].strip()
     if not name:
@@ -65,6 +71,7 @@ def create_project(ctx: RequestContext, input: dict) -> dict:
 
 
 def delete_project(ctx: RequestContext, input: dict) -> dict:
+    """Mutation delete_project: deletes a project with its flows and their runs."""
     require(ctx, "project", input["project_id"], "project")
     for flow in ctx.store.find("flow", "project_id", input["project_id"]):
         from .registry import delete_flow_rows  # late import: registry imports this module
@@ -85,15 +92,18 @@ def _update_project(column: str) -> Callable:
 
 
 def hello(ctx: RequestContext) -> str:
+    """Query hello: the liveness probe prefect's agents send."""
     return "👋"
 
 
 def api(ctx: RequestContext) -> dict:
+    """Query api: backend and version information."""
     return {"backend": "SERVER", "mode": "normal", "version": "core-1.4.1-emulator",
             "core_version": prefect.__version__, "release_timestamp": None}
 
 
 def reference_data(ctx: RequestContext) -> dict:
+    """Query reference_data: prefect's state classes and their hierarchy (the UI reads it)."""
     from prefect.engine import state as states
     names = [n for n, v in vars(states).items() if isinstance(v, type) and issubclass(v, states.State)]
     hierarchy = {n: [b.__name__ for b in getattr(states, n).__mro__ if issubclass(b, states.State)]
@@ -103,6 +113,7 @@ def reference_data(ctx: RequestContext) -> dict:
 
 
 def auth_info(ctx: RequestContext) -> dict:
+    """Query auth_info: the tenant of the API key (Prefect Cloud clients ask it at login)."""
     # reached only by authenticated requests (server.py refuses the others before execution). A Prefect
     # Cloud key always belongs to a tenant, and `prefect server create-tenant` refuses to run against the
     # cloud backend, so the first key login gets a tenant made for it.
