@@ -50,7 +50,7 @@ def test_three_agents_with_the_same_labels_run_each_of_thirty_runs_exactly_once(
         agents = [start_local_agent(env, [label], log, name=f"agent-{i}") for i, log in enumerate(logs)]
         try:
             for log in logs:
-                wait_for_text(log, "Waiting for flow runs", timeout=60)
+                wait_for_text(log, "Waiting for flow runs", timeout=180)
             # all runs at once while the three agents poll: they race for every one of them
             run_ids = [client.create_flow_run(flow_id=flow_id, parameters={"greeting": f"run {i}"})
                        for i in range(RUNS)]

@@ -188,7 +188,8 @@ def test_future_run_is_not_returned_before_its_start_time(module_client: Client,
 
     # the agent prefetches 10 s ahead: the run an hour away is not in its answer, the one 2 s away is
     assert agent_poll([token]) == {soon}
-    assert queue(module_client, [token], before=pendulum.now("UTC")) == []
+    # `before` given explicitly, so that a slow machine cannot make this pass or fail by the clock
+    assert queue(module_client, [token], before=soon_start.subtract(seconds=1)) == []
 
     time.sleep(max(0.0, (soon_start - pendulum.now("UTC")).total_seconds()) + 0.2)
     assert queue(module_client, [token], before=pendulum.now("UTC")) == [soon]

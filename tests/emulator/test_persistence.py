@@ -145,7 +145,8 @@ def test_concurrent_pollers_and_state_writers_leave_a_consistent_db(tmp_path: Pa
         flow_id = register_flow_script(script, PROJECT)
         tenant_id = client.tenant_id
         create_until = time.monotonic() + 5
-        poll_until = create_until + 5
+        give_up = create_until + 90
+        creating_done = threading.Event()
 
         def creator() -> None:
             own = Client(api_server=emu.url, tenant_id=tenant_id)
@@ -155,15 +156,21 @@ def test_concurrent_pollers_and_state_writers_leave_a_consistent_db(tmp_path: Pa
                     time.sleep(0.05)
             except Exception as exc:
                 unexpected.append(f"creator: {exc!r}")
+            finally:
+                creating_done.set()
 
         def poller(slot: int) -> None:
-            # an agent in a hurry: poll, grab, run, log, finish, again, with no pause
+            # an agent in a hurry: poll, grab, run, log, finish, again, with no pause, until the queue is
+            # empty after the last run was created
             own = Client(api_server=emu.url, tenant_id=tenant_id)
-            while time.monotonic() < poll_until:
+            while time.monotonic() < give_up:
                 try:
+                    done_creating = creating_done.is_set()
                     ready = own.graphql(AGENT_QUEUE_MUTATION, variables={"input": {
                         "before": pendulum.now("UTC").isoformat(), "labels": [label], "tenant_id": tenant_id,
                     }}).data.get_runs_in_queue.flow_run_ids
+                    if not ready and done_creating:
+                        return
                     for run_id in ready:
                         try:
                             own.set_flow_run_state(run_id, Submitted(message=f"poller {slot}"))
@@ -178,6 +185,7 @@ def test_concurrent_pollers_and_state_writers_leave_a_consistent_db(tmp_path: Pa
                 except Exception as exc:
                     unexpected.append(f"poller {slot}: {exc!r}")
                     return
+            unexpected.append(f"poller {slot}: queue not drained after 90 s")
 
         threads = [threading.Thread(target=creator)] + [threading.Thread(target=poller, args=(s,)) for s in won]
         for thread in threads:
@@ -186,7 +194,8 @@ def test_concurrent_pollers_and_state_writers_leave_a_consistent_db(tmp_path: Pa
             thread.join(timeout=120)
 
     assert unexpected == []
-    assert len(created) >= 10, f"only {len(created)} runs were created in 5 s"
+    assert len(created) >= 5, f"only {len(created)} runs were created in 5 s"
+    assert all("State update failed" in text for text in refused), refused
     winners = [run_id for ids in won.values() for run_id in ids]
     assert sorted(winners) == sorted(created), "each run must be taken by exactly one poller"
 

@@ -17,7 +17,8 @@ from tests.emulator.prefect_session import (create_tenant_and_project, flow_run_
                                             register_flow_script, write_flow_script)
 from tests.processes import Emulator, prefect_env, stop
 
-HEARTBEAT_TIMEOUT = 3.0
+# long enough that a starved heartbeat process on a loaded 2-core CI machine does not fail a live run
+HEARTBEAT_TIMEOUT = 6.0
 TASK_QUERY = """query($id: uuid!) {
   flow_run_by_pk(id: $id) { task_runs { state task { slug } } }
 }"""
