@@ -126,3 +126,22 @@ def test_every_client_path_is_answered_without_unexpected_errors(tmp_path: Path)
     assert not unexpected, "operations the emulator failed:\n" + "\n".join(unexpected)
     missing = EXPECTED_FIELDS - fields_used(logs["emulator"]) - fields_used(logs["keyed emulator"])
     assert not missing, f"paths that never reached the emulator successfully: {sorted(missing)}"
+
+
+def test_log_check_reports_failed_operations_and_lets_only_the_allowed_ones_pass() -> None:
+    # the check above is only as good as this parser: feed it the documented line format
+    log = "\n".join([
+        "EMULATOR listening on http://127.0.0.1:1",
+        'GRAPHQL {"operation": null, "fields": ["hello"], "ok": true, "error": null, "ms": 1.0}',
+        'GRAPHQL {"operation": "Q", "fields": ["flow_run"], "ok": false, '
+        '"error": "Cannot query field \'nope\' on type \'flow_run\'.", "ms": 1.0}',
+        'GRAPHQL {"operation": null, "fields": ["create_project"], "ok": false, '
+        '"error": "Uniqueness violation.", "ms": 1.0}',
+    ])
+    assert failures(log) == ["operation='Q' fields=['flow_run'] error=\"Cannot query field 'nope' on type "
+                             "'flow_run'.\""]
+    assert fields_used(log) == {"hello"}
+    with pytest.raises(AssertionError, match="not JSON"):
+        parse_graphql_log('GRAPHQL {"operation": nul')
+    with pytest.raises(AssertionError, match="lacks"):
+        parse_graphql_log('GRAPHQL {"operation": null}')

@@ -114,3 +114,21 @@ def test_prefect_register_cli_skips_an_unchanged_flow_and_versions_a_changed_one
     write_flow_script(script, name, [name, "changed"])
     register()
     assert [(v, archived) for _, v, archived in versions(module_client, name)] == [(1, True), (2, False)]
+
+
+def test_a_run_created_again_with_the_same_idempotency_key_is_the_first_run(module_client: Client,
+                                                                            module_workdir: Path,
+                                                                            name: str) -> None:
+    flow_id = register_flow_script(script_for(module_workdir, name), PROJECT)
+    first = module_client.create_flow_run(flow_id=flow_id, idempotency_key="once", labels=["b", "a"])
+    again = module_client.create_flow_run(flow_id=flow_id, idempotency_key="once", labels=["b", "a"])
+    other = module_client.create_flow_run(flow_id=flow_id, idempotency_key="twice")
+
+    assert again == first and other != first
+    rows = module_client.graphql('query($id: uuid!) { flow_run(where: {flow_id: {_eq: $id}}) { id labels } }',
+                                 variables={"id": flow_id}).data.flow_run
+    assert sorted(row.id for row in rows) == sorted([first, other])
+    # Server stores a run's labels sorted
+    assert {row.id: list(row.labels) for row in rows}[first] == ["a", "b"]
+    for run_id in (first, other):
+        module_client.cancel_flow_run(run_id)
