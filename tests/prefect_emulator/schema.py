@@ -130,17 +130,31 @@ _SCALARS = {
 
 
 # -------------------------------------------------------------------------------------------- resolvers
+def _visible(ctx: Any, table: str, rows: List[dict]) -> List[dict]:
+    """Rows the request may see: a cloud client's X-PREFECT-TENANT-ID header scopes queries to that tenant,
+    as Prefect Cloud does; without the header (server backend) every tenant is visible, as on Server."""
+    if not ctx.tenant_id:
+        return rows
+    if table == "tenant":
+        return rows  # `prefect auth list-tenants` lists every tenant the key may switch to
+    if "tenant_id" not in TABLES[table].columns:
+        return rows
+    return [r for r in rows if r.get("tenant_id") == ctx.tenant_id]
+
+
 def _root_select(table: str) -> Callable:
     def resolve(_root: Any, info: Any, where: dict = None, order_by: list = None, limit: int = None,
                 offset: int = None, distinct_on: list = None) -> List[dict]:
-        return filters.select(info.context.store, table, where=where, order_by=order_by,
-                              distinct_on=distinct_on, limit=limit, offset=offset)
+        store = info.context.store
+        return filters.select(store, table, rows=_visible(info.context, table, store.all(table)), where=where,
+                              order_by=order_by, distinct_on=distinct_on, limit=limit, offset=offset)
     return resolve
 
 
 def _root_by_pk(table: str) -> Callable:
     def resolve(_root: Any, info: Any, id: str) -> Any:
-        return info.context.store.get(table, id)
+        row = info.context.store.get(table, id)
+        return row if row is not None and _visible(info.context, table, [row]) else None
     return resolve
 
 
