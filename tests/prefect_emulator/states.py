@@ -7,7 +7,8 @@ States are loaded with prefect's own StateSchema, so a state the client sends is
 - Submitted is accepted only while the run is still Scheduled (Server: a submitted-lock), so of several
   agents racing for a run exactly one submits it; the others get "State update failed: ...", which
   prefect's agent treats as "someone else has it";
-- a finished flow run keeps its state: later updates get "State update failed: ... already finished";
+- a finished flow run keeps its state: later updates get "State update failed: ... already finished",
+  except Scheduled, which is how the UI restarts a finished run;
 - Cancelled cancels the run's unfinished task runs; cancel_flow_run on a Running run asks for Cancelling;
 - a task run may only become Running while its flow run is Running.
 
@@ -115,9 +116,11 @@ def set_flow_run_state(ctx: RequestContext, flow_run_id: str, state: State) -> d
     run = ctx.store.get("flow_run", flow_run_id)
     if run is None:
         raise ApiError(f"State update failed for flow run ID {flow_run_id}: no such flow run.")
-    if is_finished(run["state"]):
+    if is_finished(run["state"]) and type(state) is not Scheduled:
+        # Scheduled stays allowed: it is how the UI restarts a finished run
         raise ApiError(f"State update failed: flow run {flow_run_id} is already finished ({run['state']}); "
-                       f"a finished run keeps its state, so {type(state).__name__} was not applied.")
+                       f"a finished run keeps its state, so {type(state).__name__} was not applied (only Scheduled, "
+                       "a restart, is accepted).")
     if state.is_submitted() and run["state"] not in SCHEDULED_STATES:
         raise ApiError(f"State update failed: this run has already been submitted (flow run {flow_run_id} "
                        f"is {run['state']}, not Scheduled).")
