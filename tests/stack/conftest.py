@@ -29,6 +29,8 @@ def stack_env(api_port: int) -> Dict[str, str]:
         "DAGS_HEALTH_INTERVAL": "2s",
         "DAGS_AGENT_MAX_POLL_INTERVAL": "1",
         "DAGS_INIT_WAIT_TIMEOUT": "120",
+        # 30 concurrent flow runs on 2 cores delay heartbeats: no zombie verdict for a busy run
+        "EMULATOR_HEARTBEAT_TIMEOUT": "300",
     }
     if os.getuid() != 0:
         env.update(DAGS_UID=str(os.getuid()), DAGS_GID=str(os.getgid()))

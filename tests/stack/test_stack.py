@@ -162,6 +162,43 @@ def test_runs_go_only_to_agents_whose_labels_cover_them(stack, dags, service_lab
             f"run {run['id']} labelled {run['labels']} ran on {service} with labels {service_labels[service]}")
 
 
+def test_with_dag_services_stopped_shared_agents_run_only_runs_their_labels_cover(stack, dags, service_labels):
+    shared = {name: labels for name, labels in service_labels.items() if name.startswith("agent-")}
+    dag_services = [f"dag-{name}" for name in dags]
+    stack.run("stop", "--timeout", "5", *dag_services, timeout=300)
+    try:
+        covered: Dict[str, str] = {}  # run id -> the one shared agent service whose labels cover it
+        uncovered: List[str] = []
+        outputs: Dict[str, Optional[Path]] = {}
+        for name, dag in dags.items():
+            params = {"output_dir": f"{stack.output_dir}/shared/{name}"} if has_output_dir(dag) else None
+            run_id = stack.create_run(stack.latest_flow_id(name), params)
+            outputs[run_id] = host_path(params["output_dir"]) if params else None
+            services = [s for s, labels in shared.items() if set(dag.labels) <= labels]
+            if services:
+                assert len(services) == 1, f"{name} is covered by several shared agents: {services}"
+                covered[run_id] = services[0]
+            else:
+                uncovered.append(run_id)
+        assert covered, "no DAG has labels a shared agent covers"
+        runs = stack.wait_for_runs(list(covered), timeout=420)
+        hostnames = stack.service_of_hostname()
+        for run in runs:
+            assert run["state"] == "Success", f"{run['flow']['name']} run {run['id']}: {run['state']}"
+            assert service_of_run(stack, run, outputs[run["id"]], hostnames) == covered[run["id"]]
+        # the shared agents polled many times meanwhile (every second at most): what they do not cover stays
+        time.sleep(3)
+        for run in stack.runs(uncovered):
+            assert run["state"] == "Scheduled", (
+                f"{run['flow']['name']} run labelled {run['labels']} left Scheduled with only agents "
+                f"{shared} running: {run['state']}")
+    finally:
+        stack.up("--no-build")
+    # its own DAG service is back: the waiting run is picked up now
+    for run in stack.wait_for_runs(uncovered, timeout=300):
+        assert run["state"] == "Success", run
+
+
 @pytest.mark.skipif(DISTRIBUTED is None, reason="no distributed DAG in dags/")
 def test_distributed_partitions_run_on_at_least_two_dask_workers(stack):
     stack.up("--no-build", scales={"dask-worker": 2})
@@ -206,6 +243,7 @@ def test_scaled_agent_service_shares_30_runs_each_run_executed_once(stack, dags,
         agent = recorded_agent(run, outputs[run["id"]])
         if service == "agent-etl":
             used[agent] = used.get(agent, 0) + 1
+    print(f"runs per agent-etl replica: {used}")
     assert len(used) >= 2, f"the 30 runs ran on fewer than 2 agent-etl replicas: {used}"
 
 
