@@ -11,14 +11,11 @@ class RequestContext:
 
     Args:
         store: the emulator's tables
-        authenticated: True when the request carried the right API key (or none is configured)
         tenant_id: the X-PREFECT-TENANT-ID header a cloud client sends, if any
         core_version: the X-PREFECT-CORE-VERSION header (stored on agents)
     """
 
-    def __init__(self, store: Store, authenticated: bool = True, tenant_id: Optional[str] = None,
-                 core_version: Optional[str] = None) -> None:
+    def __init__(self, store: Store, tenant_id: Optional[str] = None, core_version: Optional[str] = None) -> None:
         self.store = store
-        self.authenticated = authenticated
         self.tenant_id = tenant_id
         self.core_version = core_version

@@ -28,10 +28,14 @@ MAX_BODY = 10 * 1024 * 1024
 _DISCARD_LIMIT = 64 * 1024 * 1024  # read (and drop) at most this much of a too-big body before answering
 
 
+_LOG_LOCK = threading.Lock()
+
+
 def log(line: str) -> None:
-    """Writes one line to stderr at once (handler threads log concurrently)."""
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+    """Writes one whole line to stderr; handler threads log concurrently and tests parse every line."""
+    with _LOG_LOCK:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 class Emulator:

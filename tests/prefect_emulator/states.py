@@ -17,6 +17,7 @@ mutation in one store transaction, so a refusal (ApiError) leaves nothing half-w
 """
 from __future__ import annotations
 
+import datetime
 from typing import Any, Callable, Dict, List, Optional
 
 import prefect
@@ -26,7 +27,7 @@ from prefect.serialization.state import StateSchema
 from .context import RequestContext
 from .errors import ApiError
 from .tenancy import require
-from .timestamps import normalize, now
+from .timestamps import normalize, now, parse
 
 # the state names get_runs_in_queue treats as "ready" (Server: subclasses of Scheduled or Queued)
 SCHEDULED_STATES = sorted(
@@ -181,8 +182,6 @@ def kill_zombies(ctx: RequestContext, timeout: float) -> List[str]:
     Returns:
         the ids of the runs marked Failed
     """
-    import datetime
-    from .timestamps import parse
     cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=timeout)
     killed = []
     for run in ctx.store.all("flow_run"):
