@@ -115,20 +115,15 @@ def test_body_over_10_mb_is_refused_from_its_content_length(module_emulator: Emu
         conn.close()
     assert resp.status == 413, f"HTTP {resp.status}: {text[:300]}"
     message = json.loads(text)["errors"][0]["message"]
-    assert "10" in message and "Traceback" not in text, message
+    assert "10 MB" in message and "Traceback" not in text, message
     assert_still_serving(module_emulator)
 
 
-def test_body_over_10_mb_sent_whole_gets_413_or_a_closed_connection(module_emulator: Emulator,
+def test_body_over_10_mb_sent_whole_gets_413_not_a_reset_connection(module_emulator: Emulator,
                                                                      module_client: Client) -> None:
     big = body(query="{ hello }", variables={"pad": "x" * (11 * MB)})
-    try:
-        resp = requests.post(module_emulator.url, data=big, headers={"Content-Type": "application/json"},
-                             timeout=30)
-    except requests.ConnectionError:
-        pass  # the emulator answered 413 and closed while the client was still sending: acceptable
-    else:
-        assert_clean_error(resp, {413}, ["10"])
+    resp = requests.post(module_emulator.url, data=big, headers={"Content-Type": "application/json"}, timeout=30)
+    assert_clean_error(resp, {413}, ["10 MB"])
     assert_still_serving(module_emulator)
 
 
