@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 EXIT_SUCCESS = 0
 EXIT_FAILED = 1
@@ -93,23 +93,33 @@ def watch(flow_run_id: str, timeout: Optional[float], echo: Callable[[str], None
     states_seen = 0
     logs_seen = 0
     closed = False
+    pending: List[Tuple[Any, str]] = []  # (timestamp, line) not printed yet
 
-    def print_new_logs() -> None:
-        nonlocal logs_seen, closed
-        # All logs so far, oldest first: printing from an index never drops two logs sharing a timestamp.
+    def collect() -> None:
+        """Adds the run's new states and logs to `pending`."""
+        nonlocal states_seen, logs_seen, closed
+        for state in run.states[states_seen:]:
+            pending.append((state.timestamp, f"{state.timestamp} state {type(state).__name__}: "
+                                             f"{state.message or ''}".rstrip()))
+        states_seen = max(states_seen, len(run.states))
+        # All logs so far, oldest first: reading from an index never drops two logs sharing a timestamp.
         logs = run.get_logs(end_time=pendulum.now("utc").add(seconds=1))
         for log in logs[logs_seen:]:
-            echo(f"{log.timestamp} {logging.getLevelName(log.level)} {log.message}")
+            pending.append((log.timestamp, f"{log.timestamp} {logging.getLevelName(log.level)} {log.message}"))
             closed = closed or str(log.message).startswith(CLOSING_LOG_PREFIXES)
         logs_seen = max(logs_seen, len(logs))
 
+    def flush() -> None:
+        """Prints what is pending, states and logs merged in time order."""
+        for _, line in sorted(pending, key=lambda item: item[0]):
+            echo(line)
+        del pending[:]
+
     while True:
-        for state in run.states[states_seen:]:
-            echo(f"{state.timestamp} state {type(state).__name__}: {state.message or ''}".rstrip())
-        states_seen = max(states_seen, len(run.states))
-        print_new_logs()
+        collect()
         if run.state.is_finished():
             break
+        flush()
         if deadline is not None and time.monotonic() >= deadline:
             echo(f"timed out after {timeout:g}s: flow run {flow_run_id} is still {type(run.state).__name__}")
             return EXIT_TIMEOUT
@@ -118,7 +128,9 @@ def watch(flow_run_id: str, timeout: Optional[float], echo: Callable[[str], None
     grace_end = time.monotonic() + float(prefect.config.cloud.get("logging_heartbeat", 5)) + LOG_GRACE_MARGIN
     while not closed and time.monotonic() < grace_end:
         time.sleep(min(poll, 0.5))
-        print_new_logs()
+        collect()
+    # The final state is printed with the last logs, so that it comes after the logs that preceded it.
+    flush()
     name = type(run.state).__name__
     echo(f"flow run {flow_run_id} finished: {name}")
     return EXIT_SUCCESS if run.state.is_successful() else EXIT_FAILED
