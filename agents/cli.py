@@ -14,6 +14,7 @@ AGENT_ADDRESS_HELP = ("Serve the agent health endpoint (/api/health) here, e.g. 
 
 
 def _settings() -> config.Settings:
+    """Loads the configuration; a bad value becomes a clean `Error: ...` (exit 1)."""
     try:
         return config.load()
     except config.ConfigError as exc:
@@ -30,6 +31,7 @@ def _run(action: Callable[[], int]) -> None:
 
 
 def _params(values: Tuple[str, ...]) -> dict:
+    """Parses --param options; a malformed one is a usage error (exit 2) showing the expected form."""
     try:
         return parse_params(values)
     except ParamError as exc:
@@ -97,6 +99,7 @@ def start(labels: Tuple[str, ...], name: Optional[str], agent_address: Optional[
     settings = _settings()
 
     def body() -> int:
+        # Wait for the API (and the server's tenant) first: in compose the agent may start before it.
         commands.connect(settings, click.echo)
         agent_name = name or hosting.agent_name(hosting.labels_name(labels))
         return commands.host(list(labels), agent_name, agent_address, click.echo)
