@@ -26,6 +26,7 @@ CREATE_PROJECT = "mutation($input: create_project_input!) { create_project(input
 
 
 def body(**fields) -> bytes:
+    """A JSON request body."""
     return json.dumps(fields).encode()
 
 
@@ -73,6 +74,7 @@ def assert_clean_error(resp: requests.Response, statuses: set, words: List[str])
 
 
 def assert_still_serving(emu: Emulator) -> None:
+    """/health answers and valid queries still work."""
     assert requests.get(emu.url + "/health", timeout=5).status_code == 200
     answer = emu.graphql("query { hello }")
     assert "errors" not in answer and answer["data"]["hello"], answer
@@ -137,11 +139,13 @@ def test_body_just_under_10_mb_is_accepted(module_emulator: Emulator, module_cli
 
 @pytest.fixture(scope="module")
 def flow_id(module_client: Client, module_workdir: Path) -> str:
+    """A registered flow (three tasks: greeting, greet-1, shout-1) that no agent in this module polls for."""
     script = write_flow_script(module_workdir / "rules.py", "rules", ["rules-" + uuid.uuid4().hex[:8]])
     return register_flow_script(script, PROJECT)
 
 
 def states_of(client: Client, run_id: str) -> List[Tuple[str, int]]:
+    """(state, version) of every state the run went through, by version."""
     answer = client.graphql("""query($id: uuid!) {
         flow_run_by_pk(id: $id) { states(order_by: {version: asc}) { state version } }
     }""", variables={"id": run_id})
@@ -183,6 +187,7 @@ def task_runs_for(client: Client, run_id: str, flow_id: str) -> Dict[str, str]:
 
 
 def task_run_states(client: Client, run_id: str) -> Dict[str, str]:
+    """{task slug: state name} of the run's task runs, read with Client.get_flow_run_info."""
     return {t.task_slug: type(t.state).__name__ for t in client.get_flow_run_info(run_id).task_runs}
 
 

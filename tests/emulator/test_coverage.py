@@ -60,6 +60,7 @@ def failures(log: str) -> List[str]:
 
 
 def fields_used(log: str) -> set:
+    """Root fields of the operations that succeeded."""
     return {field for record in parse_graphql_log(log) if record["ok"] for field in record["fields"]}
 
 

@@ -75,6 +75,7 @@ def flow_id(module_client: Client, module_workdir: Path) -> str:
 
 @pytest.fixture
 def runs(module_client: Client, flow_id: str) -> Iterator[Runs]:
+    """This test's runs, cancelled at its end."""
     made = Runs(module_client, flow_id)
     yield made
     made.cleanup()
@@ -82,10 +83,12 @@ def runs(module_client: Client, flow_id: str) -> Iterator[Runs]:
 
 @pytest.fixture
 def token() -> str:
+    """A random suffix that keeps this test's labels apart from the other tests' on the shared emulator."""
     return uuid.uuid4().hex[:10]
 
 
 def unique(labels: List[str], token: str) -> List[str]:
+    """`labels` made unique to one test."""
     return [f"{label}-{token}" for label in labels]
 
 

@@ -30,10 +30,12 @@ def versions(client: Client, name: str) -> List[Tuple[str, int, bool]]:
 
 @pytest.fixture
 def name() -> str:
+    """A flow name of its own for each test (one emulator serves the module)."""
     return "versioned-" + uuid.uuid4().hex[:8]
 
 
 def script_for(workdir: Path, name: str) -> Path:
+    """A flow script for flow `name`, labelled with its name."""
     return write_flow_script(workdir / f"{name}.py", name, [name])
 
 
