@@ -57,7 +57,8 @@ def main(argv: Optional[List[str]] = None) -> int:
               file=sys.stderr)
         return 2
     from .schema import build
-    from .server import Emulator, Server, log
+    from .console import log
+    from .server import Emulator, Server
     emulator = Emulator(build(), store, api_key=args.api_key, heartbeat_timeout=args.heartbeat_timeout)
     try:
         server = Server((args.host, args.port), emulator)
@@ -72,7 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    emulator.start_zombie_killer()
+    emulator.start_background_loop()
     host, port = server.server_address[:2]
     log(f"EMULATOR listening on http://{host}:{port} (db={args.db or 'memory'}, "
         f"api_key={'set' if args.api_key else 'none'}, heartbeat_timeout={args.heartbeat_timeout:g}s)")

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List
 from prefect.utilities.graphql import decompress
 
 from .context import RequestContext
+from .scheduler import schedule_flow_runs, unschedule
 from .errors import ApiError
 from .tenancy import require
 
@@ -85,10 +86,15 @@ def _create(ctx: RequestContext, serialized: dict, input: dict) -> str:
     _register_edges(ctx, flow, edges)
     for other in versions:
         if not other["archived"]:
-            store.update("flow", other["id"], archived=True, is_schedule_active=False)
+            _archive(ctx, other["id"])
     if input.get("set_schedule_active") and flow["schedule"]:
-        store.update("flow", flow["id"], is_schedule_active=True)
+        schedule_flow_runs(ctx, store.update("flow", flow["id"], is_schedule_active=True))
     return flow["id"]
+
+
+def _archive(ctx: RequestContext, flow_id: str) -> None:
+    ctx.store.update("flow", flow_id, archived=True, is_schedule_active=False)
+    unschedule(ctx, flow_id)
 
 
 def _register_tasks(ctx: RequestContext, flow: dict, tasks: List[dict]) -> None:
@@ -173,7 +179,7 @@ def delete_flow(ctx: RequestContext, input: dict) -> dict:
 def archive_flow(ctx: RequestContext, input: dict) -> dict:
     """Mutation archive_flow: archives a flow version (it then refuses new runs)."""
     require(ctx, "flow", input["flow_id"], "flow")
-    ctx.store.update("flow", input["flow_id"], archived=True, is_schedule_active=False)
+    _archive(ctx, input["flow_id"])
     return {"success": True, "error": None}
 
 
@@ -191,7 +197,11 @@ def _schedule(active: bool) -> Callable:
         if active and not flow["schedule"]:
             # Server answers success=false (no error): Flow.register asks for this on every flow
             return {"success": False, "error": f"Flow {flow['id']} has no schedule to activate."}
-        ctx.store.update("flow", flow["id"], is_schedule_active=active)
+        flow = ctx.store.update("flow", flow["id"], is_schedule_active=active)
+        if active:
+            schedule_flow_runs(ctx, flow)
+        else:
+            unschedule(ctx, flow["id"])
         return {"success": True, "error": None}
     return resolve
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import sys
 import threading
 import time
 import traceback
@@ -20,22 +19,15 @@ from graphql import GraphQLError, GraphQLSchema, execute, parse, validate
 from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode
 from graphql.utilities import get_operation_ast
 
+from .console import log
 from .context import RequestContext
+from .scheduler import schedule_all
 from .states import kill_zombies
 from .store import Store
 
 MAX_BODY = 10 * 1024 * 1024
+SCHEDULE_SECONDS = 10.0  # Server's scheduler runs every 150 s; runs are made 10 ahead, so this only tops up
 _DISCARD_LIMIT = 64 * 1024 * 1024  # read (and drop) at most this much of a too-big body before answering
-
-
-_LOG_LOCK = threading.Lock()
-
-
-def log(line: str) -> None:
-    """Writes one whole line to stderr; handler threads log concurrently and tests parse every line."""
-    with _LOG_LOCK:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
 
 
 class Emulator:
@@ -143,11 +135,14 @@ class Emulator:
         return answer
 
     # ---------------------------------------------------------------------------------------- zombies
-    def start_zombie_killer(self) -> threading.Thread:
-        """Starts the thread that fails Running flow runs whose heartbeat is older than the timeout."""
+    def start_background_loop(self) -> threading.Thread:
+        """Starts the thread that plays Server's services: the zombie killer, every min(1 s, timeout/4), fails
+        Running flow runs whose heartbeat is older than the timeout; the scheduler, every SCHEDULE_SECONDS,
+        tops up the runs of flows with an active schedule."""
         interval = max(0.1, min(1.0, self.heartbeat_timeout / 4))
 
         def loop() -> None:
+            next_schedule = 0.0
             while not self._stop.wait(interval):
                 try:
                     with self.store.transaction():
@@ -155,10 +150,16 @@ class Emulator:
                     for run_id in killed:
                         log(f"ZOMBIE flow run {run_id} marked Failed: no heartbeat for "
                             f"{self.heartbeat_timeout:g} s")
-                except Exception as exc:  # keep checking; a failed round is retried next interval
-                    log(f"ZOMBIE check failed: {exc!r}")
+                    if time.monotonic() >= next_schedule:
+                        next_schedule = time.monotonic() + SCHEDULE_SECONDS
+                        with self.store.transaction():
+                            count = schedule_all(RequestContext(self.store))
+                        if count:
+                            log(f"SCHEDULER created {count} scheduled flow run(s)")
+                except Exception as exc:  # keep going; a failed round is retried next interval
+                    log(f"BACKGROUND round failed: {exc!r}")
 
-        thread = threading.Thread(target=loop, name="zombie-killer", daemon=True)
+        thread = threading.Thread(target=loop, name="background-services", daemon=True)
         thread.start()
         return thread
 

@@ -1,0 +1,86 @@
+"""The emulator's scheduler: a flow registered with an active schedule gets its next 10 runs, once; a new
+version replaces the old version's auto-scheduled runs; pausing the schedule deletes them."""
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+import sys
+from typing import Iterator, List
+
+import pytest
+
+from tests.processes import REPO_ROOT, Emulator, prefect_env
+
+SCHEDULER_SCRIPT = r'''
+import datetime, json, sys
+from prefect import Client, Flow, task
+from prefect.schedules import IntervalSchedule
+
+client = Client()
+client.create_tenant("sched", "sched")
+client.create_project("sched")
+
+
+@task
+def noop():
+    pass
+
+
+with Flow("scheduled", schedule=IntervalSchedule(interval=datetime.timedelta(minutes=1))) as flow:
+    noop()
+
+QUERY = "{ flow_run(order_by: {scheduled_start_time: asc}) { flow { version } auto_scheduled state scheduled_start_time idempotency_key } }"
+observed = {}
+first = flow.register("sched", no_url=True)
+observed["after_first"] = client.graphql(QUERY).data.flow_run.to_list()
+client.graphql({"mutation($input: set_schedule_active_input!)": {"set_schedule_active(input: $input)": {"success"}}},
+               variables={"input": {"flow_id": first}})
+observed["after_reactivating"] = client.graphql(QUERY).data.flow_run.to_list()
+second = flow.register("sched", no_url=True)
+observed["after_second_version"] = client.graphql(QUERY).data.flow_run.to_list()
+client.graphql({"mutation($input: set_schedule_inactive_input!)": {"set_schedule_inactive(input: $input)": {"success"}}},
+               variables={"input": {"flow_id": second}})
+observed["after_pause"] = client.graphql(QUERY).data.flow_run.to_list()
+print(json.dumps(observed))
+'''
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Registers a flow with a one-minute schedule through the real client, in a subprocess, and returns the
+    runs seen after each step (so the four tests below share one emulator and one registration)."""
+    workdir = tmp_path_factory.mktemp("scheduler")
+    with Emulator(workdir) as emulator:
+        env = prefect_env(emulator.url, workdir)
+        done = subprocess.run([sys.executable, "-c", SCHEDULER_SCRIPT], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        yield json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _starts(runs: List[dict]) -> List[datetime.datetime]:
+    return [datetime.datetime.fromisoformat(r["scheduled_start_time"]) for r in runs]
+
+
+def test_active_schedule_gets_its_next_ten_runs_one_minute_apart(observed: dict) -> None:
+    runs = observed["after_first"]
+    assert len(runs) == 10
+    assert all(r["auto_scheduled"] and r["state"] == "Scheduled" and r["flow"]["version"] == 1 for r in runs)
+    starts = _starts(runs)
+    assert all(b - a == datetime.timedelta(minutes=1) for a, b in zip(starts, starts[1:]))
+    assert starts[0] > datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=1)
+    assert len({r["idempotency_key"] for r in runs}) == 10
+
+
+def test_scheduling_again_makes_no_duplicates(observed: dict) -> None:
+    assert observed["after_reactivating"] == observed["after_first"]
+
+
+def test_new_version_replaces_the_archived_versions_scheduled_runs(observed: dict) -> None:
+    runs = observed["after_second_version"]
+    assert len(runs) == 10 and {r["flow"]["version"] for r in runs} == {2}
+
+
+def test_pausing_the_schedule_deletes_its_scheduled_runs(observed: dict) -> None:
+    assert observed["after_pause"] == []
