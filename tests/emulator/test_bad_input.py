@@ -56,6 +56,10 @@ BAD_BODIES = [
     pytest.param(body(query=CREATE_PROJECT, variables={}), {200}, ["$input"], id="missing-required-variable"),
     pytest.param(body(query='query { flow_run(limit: "ten") { id } }'), {200}, ["ten"],
                  id="wrong-literal-argument-type"),
+    pytest.param(b"\xff\xfe{}", {400}, ["json"], id="not-utf8"),
+    pytest.param(b"[" * 200000 + b"]" * 200000, {400}, ["json"], id="json-nested-too-deep"),
+    pytest.param(body(query="query { " + "flow_run { " * 5000 + "id" + " }" * 5001), {200, 400}, [],
+                 id="graphql-nested-too-deep"),
 ]
 
 
@@ -127,6 +131,49 @@ def test_body_over_10_mb_sent_whole_gets_413_not_a_reset_connection(module_emula
     resp = requests.post(module_emulator.url, data=big, headers={"Content-Type": "application/json"}, timeout=30)
     assert_clean_error(resp, {413}, ["10 MB"])
     assert_still_serving(module_emulator)
+
+
+def test_stalled_client_does_not_block_others(module_emulator: Emulator, module_client: Client) -> None:
+    # announces 1000 bytes, sends 10, then nothing: other clients must still be served meanwhile
+    conn = http.client.HTTPConnection("127.0.0.1", module_emulator.port, timeout=120)
+    try:
+        conn.putrequest("POST", "/graphql")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", "1000")
+        conn.endheaders()
+        conn.send(b'{"query": ')
+        assert_still_serving(module_emulator)
+    finally:
+        conn.close()
+    assert_still_serving(module_emulator)
+
+
+@pytest.mark.parametrize("headers, status", [
+    pytest.param({}, 411, id="no-content-length"),
+    pytest.param({"Content-Length": "-5"}, 400, id="negative-content-length"),
+    pytest.param({"Content-Length": "ten"}, 400, id="non-numeric-content-length"),
+])
+def test_missing_or_invalid_content_length_is_named(module_emulator: Emulator, module_client: Client,
+                                                    headers: dict, status: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", module_emulator.port, timeout=10)
+    try:
+        conn.putrequest("POST", "/graphql", skip_accept_encoding=True)
+        for key, value in headers.items():
+            conn.putheader(key, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        text = resp.read().decode()
+    finally:
+        conn.close()
+    assert resp.status == status, f"HTTP {resp.status}: {text[:300]}"
+    assert "Content-Length" in json.loads(text)["errors"][0]["message"] and "Traceback" not in text
+    assert_still_serving(module_emulator)
+
+
+def test_unknown_path_gets_a_json_404_naming_the_graphql_paths(module_emulator: Emulator,
+                                                               module_client: Client) -> None:
+    resp = requests.post(module_emulator.url + "/v1/graphql", json={"query": "{ hello }"}, timeout=10)
+    assert_clean_error(resp, {404}, ["/v1/graphql", "/graphql"])
 
 
 def test_body_just_under_10_mb_is_accepted(module_emulator: Emulator, module_client: Client) -> None:
