@@ -243,7 +243,8 @@ def test_scaled_agent_service_shares_30_runs_each_run_executed_once(stack, dags,
         agent = recorded_agent(run, outputs[run["id"]])
         if service == "agent-etl":
             used[agent] = used.get(agent, 0) + 1
-    print(f"runs per agent-etl replica: {used}")
+    print(f"runs per agent-etl replica: {used}; runs whose submitting agent the API recorded "
+          f"(flow_run.agent_id): {sum(1 for r in runs if r.get('agent'))} of {len(runs)}")
     assert len(used) >= 2, f"the 30 runs ran on fewer than 2 agent-etl replicas: {used}"
 
 
