@@ -192,3 +192,9 @@ def test_serve_and_start_refuse_bad_input(module_env: Dict[str, str]) -> None:
     bad_label = run_cli(["start", "--label", "two words"], module_env)
     assert bad_label.returncode == 2
     assert "invalid label 'two words'" in bad_label.stdout
+
+
+def test_bad_poll_interval_is_a_clear_error(module_env: Dict[str, str]) -> None:
+    result = run_cli(["start", "--label", "x"], dict(module_env, DAGS_AGENT_MAX_POLL_INTERVAL="fast"))
+    assert result.returncode == 1
+    assert "DAGS_AGENT_MAX_POLL_INTERVAL must be a number of seconds, got 'fast'" in result.stdout
