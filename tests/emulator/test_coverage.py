@@ -108,6 +108,8 @@ def test_every_client_path_is_answered_without_unexpected_errors(tmp_path: Path)
                                   "--param", "greeting=watched", "--watch")
             assert re.search(r"Success", watched), watched
             assert "greeting=watched" in watched, "the run's logs were not streamed back"
+            assert "covered-cli" in prefect_cli(env, "get", "flows", "--project", PROJECT)
+            assert "Success" in prefect_cli(env, "get", "flow-runs")
         finally:
             stop(agent)
 
@@ -117,9 +119,19 @@ def test_every_client_path_is_answered_without_unexpected_errors(tmp_path: Path)
         auth = {"Authorization": f"Bearer {key}"}
         if not (keyed.graphql("query { auth_info { tenant_id } }", headers=auth).get("data") or {}).get("auth_info"):
             keyed.graphql('mutation { create_tenant(input: {name: "keyed", slug: "keyed"}) { id } }', headers=auth)
-        keyed_env = prefect_env(keyed.url, keyed_home, PREFECT__BACKEND="cloud")
+        keyed_env = agent_env(prefect_env(keyed.url, keyed_home, PREFECT__BACKEND="cloud"))
         assert "Logged in" in prefect_cli(keyed_env, "auth", "login", "--key", key)
+        # from here on every command reads the key `auth login` saved, as on a user's machine
         assert "keyed-project created" in prefect_cli(keyed_env, "create", "project", "keyed-project")
+        keyed_script = write_flow_script(tmp_path / "keyed_flow.py", "covered-keyed", [label])
+        prefect_cli(keyed_env, "register", "--project", "keyed-project", "--path", str(keyed_script))
+        keyed_agent = start_local_agent(keyed_env, [label], tmp_path / "keyed-agent.log")
+        try:
+            watched = prefect_cli(keyed_env, "run", "--name", "covered-keyed", "--project", "keyed-project",
+                                  "--watch")
+            assert "Flow run succeeded" in watched, watched
+        finally:
+            stop(keyed_agent)
 
         logs = {"emulator": emu.log(), "keyed emulator": keyed.log()}
 

@@ -74,9 +74,6 @@ def test_three_agents_with_the_same_labels_run_each_of_thirty_runs_exactly_once(
     for log in logs:
         deployed.update(re.findall(r"Completed deployment of flow run ([0-9a-f-]{36})", log.read_text()))
     assert deployed == collections.Counter({i: 1 for i in run_ids}), "a run was deployed by two agents"
-    # the work was shared: not a proof of fairness, but three agents doing nothing but one is a routing bug
-    busy = [log for log in logs if "Completed deployment of flow run" in log.read_text()]
-    assert len(busy) >= 2, f"only {len(busy)} agent(s) deployed anything"
 
 
 def race_to_submit(api_url: str, run_id: str, version: int, contenders: int) -> List[Optional[str]]:
