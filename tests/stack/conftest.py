@@ -6,11 +6,12 @@ name, the emulator published on a free 127.0.0.1 port, and is always taken down 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Sequence
 
 import pytest
 
@@ -45,24 +46,38 @@ def built_image() -> str:
     return probe.env.get("DAGS_IMAGE", "dags-prefect-io:latest")
 
 
-@pytest.fixture(scope="module")
-def stack(built_image: str) -> Iterator[Stack]:
-    """A running stack (every service healthy, init completed), taken down with its volumes afterwards.
+@contextlib.contextmanager
+def running_stack(extra_files: Sequence[Path] = (), services: Sequence[str] = ()) -> Iterator[Stack]:
+    """Brings up a stack (compose.yaml + the emulator override + `extra_files`) under a unique project
+    name and takes it down with its volumes afterwards, whatever happens.
 
-    Its `output_dir` attribute is a folder under data/output/ (relative to the repo root, as the DAGs'
-    parameters take it) that is this stack's own, removed at the end.
+    Args:
+        extra_files: more override files, applied last
+        services: start only these (and what they depend on); default every service
+
+    Yields:
+        The running stack; its `output_dir` attribute is a folder under data/output/ (relative to the
+        repo root, as the DAGs' parameters take it) that is this stack's own, removed at the end.
     """
     project = f"dagstest{uuid.uuid4().hex[:8]}"
     api_port = free_port()
-    stk = Stack(project, [COMPOSE_FILE, EMULATOR_OVERRIDE], stack_env(api_port), api_port=api_port)
+    stk = Stack(project, [COMPOSE_FILE, EMULATOR_OVERRIDE, *extra_files], stack_env(api_port),
+                api_port=api_port)
     stk.output_dir = f"data/output/{project}"  # type: ignore[attr-defined]
     try:
         # --no-build: the session fixture built the image; a build per service would only repeat it
-        stk.up("--no-build", timeout=420)
+        stk.up("--no-build", *services, timeout=420)
         yield stk
     finally:
         stk.down()
         shutil.rmtree(REPO_ROOT / stk.output_dir, ignore_errors=True)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def stack(built_image: str) -> Iterator[Stack]:
+    """The whole stack with the emulator as the API: every service healthy, init completed."""
+    with running_stack() as stk:
+        yield stk
 
 
 def host_path(relative: str) -> Path:
