@@ -141,3 +141,20 @@ def test_submitted_on_a_run_that_is_no_longer_scheduled_is_refused(module_client
         module_client.set_flow_run_state(run_id, Submitted(message="third agent"))
     assert "State update failed" in str(refused.value), str(refused.value)
     assert flow_run_rows(module_client, [run_id])[run_id]["state"] == "Submitted"
+
+
+def test_the_agent_that_submits_a_run_is_recorded_on_it(module_client: Client, module_emulator: Emulator,
+                                                        module_workdir: Path) -> None:
+    # Server stores the submitting agent (X-PREFECT-AGENT-ID, which every agent attaches) on the run;
+    # the UI shows it, and it is how one finds which of the scaled replicas ran what
+    script = write_flow_script(module_workdir / "owned.py", "owned", ["owned-" + uuid.uuid4().hex[:8]])
+    run_id = module_client.create_flow_run(flow_id=register_flow_script(script, PROJECT))
+    agent_client = Client(api_server=module_emulator.url)
+    agent_id = agent_client.register_agent(agent_type="LocalAgent", name="owner", labels=["owned"])
+    agent_client.attach_headers({"X-PREFECT-AGENT-ID": agent_id})
+
+    agent_client.set_flow_run_state(run_id, Submitted(message="mine"))
+
+    run = module_client.graphql('query($id: uuid!) { flow_run_by_pk(id: $id) { agent_id agent { name } } }',
+                                variables={"id": run_id}).data.flow_run_by_pk
+    assert (run.agent_id, run.agent.name if run.agent else None) == (agent_id, "owner")

@@ -214,3 +214,27 @@ def test_running_run_with_a_task_run_due_for_retry_is_polled_again(module_client
         module_client.set_task_run_state(task_run.id, Retrying(message="retry", start_time=start, run_count=1))
 
     assert queue(module_client, [token], before=pendulum.now("UTC")) == [due]
+
+
+def test_agent_gets_only_its_own_tenants_runs(module_client: Client, module_workdir: Path, token: str) -> None:
+    other_tenant = module_client.create_tenant(name=f"other-{token}")
+    other = Client(api_server=module_client.api_server, tenant_id=other_tenant)
+    other.create_project(f"other-{token}")
+    script = write_flow_script(module_workdir / f"other_{token}.py", f"other-{token}", [])
+    flow_id = register_flow_script(script, f"other-{token}")
+    unlabelled = other.create_flow_run(flow_id=flow_id, labels=[])
+    labelled = other.create_flow_run(flow_id=flow_id, labels=[token])
+
+    def polled(tenant_id: str, labels: List[str]) -> List[str]:
+        result = module_client.graphql(AGENT_QUEUE_MUTATION, variables={"input": {
+            "before": pendulum.now("UTC").isoformat(), "labels": labels, "tenant_id": tenant_id}})
+        return list(result.data.get_runs_in_queue.flow_run_ids)
+
+    try:
+        assert unlabelled not in polled(module_client.tenant_id, [])
+        assert labelled not in polled(module_client.tenant_id, [token])
+        assert unlabelled in polled(other_tenant, [])
+        assert labelled in polled(other_tenant, [token])
+    finally:
+        for run_id in (unlabelled, labelled):
+            other.cancel_flow_run(run_id)
