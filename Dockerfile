@@ -13,7 +13,6 @@ ARG PYTHON_VERSION=3.8
 ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim
 FROM ${BASE_IMAGE}
 
-ARG PYTHON_VERSION
 # uid 5678 as in the tutorial; compose can run another uid (DAGS_UID) since nothing needs a passwd entry.
 ARG APP_UID=5678
 

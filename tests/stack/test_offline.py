@@ -1,0 +1,81 @@
+"""scripts/prepare-offline.sh and the image's offline install: idempotent on a prepared machine, and a clear
+error naming the fix for each thing that is missing."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.processes import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "scripts" / "prepare-offline.sh"
+BASH = shutil.which("bash") or "/bin/bash"
+
+
+def run_script(env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([BASH, str(SCRIPT)], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_prepare_offline_without_docker_names_the_missing_cli(tmp_path):
+    # a PATH holding only what the script needs before its first check: no docker
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname",):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    proc = run_script({"PATH": str(bin_dir), "HOME": str(tmp_path)})
+    assert proc.returncode == 1
+    assert "docker CLI is not installed" in proc.stderr and "Fix:" in proc.stderr, proc.stderr
+
+
+@pytest.mark.docker
+def test_prepare_offline_names_a_python_it_cannot_find():
+    env = dict(os.environ, OFFLINE_PYTHON_VERSION="3.99")
+    proc = run_script(env)
+    assert proc.returncode == 1
+    assert "no host python3.99" in proc.stderr and "Fix:" in proc.stderr, proc.stderr
+
+
+@pytest.mark.docker
+def test_prepare_offline_does_nothing_on_a_prepared_machine():
+    run_script(dict(os.environ))  # prepares, if this machine is not yet
+    started = time.monotonic()
+    proc = run_script(dict(os.environ))
+    took = time.monotonic() - started
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("already") == 3, proc.stdout
+    assert took < 30, f"a warm prepare-offline took {took:.1f}s"
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_image_build_with_an_incomplete_wheelhouse_fails_naming_the_fix(tmp_path):
+    wheels = REPO_ROOT / "wheels"
+    if not any(wheels.glob("*.whl")):
+        pytest.skip("no wheelhouse: run scripts/prepare-offline.sh")
+    # A build context like the project's, whose wheelhouse lacks one pinned package (six).
+    context = tmp_path / "context"
+    (context / "wheels").mkdir(parents=True)
+    for wheel in wheels.glob("*.whl"):
+        if not wheel.name.lower().startswith("six-"):
+            shutil.copy(wheel, context / "wheels")
+    for name in ("Dockerfile", "requirements.txt"):
+        shutil.copy(REPO_ROOT / name, context)
+    for folder in ("agents", "dags", "data", "scripts", "tests/prefect_emulator", "env"):
+        (context / folder).mkdir(parents=True, exist_ok=True)
+    (context / "tests" / "__init__.py").touch()
+    (context / "env" / "defaults.env").touch()
+    (context / "compose.yaml").write_text(
+        "services:\n  probe:\n    image: dags-prefect-io-probe:incomplete-wheelhouse\n"
+        "    build:\n      context: .\n      args:\n        PYTHON_VERSION: \"3.11\"\n")
+    project = f"dagsprobe{uuid.uuid4().hex[:8]}"
+    proc = subprocess.run(["docker", "compose", "-p", project, "build", "probe"], cwd=context,
+                          capture_output=True, text=True, timeout=900)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, "the build must not fall back to the index silently"
+    assert "wheels/ does not hold every pinned package" in output and "Fix:" in output, output[-3000:]
