@@ -22,7 +22,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROJECT = "My Tests"
 BACKENDS = ("server", "cloud")
 # Env files read in this order; a variable already set (by the process or an earlier file) is kept.
-ENV_FILES = ("local.env", "defaults.env")
+DEFAULTS_FILE = "defaults.env"
+ENV_FILES = ("local.env", DEFAULTS_FILE)
 
 
 class ConfigError(Exception):
@@ -56,6 +57,10 @@ def env_dir() -> Path:
 def load_env_files(folder: Optional[Path] = None) -> List[Path]:
     """Sets os.environ from `local.env` then `defaults.env`, never overriding a variable already set.
 
+    The tutorial's PREFECT_AUTH_KEY is mapped once the user's own settings (process and `local.env`) are
+    in, and before `defaults.env`, so that a key in `local.env` selects the cloud backend while the
+    committed default backend ("server") cannot override it.
+
     Args:
         folder: the folder of env files; defaults to `env_dir()`
 
@@ -63,9 +68,10 @@ def load_env_files(folder: Optional[Path] = None) -> List[Path]:
         The files that exist and were read.
     """
     folder = folder or env_dir()
-    _map_tutorial_key()
     read = []
     for name in ENV_FILES:
+        if name == DEFAULTS_FILE:
+            _map_tutorial_key()
         path = folder / name
         if not path.is_file():
             continue

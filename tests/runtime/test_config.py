@@ -45,6 +45,16 @@ def test_tutorial_auth_key_selects_cloud_and_is_never_printed(tmp_path: Path, em
     assert "tutorial-secret-key" not in out
 
 
+def test_tutorial_auth_key_in_local_env_selects_cloud_over_the_committed_default(tmp_path: Path) -> None:
+    env_dir = tmp_path / "env"
+    env_dir.mkdir()
+    (env_dir / "defaults.env").write_text("PREFECT__BACKEND=server\n")
+    (env_dir / "local.env").write_text("PREFECT_AUTH_KEY=tutorial-secret-key\n")
+    out = _config(env_dir, tmp_path)
+    assert "backend: cloud" in out
+    assert "tutorial-secret-key" not in out
+
+
 def test_unknown_backend_is_a_clear_error(tmp_path: Path, empty_env_dir: Path) -> None:
     env = runtime_env("http://127.0.0.1:1", tmp_path / "home", empty_env_dir, PREFECT__BACKEND="clowd")
     result = run_cli(["list"], env, timeout=60)
