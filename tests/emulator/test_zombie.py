@@ -10,6 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 from prefect import Client
+from prefect.engine.state import Running, Submitted
 
 from tests.emulator.agents import agent_env, start_local_agent, wait_for_flow_runs
 from tests.emulator.conftest import PROJECT
@@ -69,6 +70,10 @@ def test_run_whose_agent_and_flow_process_are_killed_is_failed_with_a_heartbeat_
         assert "heartbeat" in (state.message or "").lower(), f"message does not say why: {state.message!r}"
         # heartbeats stopped at most one interval before the kill, so the failure cannot come much sooner
         assert took >= HEARTBEAT_TIMEOUT - 1.5, f"failed {took:.1f}s after the kill, before the timeout"
+        # as Server's zombie killer: the task that was running is failed too
+        after = client.graphql(TASK_QUERY, variables={"id": run_id}).data.flow_run_by_pk.task_runs
+        tasks = {t.task.slug: t.state for t in after}
+        assert tasks.get("greet-1") == "Failed", f"the killed task is left {tasks.get('greet-1')}: {tasks}"
 
 
 def flow_run_processes(agent_pid: int) -> list:
@@ -119,3 +124,31 @@ def test_running_run_cancelled_through_the_api_stops_mid_task_and_ends_cancelled
         tasks = {t.task_slug: type(t.state).__name__ for t in client.get_flow_run_info(run_id).task_runs}
         assert tasks.get("greeting") == "Success" and tasks.get("greet-1") == "Cancelled", tasks
         assert set(tasks.values()) <= {"Success", "Cancelled"}, f"unfinished task runs left behind: {tasks}"
+
+
+def test_silent_running_run_is_failed_with_its_running_task_and_a_log_saying_why(tmp_path: Path) -> None:
+    # the same rule without processes to kill: a run set Running by hand that never heartbeats again
+    with Emulator(tmp_path, heartbeat_timeout=1) as emu, prefect_session(emu.url, tmp_path / "home") as client:
+        create_tenant_and_project(client, PROJECT)
+        script = write_flow_script(tmp_path / "silent.py", "silent", ["silent"])
+        flow_id = register_flow_script(script, PROJECT)
+        silent, waiting = client.create_flow_run(flow_id=flow_id), client.create_flow_run(flow_id=flow_id)
+        tasks = client.graphql({"query": {'flow_by_pk(id: "%s")' % flow_id: {"tasks": {"id", "slug"}}}})
+        task_id = {t.slug: t.id for t in tasks.data.flow_by_pk.tasks}["greet-1"]
+        client.set_flow_run_state(silent, Submitted(message="s"))
+        client.set_flow_run_state(silent, Running(message="r"))
+        task_run = client.get_task_run_info(silent, task_id)
+        client.set_task_run_state(task_run.id, Running(message="busy"))
+
+        wait_for_flow_runs(client, [silent], timeout=15, states={"Failed"}, poll=0.25)
+
+        answer = client.graphql("""query($id: uuid!) { flow_run_by_pk(id: $id) {
+            serialized_state task_runs { state task { slug } } logs { message level } } }""",
+                                variables={"id": silent}).data.flow_run_by_pk
+        assert "heartbeat" in answer.serialized_state["message"].lower()
+        assert {t.task.slug: t.state for t in answer.task_runs}["greet-1"] == "Failed"
+        # a run that never ran is no zombie
+        assert flow_run_rows(client, [waiting])[waiting]["state"] == "Scheduled"
+        # Server's zombie killer also logs the reason on the run, where `prefect run --watch` and the UI show it
+        assert any("heartbeat" in log.message.lower() for log in answer.logs), \
+            f"no log on the run says why it failed: {[log.message for log in answer.logs]}"
