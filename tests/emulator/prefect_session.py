@@ -57,7 +57,7 @@ with Flow(
     storage=Local(path={path!r}, stored_as_script=True, add_default_labels=False),
     run_config=LocalRun(labels={labels!r}),
 ) as flow:
-    shout(greet(Parameter("greeting", default="hello")))
+    shout(greet({parameter}))
 
 if __name__ == "__main__":
     flow.run()
@@ -110,7 +110,7 @@ def create_tenant_and_project(client: Client, project: str, tenant: Optional[str
 
 
 def write_flow_script(path: Path, name: str, labels: List[str], marker_dir: Optional[Path] = None,
-                      sleep: float = 0.0) -> Path:
+                      sleep: float = 0.0, required: bool = False) -> Path:
     """Writes a two-task flow script (script storage pointing at itself) to `path`.
 
     Args:
@@ -120,12 +120,15 @@ def write_flow_script(path: Path, name: str, labels: List[str], marker_dir: Opti
         marker_dir: when set, each execution of the first task drops a file named
             `<flow_run_id>.<pid>.<random>` there
         sleep: seconds the first task sleeps (zombie tests kill the run meanwhile)
+        required: True to make the `greeting` parameter required instead of defaulting to "hello"
 
     Returns:
         The path written.
     """
     text = FLOW_SCRIPT.format(name=name, path=str(path), labels=list(labels),
-                              marker_dir=str(marker_dir) if marker_dir else "", sleep=float(sleep))
+                              marker_dir=str(marker_dir) if marker_dir else "", sleep=float(sleep),
+                              parameter='Parameter("greeting")' if required else
+                              'Parameter("greeting", default="hello")')
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)  # atomic: an agent never loads half a script

@@ -16,6 +16,7 @@ import pytest
 from prefect import Client
 from prefect.agent.local import LocalAgent
 from prefect.engine.state import Retrying, Running, Submitted
+from prefect.run_configs import LocalRun
 
 from tests.emulator.conftest import PROJECT
 from tests.emulator.prefect_session import (flow_run_rows, register_flow_script, set_flow_group_labels,
@@ -170,6 +171,10 @@ def test_create_flow_run_labels_win_over_group_and_run_config(module_client: Cli
     assert flow_run_rows(module_client, [run_id])[run_id]["labels"] == [f"run-{token}"]
     assert agent_poll([f"run-{token}"]) == {run_id}
     assert run_id not in agent_poll([f"group-{token}"]) | agent_poll([f"config-{token}"])
+    # a run_config given to create_flow_run brings its labels too (below explicit labels, above the group's)
+    configured = module_client.create_flow_run(flow_id=flow, run_config=LocalRun(labels=[f"runcfg-{token}"]))
+    runs.ids.append(configured)
+    assert flow_run_rows(module_client, [configured])[configured]["labels"] == [f"runcfg-{token}"]
 
 
 def test_queue_returns_oldest_scheduled_start_first(module_client: Client, runs: Runs, token: str) -> None:

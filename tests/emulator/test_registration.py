@@ -134,3 +134,22 @@ def test_a_run_created_again_with_the_same_idempotency_key_is_the_first_run(modu
     assert {row.id: list(row.labels) for row in rows}[first] == ["a", "b"]
     for run_id in (first, other):
         module_client.cancel_flow_run(run_id)
+
+
+def test_runs_get_the_flows_default_parameters_and_a_missing_required_one_is_named(module_client: Client,
+                                                                                   module_workdir: Path,
+                                                                                   name: str) -> None:
+    defaults = register_flow_script(script_for(module_workdir, name), PROJECT)
+    strict = register_flow_script(write_flow_script(module_workdir / f"{name}-strict.py", f"{name}-strict",
+                                                    [name], required=True), PROJECT)
+
+    plain = module_client.create_flow_run(flow_id=defaults)
+    given = module_client.create_flow_run(flow_id=strict, parameters={"greeting": "hi"})
+    with pytest.raises(Exception) as refused:
+        module_client.create_flow_run(flow_id=strict)
+
+    assert module_client.get_flow_run_info(plain).parameters == {"greeting": "hello"}
+    assert module_client.get_flow_run_info(given).parameters == {"greeting": "hi"}
+    assert "Required parameters were not supplied" in str(refused.value) and "greeting" in str(refused.value)
+    for run_id in (plain, given):
+        module_client.cancel_flow_run(run_id)
