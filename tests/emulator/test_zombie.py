@@ -152,3 +152,18 @@ def test_silent_running_run_is_failed_with_its_running_task_and_a_log_saying_why
         # Server's zombie killer also logs the reason on the run, where `prefect run --watch` and the UI show it
         assert any("heartbeat" in log.message.lower() for log in answer.logs), \
             f"no log on the run says why it failed: {[log.message for log in answer.logs]}"
+
+
+def test_cancelling_run_whose_process_is_gone_is_failed_instead_of_cancelling_forever(tmp_path: Path) -> None:
+    # cancelling a Running run only asks its flow runner to stop (Cancelling); when that process is gone,
+    # Server's zombie killer fails the run once heartbeats are stale (reap_zombie_cancelling_flow_runs)
+    with Emulator(tmp_path, heartbeat_timeout=1) as emu, prefect_session(emu.url, tmp_path / "home") as client:
+        create_tenant_and_project(client, PROJECT)
+        flow_id = register_flow_script(write_flow_script(tmp_path / "gone.py", "gone", ["gone"]), PROJECT)
+        run_id = client.create_flow_run(flow_id=flow_id)
+        client.set_flow_run_state(run_id, Submitted(message="s"))
+        client.set_flow_run_state(run_id, Running(message="r"))
+        client.cancel_flow_run(run_id)
+        assert flow_run_rows(client, [run_id])[run_id]["state"] in {"Cancelling", "Cancelled"}
+
+        wait_for_flow_runs(client, [run_id], timeout=15, states={"Failed", "Cancelled"}, poll=0.25)
