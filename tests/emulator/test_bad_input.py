@@ -375,3 +375,21 @@ def test_the_key_can_come_from_the_environment_instead_of_the_command_line(tmp_p
     finally:
         stop(proc)
     assert key not in emu.log()
+
+
+def test_task_run_cannot_run_unless_its_flow_run_runs(module_client: Client, flow_id: str) -> None:
+    run_id = module_client.create_flow_run(flow_id=flow_id)
+    ids = task_runs_for(module_client, run_id, flow_id)
+    # get_or_create: a second call (a retried CloudTaskRunner) finds the same task run
+    assert task_runs_for(module_client, run_id, flow_id) == ids
+
+    with pytest.raises(Exception) as refused:
+        module_client.set_task_run_state(ids["greet-1"], Running(message="too early"))
+    # Server's own wording (api/states.py set_task_run_state)
+    assert "State update failed" in str(refused.value) and "not in a running state" in str(refused.value)
+
+    module_client.set_flow_run_state(run_id, Submitted(message="s"))
+    module_client.set_flow_run_state(run_id, Running(message="r"))
+    module_client.set_task_run_state(ids["greet-1"], Running(message="now"))
+    assert task_run_states(module_client, run_id)["greet-1"] == "Running"
+    module_client.cancel_flow_run(run_id)
