@@ -13,9 +13,12 @@ class RequestContext:
         store: the emulator's tables
         tenant_id: the X-PREFECT-TENANT-ID header a cloud client sends, if any
         core_version: the X-PREFECT-CORE-VERSION header (stored on agents)
+        agent_id: the X-PREFECT-AGENT-ID header an agent sends once registered
     """
 
-    def __init__(self, store: Store, tenant_id: Optional[str] = None, core_version: Optional[str] = None) -> None:
+    def __init__(self, store: Store, tenant_id: Optional[str] = None, core_version: Optional[str] = None,
+                 agent_id: Optional[str] = None) -> None:
         self.store = store
+        self.agent_id = agent_id
         self.tenant_id = tenant_id
         self.core_version = core_version

@@ -135,8 +135,9 @@ def get_runs_in_queue(ctx: RequestContext, input: dict) -> dict:
         chosen.append(run["id"])
         if len(chosen) == QUEUE_LIMIT:
             break
-    if input.get("agent_id") and store.get("agent", input["agent_id"]):
-        store.update("agent", input["agent_id"], last_queried=now())
+    agent_id = input.get("agent_id") or ctx.agent_id
+    if agent_id and store.get("agent", agent_id):
+        store.update("agent", agent_id, last_queried=now())
     return {"flow_run_ids": chosen}
 
 

@@ -118,7 +118,8 @@ class Emulator:
     def _execute(self, document: Any, variables: Optional[dict], operation_name: Optional[str],
                  headers: Dict[str, str]) -> dict:
         ctx = RequestContext(self.store, tenant_id=headers.get("x-prefect-tenant-id"),
-                             core_version=headers.get("x-prefect-core-version"))
+                             core_version=headers.get("x-prefect-core-version"),
+                             agent_id=headers.get("x-prefect-agent-id"))
         # one lock around the whole operation: checks and writes of a mutation are atomic
         with self.store.lock:
             result = execute(self.schema, document, variable_values=variables, operation_name=operation_name,

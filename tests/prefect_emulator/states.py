@@ -10,7 +10,8 @@ States are loaded with prefect's own StateSchema, so a state the client sends is
 - a finished flow run keeps its state: later updates get "State update failed: ... already finished",
   except Scheduled, which is how the UI restarts a finished run;
 - Cancelled cancels the run's unfinished task runs; cancel_flow_run on a Running run asks for Cancelling;
-- a task run may only become Running while its flow run is Running.
+- a task run may only become Running while its flow run is Running;
+- the agent that sets Submitted (header X-PREFECT-AGENT-ID) is recorded as the run's agent_id.
 
 Every resolver takes (ctx, **GraphQL arguments) and returns its payload as a dict; schema.py runs each
 mutation in one store transaction, so a refusal (ApiError) leaves nothing half-written.
@@ -127,7 +128,11 @@ def set_flow_run_state(ctx: RequestContext, flow_run_id: str, state: State) -> d
                        f"is {run['state']}, not Scheduled).")
     if isinstance(state, Cancelled):
         _cancel_task_runs(ctx, flow_run_id, state)
-    return write_flow_run_state(ctx, run, state)
+    run = write_flow_run_state(ctx, run, state)
+    if state.is_submitted() and ctx.agent_id and ctx.store.get("agent", ctx.agent_id):
+        # agents send X-PREFECT-AGENT-ID on every request; Server records who submitted the run
+        run = ctx.store.update("flow_run", run["id"], agent_id=ctx.agent_id)
+    return run
 
 
 def set_flow_run_states(ctx: RequestContext, input: dict) -> dict:
@@ -177,7 +182,8 @@ def cancel_flow_run(ctx: RequestContext, input: dict) -> dict:
 
 
 def kill_zombies(ctx: RequestContext, timeout: float) -> List[str]:
-    """Fails Running flow runs (and their running task runs) whose heartbeat is older than `timeout` seconds.
+    """Fails Running or Cancelling flow runs (and their running task runs) whose heartbeat is older than
+    `timeout` seconds, logging why on each, as Server's ZombieKiller does.
 
     Returns:
         the ids of the runs marked Failed
@@ -185,7 +191,8 @@ def kill_zombies(ctx: RequestContext, timeout: float) -> List[str]:
     cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=timeout)
     killed = []
     for run in ctx.store.all("flow_run"):
-        if run["state"] != "Running" or not run["heartbeat"] or parse(run["heartbeat"]) > cutoff:
+        # Cancelling too: a run cancelled after its process died would otherwise never finish
+        if run["state"] not in ("Running", "Cancelling") or not run["heartbeat"] or parse(run["heartbeat"]) > cutoff:
             continue
         flow = ctx.store.get("flow", run["flow_id"]) or {}
         if (flow.get("settings") or {}).get("heartbeat_enabled") is False:
@@ -195,9 +202,20 @@ def kill_zombies(ctx: RequestContext, timeout: float) -> List[str]:
         for task_run in ctx.store.find("task_run", "flow_run_id", run["id"]):
             if task_run["state"] == "Running":
                 write_task_run_state(ctx, task_run, Failed(message))
+                _zombie_log(ctx, run, message, task_run_id=task_run["id"])
         write_flow_run_state(ctx, run, Failed(message))
+        _zombie_log(ctx, run, message)
         killed.append(run["id"])
     return killed
+
+
+def _zombie_log(ctx: RequestContext, run: dict, message: str, task_run_id: Optional[str] = None) -> None:
+    # what `prefect run --watch` and the UI show the user about why the run failed
+    ctx.store.insert("log", {
+        "tenant_id": run["tenant_id"], "flow_run_id": run["id"], "task_run_id": task_run_id, "timestamp": now(),
+        "name": "prefect-server.ZombieKiller." + ("TaskRun" if task_run_id else "FlowRun"), "level": "ERROR",
+        "message": message, "info": None,
+    })
 
 
 RESOLVERS: Dict[str, Callable] = {
