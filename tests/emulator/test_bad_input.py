@@ -14,7 +14,7 @@ from typing import Dict, Iterator, List, Tuple
 import pytest
 import requests
 from prefect import Client
-from prefect.engine.state import Cancelled, Failed, Running, Submitted, Success
+from prefect.engine.state import Cancelled, Failed, Running, Scheduled, Submitted, Success
 
 from tests.emulator.conftest import PROJECT
 from tests.emulator.graphql_log import parse_graphql_log
@@ -392,4 +392,21 @@ def test_task_run_cannot_run_unless_its_flow_run_runs(module_client: Client, flo
     module_client.set_flow_run_state(run_id, Running(message="r"))
     module_client.set_task_run_state(ids["greet-1"], Running(message="now"))
     assert task_run_states(module_client, run_id)["greet-1"] == "Running"
+    module_client.cancel_flow_run(run_id)
+
+
+def test_failed_run_restarted_as_scheduled_goes_back_to_the_queue(module_client: Client, flow_id: str) -> None:
+    # the UI's "Restart" sets a finished run back to Scheduled; Server allows it and agents pick it up again
+    label = "restart-" + uuid.uuid4().hex[:8]
+    run_id = module_client.create_flow_run(flow_id=flow_id, labels=[label])
+    for state in (Submitted(message="s"), Running(message="r"), Failed(message="boom")):
+        module_client.set_flow_run_state(run_id, state)
+
+    module_client.set_flow_run_state(run_id, Scheduled(message="restarted"))
+
+    assert flow_run_rows(module_client, [run_id])[run_id]["state"] == "Scheduled"
+    polled = module_client.graphql(
+        "mutation($input: get_runs_in_queue_input!) { get_runs_in_queue(input: $input) { flow_run_ids } }",
+        variables={"input": {"labels": [label], "tenant_id": module_client.tenant_id}})
+    assert polled.data.get_runs_in_queue.flow_run_ids == [run_id]
     module_client.cancel_flow_run(run_id)
