@@ -26,7 +26,7 @@ ALLOWED_FAILURES = [
     # Client.create_project catches "Uniqueness violation." and looks the existing project up instead
     ("create_project", "Uniqueness violation"),
     # scaled agents race for a run: the losers get Server's refusal, which Agent._deploy_flow_run recognises by
-    # "State update failed" and skips (one agent here, but a slow poll can still see its own run twice)
+    # "State update failed" and skips (with one agent per emulator here it should not happen at all)
     ("set_flow_run_states", "State update failed: this run has already been submitted"),
 ]
 
