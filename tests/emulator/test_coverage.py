@@ -135,6 +135,15 @@ def test_every_client_path_is_answered_without_unexpected_errors(tmp_path: Path)
             assert "Flow run succeeded" in watched, watched
         finally:
             stop(keyed_agent)
+        # tenants as a Cloud user sees them: list, switch, and work in the other one
+        keyed.graphql('mutation { create_tenant(input: {name: "Other", slug: "other"}) { id } }', headers=auth)
+        assert "other" in prefect_cli(keyed_env, "auth", "list-tenants")
+        assert "Tenant switched" in prefect_cli(keyed_env, "auth", "switch-tenants", "--slug", "other")
+        assert "in-other created" in prefect_cli(keyed_env, "create", "project", "in-other")
+        assert "API key" in prefect_cli(keyed_env, "auth", "status")
+        placed = keyed.graphql('query { project(where: {name: {_eq: "in-other"}}) { tenant { slug } } }',
+                               headers=auth)["data"]["project"]
+        assert placed == [{"tenant": {"slug": "other"}}], placed
 
         logs = {"emulator": emu.log(), "keyed emulator": keyed.log()}
 
