@@ -27,7 +27,7 @@ export DAGS_IMAGE="$IMAGE" EMULATOR_HOST_PORT="$PORT" DAGS_HEALTH_INTERVAL=1s CO
 COMPOSE=(docker compose -p "$PROJECT" -f compose.yaml -f tests/compose.emulator.yaml)
 cleanup() {
   "${COMPOSE[@]}" down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
-  docker image rm "$IMAGE" >/dev/null 2>&1 || true
+  docker image rm "$IMAGE" ${first_id:-} >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -36,6 +36,7 @@ echo "== image"
 t0="$(now)"
 "${COMPOSE[@]}" build --no-cache emulator >build.log 2>&1 || { tail -30 build.log; exit 1; }
 echo "full build, no cache:            $(since "$t0") s"
+first_id="$(docker image inspect -f '{{.Id}}' "$IMAGE")"
 size="$(docker image inspect -f '{{.Size}}' "$IMAGE")"
 base="$(docker image inspect -f '{{.Size}}' "python:${PYTHON_VERSION:-3.11}-slim" 2>/dev/null || echo 0)"
 echo "image size:                      $((size / 1000000)) MB (base image $((base / 1000000)) MB; the tutorial's image: 270 MB)"
