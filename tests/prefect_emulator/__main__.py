@@ -48,11 +48,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Starts the emulator and serves until SIGTERM or Ctrl-C. Returns the exit code."""
     args = parse_args(argv)
     # imported here so that --help and option errors answer without importing prefect and graphql-core
-    from .store import Store
+    from .store import DatabaseInUse, Store
 
     try:
         store = Store(args.db)
-    except sqlite3.Error as exc:
+    except DatabaseInUse as exc:
+        print(f"error: {exc}.", file=sys.stderr)
+        return 2
+    except (sqlite3.Error, OSError) as exc:
         print(f"error: cannot open database {args.db!r}: {exc}. Check that its folder exists and is writable.",
               file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ class Store:
     def __init__(self, path: Optional[str] = None) -> None:
         self.lock = threading.RLock()
         self.path = path
+        self._lock_file = _claim(path) if path else None
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per mutation
         self._conn = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
         if path:
@@ -178,9 +179,29 @@ class Store:
             return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
 
     def close(self) -> None:
-        """Closes the SQLite connection."""
+        """Closes the SQLite connection and lets another emulator open the file."""
         with self.lock:
             self._conn.close()
+            if self._lock_file is not None:
+                self._lock_file.close()
+
+
+class DatabaseInUse(Exception):
+    """Another emulator process serves the same --db file."""
+
+
+def _claim(path: str) -> Any:
+    """Takes an exclusive lock beside the database: each process keeps every row in memory, so two
+    emulators on one file would each answer from their own copy and overwrite each other's rows."""
+    import fcntl
+    handle = open(path + ".lock", "a")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise DatabaseInUse(f"{path} is in use by another emulator process: stop it, or give this one "
+                            "another --db file")
+    return handle
 
 
 def _key(value: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 import pytest
 import requests
 
-from tests.processes import REPO_ROOT, free_port, stop, wait_for_http
+from tests.processes import REPO_ROOT, Emulator, free_port, stop, wait_for_http
 
 
 def emulator_cli(args: List[str], env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
@@ -72,3 +72,13 @@ def test_options_come_from_the_environment_and_sigterm_stops_cleanly(tmp_path: P
     assert "EMULATOR stopped" in text
     assert "from-env" not in text  # the key itself is never logged
     assert (tmp_path / "env.sqlite").exists()
+
+
+def test_second_emulator_on_the_same_db_file_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "shared.sqlite"
+    with Emulator(tmp_path, db=db):
+        done = emulator_cli(["--db", str(db), "--port", str(free_port())])
+    assert done.returncode == 2
+    assert "in use by another emulator process" in done.stderr and "another --db file" in done.stderr
+    with Emulator(tmp_path, db=db) as again:  # once the first one stopped, the file is free again
+        assert again.graphql("{ hello }")["data"]["hello"]
