@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sys
 import shutil
 import subprocess
 from pathlib import Path
@@ -198,3 +199,36 @@ def test_image_runs_as_uid_5678_and_holds_no_secret_nor_host_clutter(built_image
     history = subprocess.run(["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", built_image],
                              capture_output=True, text=True, check=True, timeout=60).stdout
     assert "API_KEY" not in history and "PREFECT_AUTH_KEY" not in history
+
+
+def test_server_services_match_what_prefect_server_start_runs(tmp_path):
+    """Images, commands and variables of the server profile against `prefect server config` (the compose
+    file `prefect server start` would run, resolved by prefect 1.4.1 itself)."""
+    import yaml
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT", "COMPOSE_"))}
+    env["PREFECT__HOME_DIR"] = str(tmp_path)
+    prefect_cli = Path(sys.executable).with_name("prefect")
+    proc = subprocess.run([str(prefect_cli), "server", "config"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    if proc.returncode != 0 and shutil.which("docker-compose") is None:
+        pytest.skip("`prefect server config` needs Compose v1's docker-compose binary, which is not installed")
+    assert proc.returncode == 0, proc.stderr
+    theirs = yaml.safe_load(proc.stdout)["services"]
+    ours = compose_config([COMPOSE_FILE])["services"]
+    assert set(theirs) == SERVER_SERVICES
+    # Deliberate differences: telemetry off by default (no traffic leaves the machine unasked), and
+    # prefect's DB command variable is already inlined in the graphql command.
+    allowed = {"apollo": {"PREFECT_SERVER__TELEMETRY__ENABLED"}, "graphql": {"PREFECT_SERVER_DB_CMD"}}
+    for name, service in theirs.items():
+        command = service["command"]
+        assert command_of(ours[name]) == (shlex.split(command) if isinstance(command, str) else command), name
+        assert ours[name]["image"] == service["image"], name
+        their_env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
+        our_env = {k: str(v) for k, v in (ours[name].get("environment") or {}).items()}
+        skip = allowed.get(name, set())
+        assert {k: v for k, v in our_env.items() if k not in skip} == \
+            {k: v for k, v in their_env.items() if k not in skip}, name
+    for name in ("apollo", "ui"):
+        assert [p.split("/")[0] for p in theirs[name]["ports"]] == [
+            f"{p['host_ip']}:{p['published']}:{p['target']}" for p in ours[name]["ports"]]
