@@ -6,69 +6,51 @@ _HEARTBEAT_TIMEOUT), so that an API key never has to appear on a command line.
 """
 from __future__ import annotations
 
-import argparse
-import os
 import signal
 import sqlite3
 import sys
 import threading
-from typing import List, Optional
+from typing import NoReturn, Optional
+
+import click
 
 
-def _env(name: str, default: Optional[str]) -> Optional[str]:
-    return os.environ.get(f"PREFECT_EMULATOR_{name}") or default
-
-
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parses the command line (environment variables give the defaults)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.prefect_emulator",
-        description="Offline emulator of Prefect Server 1.4.1's GraphQL API, for tests.",
-    )
-    parser.add_argument("--host", default=_env("HOST", "127.0.0.1"),
-                        help="address to listen on (default 127.0.0.1; env PREFECT_EMULATOR_HOST)")
-    parser.add_argument("--port", type=int, default=int(_env("PORT", "4200")),
-                        help="port to listen on (default 4200; env PREFECT_EMULATOR_PORT)")
-    parser.add_argument("--db", default=_env("DB", None),
-                        help="SQLite file that keeps state across restarts (default: memory; env PREFECT_EMULATOR_DB)")
-    parser.add_argument("--api-key", default=_env("API_KEY", None),
-                        help="require 'Authorization: Bearer KEY' (prefer env PREFECT_EMULATOR_API_KEY)")
-    parser.add_argument("--heartbeat-timeout", type=float, default=float(_env("HEARTBEAT_TIMEOUT", "60")),
-                        help="seconds without heartbeat before a Running flow run is marked Failed "
-                             "(default 60; env PREFECT_EMULATOR_HEARTBEAT_TIMEOUT)")
-    args = parser.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        parser.error(f"--port {args.port} is out of range: use 0-65535")
-    if args.heartbeat_timeout <= 0:
-        parser.error(f"--heartbeat-timeout {args.heartbeat_timeout:g} must be a positive number of seconds")
-    return args
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """Starts the emulator and serves until SIGTERM or Ctrl-C. Returns the exit code."""
-    args = parse_args(argv)
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host", envvar="PREFECT_EMULATOR_HOST", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 inside a container). Env: PREFECT_EMULATOR_HOST.")
+@click.option("--port", envvar="PREFECT_EMULATOR_PORT", type=click.IntRange(0, 65535), default=4200,
+              show_default=True, help="Port to listen on. Env: PREFECT_EMULATOR_PORT.")
+@click.option("--db", envvar="PREFECT_EMULATOR_DB", default=None, metavar="PATH",
+              help="SQLite file that keeps state across restarts; default: memory. Env: PREFECT_EMULATOR_DB.")
+@click.option("--api-key", envvar="PREFECT_EMULATOR_API_KEY", default=None, metavar="KEY",
+              help="Require 'Authorization: Bearer KEY'. Prefer the env variable PREFECT_EMULATOR_API_KEY, "
+                   "so the key stays off command lines.")
+@click.option("--heartbeat-timeout", envvar="PREFECT_EMULATOR_HEARTBEAT_TIMEOUT",
+              type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, metavar="SECONDS",
+              help="Seconds without a heartbeat before a Running flow run is marked Failed. "
+                   "Env: PREFECT_EMULATOR_HEARTBEAT_TIMEOUT.")
+def main(host: str, port: int, db: Optional[str], api_key: Optional[str], heartbeat_timeout: float) -> None:
+    """Offline emulator of Prefect Server 1.4.1's GraphQL API, for tests: GraphQL at POST / and
+    POST /graphql, health at GET /health. Stops on SIGTERM or Ctrl-C."""
     # imported here so that --help and option errors answer without importing prefect and graphql-core
     from .store import DatabaseInUse, Store
 
     try:
-        store = Store(args.db)
+        store = Store(db)
     except DatabaseInUse as exc:
-        print(f"error: {exc}.", file=sys.stderr)
-        return 2
+        _fail(f"{exc}.")
     except (sqlite3.Error, OSError) as exc:
-        print(f"error: cannot open database {args.db!r}: {exc}. Check that its folder exists and is writable.",
-              file=sys.stderr)
-        return 2
-    from .schema import build
+        _fail(f"cannot open database {db!r}: {exc}. Check that its folder exists and is writable.")
     from .console import log
+    from .schema import build
     from .server import Emulator, Server
-    emulator = Emulator(build(), store, api_key=args.api_key, heartbeat_timeout=args.heartbeat_timeout)
+
+    emulator = Emulator(build(), store, api_key=api_key, heartbeat_timeout=heartbeat_timeout)
     try:
-        server = Server((args.host, args.port), emulator)
+        server = Server((host, port), emulator)
     except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}. Pick a free port with --port.",
-              file=sys.stderr)
-        return 2
+        store.close()
+        _fail(f"cannot listen on {host}:{port}: {exc}. Pick a free port with --port.")
 
     def shutdown(signum: int, frame: object) -> None:
         # shutdown() waits for serve_forever to return, so it must not run on the serving thread
@@ -77,9 +59,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     emulator.start_background_loop()
-    host, port = server.server_address[:2]
-    log(f"EMULATOR listening on http://{host}:{port} (db={args.db or 'memory'}, "
-        f"api_key={'set' if args.api_key else 'none'}, heartbeat_timeout={args.heartbeat_timeout:g}s)")
+    bound_host, bound_port = server.server_address[:2]
+    log(f"EMULATOR listening on http://{bound_host}:{bound_port} (db={db or 'memory'}, "
+        f"api_key={'set' if api_key else 'none'}, heartbeat_timeout={heartbeat_timeout:g}s)")
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
@@ -87,8 +69,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         server.server_close()
         store.close()
         log("EMULATOR stopped")
-    return 0
+
+
+def _fail(message: str) -> NoReturn:
+    """Ends start-up with `error: MESSAGE` on stderr and exit code 2 (a usage problem, like a bad option)."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(prog_name="python -m tests.prefect_emulator")

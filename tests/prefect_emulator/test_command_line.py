@@ -23,11 +23,12 @@ def emulator_cli(args: List[str], env: Optional[Dict[str, str]] = None) -> subpr
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--port", "70000"], "--port 70000 is out of range"),
-    (["--port", "http"], "invalid int value"),
-    (["--heartbeat-timeout", "0"], "must be a positive number of seconds"),
-    (["--heartbeat-timeout", "soon"], "invalid float value"),
-    (["--db", "/nonexistent-folder/emulator.sqlite"], "cannot open database"),
+    (["--port", "70000"], "Invalid value for '--port': 70000 is not in the range 0<=x<=65535"),
+    (["--port", "http"], "Invalid value for '--port': 'http' is not a valid integer"),
+    (["--heartbeat-timeout", "0"], "Invalid value for '--heartbeat-timeout': 0.0 is not in the range x>0"),
+    (["--heartbeat-timeout", "soon"], "Invalid value for '--heartbeat-timeout': 'soon' is not a valid float"),
+    (["--db", "/nonexistent-folder/emulator.sqlite"], "error: cannot open database"),
+    (["--verbose"], "No such option: --verbose"),
 ])
 def test_bad_option_exits_2_naming_the_problem(args: List[str], expected: str) -> None:
     if "--port" not in args:
