@@ -62,15 +62,14 @@ def running_stack(extra_files: Sequence[Path] = (), services: Sequence[str] = ()
     project = f"dagstest{uuid.uuid4().hex[:8]}"
     api_port = free_port()
     stk = Stack(project, [COMPOSE_FILE, EMULATOR_OVERRIDE, *extra_files], stack_env(api_port),
-                api_port=api_port)
-    stk.output_dir = f"data/output/{project}"  # type: ignore[attr-defined]
+                api_port=api_port, output_dir=f"data/output/{project}")
     try:
         # --no-build: the session fixture built the image; a build per service would only repeat it
         stk.up("--no-build", *services, timeout=420)
         yield stk
     finally:
         stk.down()
-        shutil.rmtree(REPO_ROOT / stk.output_dir, ignore_errors=True)  # type: ignore[attr-defined]
+        shutil.rmtree(REPO_ROOT / stk.output_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

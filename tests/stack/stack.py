@@ -34,11 +34,13 @@ class Stack:
         files: compose files, the first one's folder is the project folder
         env: variables for compose's substitution (added to a copy of os.environ)
         api_port: the host port where the stack publishes its API (the emulator), on 127.0.0.1
+        output_dir: a folder for the runs' outputs, relative to the repo root (/app in the containers)
     """
 
     def __init__(self, project: str, files: Sequence[Path], env: Dict[str, str],
-                 api_port: Optional[int] = None) -> None:
+                 api_port: Optional[int] = None, output_dir: str = "") -> None:
         self.project = project
+        self.output_dir = output_dir
         self.files = list(files)
         self.api_port = api_port
         self.env = dict(os.environ)
@@ -57,8 +59,7 @@ class Stack:
             args += ["-f", str(file)]
         return args + list(command)
 
-    def run(self, *command: str, timeout: float = 600, check: bool = True,
-            input: Optional[str] = None) -> subprocess.CompletedProcess:
+    def run(self, *command: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
         """Runs `docker compose <command>` and returns it (stdout and stderr as text).
 
         Raises:
@@ -66,7 +67,7 @@ class Stack:
         """
         try:
             proc = subprocess.run(self.args(*command), cwd=REPO_ROOT, env=self.env, capture_output=True,
-                                  text=True, timeout=timeout, input=input)
+                                  text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired as exc:
             raise StackError(f"docker compose {' '.join(command)} timed out after {timeout}s\n"
                              f"{exc.stdout or ''}{exc.stderr or ''}\n{self.recent_logs()}") from None
