@@ -70,6 +70,12 @@ input set_flow_group_labels_input { flow_group_id: UUID! labels: [String!] }
 input set_flow_group_description_input { flow_group_id: UUID! description: String }
 input set_flow_group_run_config_input { flow_group_id: UUID! run_config: JSON }
 input set_flow_group_default_parameters_input { flow_group_id: UUID! parameters: JSON! }
+input cron_clock_input { cron: String! parameter_defaults: JSON }
+input interval_clock_input { interval: Int! parameter_defaults: JSON }
+input set_flow_group_schedule_input {
+  flow_group_id: UUID! cron_clocks: [cron_clock_input!] interval_clocks: [interval_clock_input!] timezone: String
+}
+input delete_flow_group_schedule_input { flow_group_id: UUID! }
 
 input create_flow_run_input {
   flow_id: UUID parameters: JSON labels: [String!] run_config: JSON context: JSON
@@ -142,6 +148,8 @@ type Mutation {
   set_flow_group_description(input: set_flow_group_description_input!): success_payload
   set_flow_group_run_config(input: set_flow_group_run_config_input!): success_payload
   set_flow_group_default_parameters(input: set_flow_group_default_parameters_input!): success_payload
+  set_flow_group_schedule(input: set_flow_group_schedule_input!): success_payload
+  delete_flow_group_schedule(input: delete_flow_group_schedule_input!): success_payload
 
   create_flow_run(input: create_flow_run_input!): flow_run_id_payload
   delete_flow_run(input: delete_flow_run_input!): success_payload

@@ -194,7 +194,8 @@ def update_flow_project(ctx: RequestContext, input: dict) -> dict:
 def _schedule(active: bool) -> Callable:
     def resolve(ctx: RequestContext, input: dict) -> dict:
         flow = require(ctx, "flow", input["flow_id"], "flow")
-        if active and not flow["schedule"]:
+        group = ctx.store.get("flow_group", flow["flow_group_id"]) or {}
+        if active and not (flow["schedule"] or group.get("schedule")):
             # Server answers success=false (no error): Flow.register asks for this on every flow
             return {"success": False, "error": f"Flow {flow['id']} has no schedule to activate."}
         flow = ctx.store.update("flow", flow["id"], is_schedule_active=active)

@@ -8,13 +8,19 @@ then from the emulator's background loop.
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
-from typing import List
+from typing import Callable, Dict, List
 
+import pendulum
+from prefect.schedules import Schedule
+from prefect.schedules.clocks import Clock, CronClock, IntervalClock
 from prefect.serialization.schedule import ScheduleSchema
 
 from .context import RequestContext
+from .errors import ApiError
+from .tenancy import require
 from .runs import create_flow_run, delete_flow_run_rows
 from .console import log
 from .timestamps import parse, to_iso
@@ -79,3 +85,52 @@ def schedule_all(ctx: RequestContext) -> int:
         if flow["is_schedule_active"] and not flow["archived"]:
             count += len(schedule_flow_runs(ctx, flow))
     return count
+
+
+def _reschedule_group(ctx: RequestContext, group_id: str) -> None:
+    """After a flow group's schedule changed: drop its versions' pending auto runs, make new ones."""
+    for flow in ctx.store.find("flow", "flow_group_id", group_id):
+        unschedule(ctx, flow["id"])
+        schedule_flow_runs(ctx, flow)
+
+
+def set_flow_group_schedule(ctx: RequestContext, input: dict) -> dict:
+    """Mutation set_flow_group_schedule: the UI's schedule editor (cron and interval clocks); the flow group's
+    schedule then wins over the flows' own, and pending auto-scheduled runs are remade from it."""
+    group = require(ctx, "flow_group", input["flow_group_id"], "flow group")
+    timezone = input.get("timezone") or "UTC"
+    try:
+        start = pendulum.now(timezone)
+    except Exception:
+        raise ApiError(f"Invalid timezone {timezone!r}: use an IANA name such as UTC or Europe/Lisbon.")
+    clocks: List[Clock] = []
+    for cron in input.get("cron_clocks") or []:
+        try:
+            clocks.append(CronClock(cron["cron"], start_date=start, parameter_defaults=cron.get("parameter_defaults")))
+        except ValueError as exc:
+            raise ApiError(f"{exc}: use five fields, e.g. '0 6 * * *' for 06:00 every day.")
+    for interval in input.get("interval_clocks") or []:
+        if interval["interval"] < 60:
+            raise ApiError(f"Invalid interval {interval['interval']}: intervals are whole seconds, at least 60.")
+        clocks.append(IntervalClock(datetime.timedelta(seconds=interval["interval"]), start_date=start,
+                                    parameter_defaults=interval.get("parameter_defaults")))
+    if not clocks:
+        raise ApiError("A schedule needs at least one clock: give cron_clocks or interval_clocks "
+                       "(delete_flow_group_schedule removes a schedule).")
+    ctx.store.update("flow_group", group["id"], schedule=ScheduleSchema().dump(Schedule(clocks=clocks)))
+    _reschedule_group(ctx, group["id"])
+    return {"success": True, "error": None}
+
+
+def delete_flow_group_schedule(ctx: RequestContext, input: dict) -> dict:
+    """Mutation delete_flow_group_schedule: back to the flows' own schedules."""
+    group = require(ctx, "flow_group", input["flow_group_id"], "flow group")
+    ctx.store.update("flow_group", group["id"], schedule=None)
+    _reschedule_group(ctx, group["id"])
+    return {"success": True, "error": None}
+
+
+RESOLVERS: Dict[str, Callable] = {
+    "set_flow_group_schedule": set_flow_group_schedule,
+    "delete_flow_group_schedule": delete_flow_group_schedule,
+}

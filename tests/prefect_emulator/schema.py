@@ -15,7 +15,7 @@ from graphql import GraphQLSchema, build_schema
 from graphql.language import ast as gast
 from graphql.utilities import value_from_ast_untyped
 
-from . import agents, filters, logs, registry, runs, states, tenancy
+from . import agents, filters, logs, registry, runs, scheduler, states, tenancy
 from .prefect_sdl import PREFECT_SDL
 from .tables import BOOL, INT, INTERVAL, JSONB, TABLES, TEXT, TIME, UUID
 from .timestamps import normalize
@@ -242,7 +242,7 @@ def build() -> GraphQLSchema:
         agg["max"].resolve = _extreme(max)
 
     resolvers: Dict[str, Callable] = {}
-    for module in (tenancy, registry, runs, states, logs, agents):
+    for module in (tenancy, registry, runs, states, logs, agents, scheduler):
         resolvers.update(module.RESOLVERS)
     mutation = schema.mutation_type.fields
     for name, field in list(mutation.items()) + [(n, query[n]) for n in _PREFECT_QUERIES]:

@@ -42,6 +42,17 @@ observed["after_second_version"] = client.graphql(QUERY).data.flow_run.to_list()
 client.graphql({"mutation($input: set_schedule_inactive_input!)": {"set_schedule_inactive(input: $input)": {"success"}}},
                variables={"input": {"flow_id": second}})
 observed["after_pause"] = client.graphql(QUERY).data.flow_run.to_list()
+
+# the UI's schedule editor: a flow group schedule wins over the flow's own
+group_id = client.graphql({"query": {"flow_by_pk(id: \"%s\")" % second: {"flow_group_id"}}}).data.flow_by_pk.flow_group_id
+SET_GROUP = {"mutation($input: set_flow_group_schedule_input!)": {"set_flow_group_schedule(input: $input)": {"success"}}}
+client.graphql(SET_GROUP, variables={"input": {"flow_group_id": group_id, "interval_clocks": [{"interval": 120}]}})
+client.graphql({"mutation($input: set_schedule_active_input!)": {"set_schedule_active(input: $input)": {"success"}}},
+               variables={"input": {"flow_id": second}})
+observed["after_group_schedule"] = client.graphql(QUERY).data.flow_run.to_list()
+bad = client.graphql(SET_GROUP, variables={"input": {"flow_group_id": group_id, "cron_clocks": [{"cron": "every day"}]}},
+                     raise_on_error=False)
+observed["bad_cron"] = bad["errors"][0]["message"]
 print(json.dumps(observed))
 '''
 
@@ -84,3 +95,14 @@ def test_new_version_replaces_the_archived_versions_scheduled_runs(observed: dic
 
 def test_pausing_the_schedule_deletes_its_scheduled_runs(observed: dict) -> None:
     assert observed["after_pause"] == []
+
+
+def test_flow_group_schedule_from_the_ui_wins_over_the_flows_own(observed: dict) -> None:
+    runs = observed["after_group_schedule"]
+    starts = _starts(runs)
+    assert len(runs) == 10
+    assert all(b - a == datetime.timedelta(minutes=2) for a, b in zip(starts, starts[1:]))
+
+
+def test_bad_cron_string_is_refused_with_an_example(observed: dict) -> None:
+    assert "Invalid cron string: every day" in observed["bad_cron"] and "'0 6 * * *'" in observed["bad_cron"]
