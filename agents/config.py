@@ -114,6 +114,32 @@ def apply_prefect_config() -> None:
     prefect.context.config = prefect.config.copy()
 
 
+def seconds_from_env(name: str, default: Optional[float], allow_zero: bool = False) -> Optional[float]:
+    """A duration in seconds from the environment variable `name`, checked.
+
+    Args:
+        name: the variable, e.g. DAGS_API_WAIT_TIMEOUT
+        default: the value when the variable is unset or empty
+        allow_zero: whether 0 is a valid value (a bound of "try once"), else it must be > 0
+
+    Returns:
+        The number of seconds, or `default`.
+
+    Raises:
+        ValueError: the value is not a number, or out of range; the message names the variable.
+    """
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>=' if allow_zero else '>'} 0, got {raw!r}")
+    return value
+
+
 def load(folder: Optional[Path] = None) -> Settings:
     """Loads the env files, re-applies prefect's configuration and checks the backend value.
 

@@ -1,11 +1,12 @@
 """The API connection: waiting until the orchestrator answers, the tenant (server backend), the projects."""
 from __future__ import annotations
 
-import os
 import time
 from typing import Callable, Iterable, List, Optional
 
 import requests
+
+from agents.config import seconds_from_env
 
 # Default bound on waiting for the API when a command (not `init`) starts; `init` has --wait-timeout.
 DEFAULT_WAIT_TIMEOUT = 30.0
@@ -20,16 +21,7 @@ class ApiUnreachableError(Exception):
 
 def wait_timeout_from_env() -> float:
     """DAGS_API_WAIT_TIMEOUT (seconds) or the default; a bad value is a clear error."""
-    raw = os.environ.get("DAGS_API_WAIT_TIMEOUT")
-    if not raw:
-        return DEFAULT_WAIT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"DAGS_API_WAIT_TIMEOUT must be a number of seconds, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"DAGS_API_WAIT_TIMEOUT must be >= 0, got {raw!r}")
-    return value
+    return seconds_from_env("DAGS_API_WAIT_TIMEOUT", DEFAULT_WAIT_TIMEOUT, allow_zero=True)
 
 
 def wait_for_api(url: str, timeout: float, echo: Optional[Callable[[str], None]] = None) -> int:

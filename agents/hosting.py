@@ -5,13 +5,12 @@ which container ran it, and passes `DAGS_AGENT_NAME=<agent name>` into the runs 
 """
 from __future__ import annotations
 
-import os
 import socket
 from typing import Dict, Iterable, List, Optional
 
 from prefect.agent.local import LocalAgent
 
-from agents.config import REPO_ROOT
+from agents.config import REPO_ROOT, seconds_from_env
 
 # Seconds; caps the agent's idle poll backoff (prefect's own goes 0.25s .. 10s). Tests set it low.
 POLL_ENV = "DAGS_AGENT_MAX_POLL_INTERVAL"
@@ -34,16 +33,7 @@ class DagsAgent(LocalAgent):
 
 def max_poll_interval_from_env() -> Optional[float]:
     """DAGS_AGENT_MAX_POLL_INTERVAL as a positive number of seconds, or None when unset."""
-    raw = os.environ.get(POLL_ENV)
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{POLL_ENV} must be a number of seconds, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{POLL_ENV} must be > 0, got {raw!r}")
-    return value
+    return seconds_from_env(POLL_ENV, None)
 
 
 def agent_name(what: str) -> str:

@@ -4,9 +4,10 @@ Exit codes of a watched run (`trigger --wait`): 0 Success, 1 a failed or cancell
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from agents.config import seconds_from_env
 
 EXIT_SUCCESS = 0
 EXIT_FAILED = 1
@@ -56,14 +57,7 @@ def create_run(name: str, project: str, parameters: Dict[str, Any]) -> str:
 
 def watch_poll_interval() -> float:
     """DAGS_WATCH_POLL_INTERVAL in seconds (default 1)."""
-    raw = os.environ.get(WATCH_POLL_ENV)
-    try:
-        value = float(raw) if raw else DEFAULT_WATCH_POLL
-    except ValueError:
-        raise ValueError(f"{WATCH_POLL_ENV} must be a number of seconds, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{WATCH_POLL_ENV} must be > 0, got {raw!r}")
-    return value
+    return seconds_from_env(WATCH_POLL_ENV, DEFAULT_WATCH_POLL)
 
 
 def watch(flow_run_id: str, timeout: Optional[float], echo: Callable[[str], None],

@@ -5,6 +5,9 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
+from agents.config import seconds_from_env
 from tests.processes import free_port
 from tests.runtime.conftest import run_cli, runtime_env
 
@@ -100,3 +103,26 @@ def test_bad_wait_timeout_value_is_a_clear_error(tmp_path: Path, empty_env_dir: 
     result = run_cli(["register"], env, timeout=60)
     assert result.returncode == 1
     assert "DAGS_API_WAIT_TIMEOUT must be a number of seconds, got 'soon'" in result.stdout
+
+
+@pytest.mark.parametrize("raw, allow_zero, expected", [
+    (None, False, 7.0), ("", False, 7.0), ("2.5", False, 2.5), ("0", True, 0.0),
+])
+def test_seconds_from_env_reads_numbers_and_defaults(monkeypatch, raw, allow_zero, expected) -> None:
+    if raw is None:
+        monkeypatch.delenv("DAGS_TEST_SECONDS", raising=False)
+    else:
+        monkeypatch.setenv("DAGS_TEST_SECONDS", raw)
+    assert seconds_from_env("DAGS_TEST_SECONDS", 7.0, allow_zero=allow_zero) == expected
+
+
+@pytest.mark.parametrize("raw, allow_zero, message", [
+    ("soon", False, "DAGS_TEST_SECONDS must be a number of seconds, got 'soon'"),
+    ("0", False, "DAGS_TEST_SECONDS must be > 0, got '0'"),
+    ("-1", True, "DAGS_TEST_SECONDS must be >= 0, got '-1'"),
+])
+def test_seconds_from_env_names_the_variable_on_bad_values(monkeypatch, raw, allow_zero, message) -> None:
+    monkeypatch.setenv("DAGS_TEST_SECONDS", raw)
+    with pytest.raises(ValueError) as excinfo:
+        seconds_from_env("DAGS_TEST_SECONDS", 7.0, allow_zero=allow_zero)
+    assert str(excinfo.value) == message
