@@ -102,7 +102,9 @@ def test_tenant_project_register_agent_and_watched_run_end_in_success(
     output = done.stdout + done.stderr
     assert done.returncode == 0, output + "\nagent log:\n" + agent_log.read_text(errors="replace")
     assert "Flow run succeeded" in output
-    assert "Hello, Ada!" in output  # the run's logs, streamed back by --watch
+    # --watch streams the states it polls (the task's own log line may land after its last poll, so the
+    # stored logs are checked through GraphQL below instead)
+    assert "Entered state <Running>" in output and "Entered state <Success>" in output
 
     runs = emulator.graphql('''
         query WholePath($name: String!) {
