@@ -134,6 +134,8 @@ def compare(kind: str, value: Any, cond: Dict[str, Any]) -> bool:
             continue
         if arg is None:
             continue  # null comparison arguments are ignored, as Hasura does
+        if value is None:
+            return False  # SQL: a comparison with NULL is not true, so _neq and _nin skip null columns too
         if op in ("_in", "_nin"):
             values = [_comparable(kind, a) for a in arg]
             if (left in values) != (op == "_in"):
