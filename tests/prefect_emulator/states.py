@@ -60,51 +60,56 @@ def is_finished(name: Optional[str]) -> bool:
     return bool(cls and cls().is_finished())
 
 
-def _state_row_columns(state: State, version: int, stamp: str) -> dict:
+def _insert_state(ctx: RequestContext, run: dict, state: State, state_table: str, owner: str) -> Dict[str, Any]:
+    """Inserts the next state row of a flow or task run and returns the run's column changes.
+
+    Args:
+        ctx: the request
+        run: the flow_run or task_run row
+        state: the new state
+        state_table: flow_run_state or task_run_state
+        owner: the state table's column naming the run (flow_run_id or task_run_id)
+
+    Returns:
+        The columns both kinds of run change: version, state, its time, message and start time; plus
+        end_time when the state is finished.
+    """
+    stamp = now()
+    version = (run["version"] or 0) + 1
     start = getattr(state, "start_time", None)
-    return {
+    cols = {
         "version": version, "timestamp": stamp, "message": state.message, "result": None,
         "start_time": normalize(start) if start else None, "state": type(state).__name__,
         "serialized_state": state.serialize(),
     }
+    ctx.store.insert(state_table, dict(cols, tenant_id=run["tenant_id"], **{owner: run["id"]}))
+    changes = {"version": version, "state": cols["state"], "state_timestamp": stamp,
+               "state_message": state.message, "state_start_time": cols["start_time"],
+               "serialized_state": cols["serialized_state"]}
+    if state.is_finished():
+        changes["end_time"] = stamp
+    return changes
 
 
 def write_flow_run_state(ctx: RequestContext, run: dict, state: State) -> dict:
     """Inserts a flow run state and moves the run to it (no rule checks). Returns the updated run."""
-    store = ctx.store
-    stamp = now()
-    version = (run["version"] or 0) + 1
-    cols = _state_row_columns(state, version, stamp)
-    store.insert("flow_run_state", dict(cols, tenant_id=run["tenant_id"], flow_run_id=run["id"]))
-    changes = {"version": version, "state": cols["state"], "state_timestamp": stamp,
-               "state_message": state.message, "state_start_time": cols["start_time"],
-               "serialized_state": cols["serialized_state"]}
+    changes = _insert_state(ctx, run, state, "flow_run_state", "flow_run_id")
+    stamp = changes["state_timestamp"]
     if state.is_running() and not run["start_time"]:
         changes["start_time"] = stamp
-    if state.is_finished():
-        changes["end_time"] = stamp
     if state.is_running() or state.is_submitted():
         changes["heartbeat"] = stamp
-    return store.update("flow_run", run["id"], **changes)
+    return ctx.store.update("flow_run", run["id"], **changes)
 
 
 def write_task_run_state(ctx: RequestContext, task_run: dict, state: State) -> dict:
     """Inserts a task run state and moves the task run to it (no rule checks). Returns the updated row."""
-    store = ctx.store
-    stamp = now()
-    version = (task_run["version"] or 0) + 1
-    cols = _state_row_columns(state, version, stamp)
-    store.insert("task_run_state", dict(cols, tenant_id=task_run["tenant_id"], task_run_id=task_run["id"]))
-    changes = {"version": version, "state": cols["state"], "state_timestamp": stamp,
-               "state_message": state.message, "state_start_time": cols["start_time"],
-               "serialized_state": cols["serialized_state"]}
+    changes = _insert_state(ctx, task_run, state, "task_run_state", "task_run_id")
     if state.is_running():
-        changes["heartbeat"] = stamp
+        changes["heartbeat"] = changes["state_timestamp"]
         if not task_run["start_time"]:
-            changes["start_time"] = stamp
-    if state.is_finished():
-        changes["end_time"] = stamp
-    return store.update("task_run", task_run["id"], **changes)
+            changes["start_time"] = changes["state_timestamp"]
+    return ctx.store.update("task_run", task_run["id"], **changes)
 
 
 def _cancel_task_runs(ctx: RequestContext, flow_run_id: str, state: State) -> None:
