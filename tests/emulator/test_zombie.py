@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Dict, Iterator, Tuple
 
 import psutil
 import pytest
@@ -34,36 +37,54 @@ def wait_for_sleeping_task(client: Client, run_id: str, timeout: float = 60) -> 
         time.sleep(0.5)
 
 
-@pytest.mark.slow
-def test_run_whose_agent_and_flow_process_are_killed_is_failed_with_a_heartbeat_message(tmp_path: Path) -> None:
-    label = "zombie-" + uuid.uuid4().hex[:8]
+@contextmanager
+def sleeping_run(tmp_path: Path, prefix: str, emulator_options: Dict[str, Any],
+                 agent_options: Dict[str, str]) -> Iterator[Tuple[Client, subprocess.Popen, str]]:
+    """A real agent running a flow run whose second task sleeps for minutes; everything stopped after.
+
+    Args:
+        tmp_path: the test's folder
+        prefix: the start of the run's unique label
+        emulator_options: keyword arguments of Emulator
+        agent_options: prefect variables for the agent and its flow-run processes
+
+    Yields:
+        The client (pointed at the emulator), the agent process and the run id, once the task sleeps.
+    """
+    label = prefix + "-" + uuid.uuid4().hex[:8]
     home = tmp_path / "agent-home"
     home.mkdir()
-    with Emulator(tmp_path, heartbeat_timeout=HEARTBEAT_TIMEOUT) as emu, \
+    with Emulator(tmp_path, **emulator_options) as emu, \
             prefect_session(emu.url, tmp_path / "home") as client:
         create_tenant_and_project(client, PROJECT)
         script = write_flow_script(tmp_path / "sleepy.py", "sleepy", [label], sleep=300)
         flow_id = register_flow_script(script, PROJECT)
-        # prefect's default heartbeat mode: a `prefect heartbeat flow-run` child process, here every second
-        env = agent_env(prefect_env(emu.url, home), PREFECT__CLOUD__HEARTBEAT_INTERVAL="1")
+        env = agent_env(prefect_env(emu.url, home), **agent_options)
         agent = start_local_agent(env, [label], tmp_path / "agent.log")
         try:
             run_id = client.create_flow_run(flow_id=flow_id)
             wait_for_flow_runs(client, [run_id], timeout=120, states={"Running"}, agents=[agent])
             wait_for_sleeping_task(client, run_id)
-
-            # control: while heartbeats arrive, the run outlives the timeout twice over
-            time.sleep(2 * HEARTBEAT_TIMEOUT)
-            assert flow_run_rows(client, [run_id])[run_id]["state"] == "Running", \
-                "a run with live heartbeats was failed: the timeout ignores heartbeats"
-
-            os.killpg(agent.pid, signal.SIGKILL)  # agent, flow-run process and heartbeat process alike
-            agent.wait(timeout=10)
-            killed = time.monotonic()
-            wait_for_flow_runs(client, [run_id], timeout=HEARTBEAT_TIMEOUT + 15, states={"Failed"}, poll=0.25)
-            took = time.monotonic() - killed
+            yield client, agent, run_id
         finally:
             stop(agent)
+
+
+@pytest.mark.slow
+def test_run_whose_agent_and_flow_process_are_killed_is_failed_with_a_heartbeat_message(tmp_path: Path) -> None:
+    # prefect's default heartbeat mode: a `prefect heartbeat flow-run` child process, here every second
+    with sleeping_run(tmp_path, "zombie", {"heartbeat_timeout": HEARTBEAT_TIMEOUT},
+                      {"PREFECT__CLOUD__HEARTBEAT_INTERVAL": "1"}) as (client, agent, run_id):
+        # control: while heartbeats arrive, the run outlives the timeout twice over
+        time.sleep(2 * HEARTBEAT_TIMEOUT)
+        assert flow_run_rows(client, [run_id])[run_id]["state"] == "Running", \
+            "a run with live heartbeats was failed: the timeout ignores heartbeats"
+
+        os.killpg(agent.pid, signal.SIGKILL)  # agent, flow-run process and heartbeat process alike
+        agent.wait(timeout=10)
+        killed = time.monotonic()
+        wait_for_flow_runs(client, [run_id], timeout=HEARTBEAT_TIMEOUT + 15, states={"Failed"}, poll=0.25)
+        took = time.monotonic() - killed
 
         state = client.get_flow_run_state(run_id)
         assert state.is_failed()
@@ -95,32 +116,18 @@ def flow_run_processes(agent_pid: int) -> list:
 
 @pytest.mark.slow
 def test_running_run_cancelled_through_the_api_stops_mid_task_and_ends_cancelled(tmp_path: Path) -> None:
-    label = "cancel-" + uuid.uuid4().hex[:8]
-    home = tmp_path / "agent-home"
-    home.mkdir()
-    with Emulator(tmp_path) as emu, prefect_session(emu.url, tmp_path / "home") as client:
-        create_tenant_and_project(client, PROJECT)
-        script = write_flow_script(tmp_path / "sleepy.py", "sleepy", [label], sleep=300)
-        flow_id = register_flow_script(script, PROJECT)
-        # the flow runner looks for Cancelling every second (agent_env), in a heartbeat thread
-        env = agent_env(prefect_env(emu.url, home), PREFECT__CLOUD__HEARTBEAT_MODE="thread")
-        agent = start_local_agent(env, [label], tmp_path / "agent.log")
-        try:
-            run_id = client.create_flow_run(flow_id=flow_id)
-            wait_for_flow_runs(client, [run_id], timeout=120, states={"Running"}, agents=[agent])
-            wait_for_sleeping_task(client, run_id)
+    # the flow runner looks for Cancelling every second (agent_env), in a heartbeat thread
+    options = {"PREFECT__CLOUD__HEARTBEAT_MODE": "thread"}
+    with sleeping_run(tmp_path, "cancel", {}, options) as (client, agent, run_id):
+        client.cancel_flow_run(run_id)
 
-            client.cancel_flow_run(run_id)
-
-            wait_for_flow_runs(client, [run_id], timeout=60, states={"Cancelled"}, agents=[agent])
-            # the point of cancelling: the flow-run process stops (prefect's runner reacts to Cancelling;
-            # a run flipped straight to Cancelled would sleep on for minutes)
-            deadline = time.monotonic() + 30
-            while flow_run_processes(agent.pid):
-                assert time.monotonic() < deadline, f"flow run still executing: {flow_run_processes(agent.pid)}"
-                time.sleep(0.5)
-        finally:
-            stop(agent)
+        wait_for_flow_runs(client, [run_id], timeout=60, states={"Cancelled"}, agents=[agent])
+        # the point of cancelling: the flow-run process stops (prefect's runner reacts to Cancelling;
+        # a run flipped straight to Cancelled would sleep on for minutes)
+        deadline = time.monotonic() + 30
+        while flow_run_processes(agent.pid):
+            assert time.monotonic() < deadline, f"flow run still executing: {flow_run_processes(agent.pid)}"
+            time.sleep(0.5)
         tasks = {t.task_slug: type(t.state).__name__ for t in client.get_flow_run_info(run_id).task_runs}
         assert tasks.get("greeting") == "Success" and tasks.get("greet-1") == "Cancelled", tasks
         assert set(tasks.values()) <= {"Success", "Cancelled"}, f"unfinished task runs left behind: {tasks}"
