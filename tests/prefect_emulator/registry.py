@@ -164,8 +164,7 @@ def delete_flow_rows(ctx: RequestContext, flow_id: str) -> None:
     for run in store.find("flow_run", "flow_id", flow_id):
         delete_flow_run_rows(ctx, run["id"])
     for table in ("edge", "task"):
-        for row in store.find(table, "flow_id", flow_id):
-            store.delete(table, row["id"])
+        store.delete_where(table, "flow_id", flow_id)
     store.delete("flow", flow_id)
 
 

@@ -220,12 +220,10 @@ def delete_flow_run_rows(ctx: RequestContext, flow_run_id: str) -> None:
     store = ctx.store
     for task_run in store.find("task_run", "flow_run_id", flow_run_id):
         for table in ("task_run_state", "task_run_artifact"):
-            for row in store.find(table, "task_run_id", task_run["id"]):
-                store.delete(table, row["id"])
+            store.delete_where(table, "task_run_id", task_run["id"])
         store.delete("task_run", task_run["id"])
     for table in ("flow_run_state", "log"):
-        for row in store.find(table, "flow_run_id", flow_run_id):
-            store.delete(table, row["id"])
+        store.delete_where(table, "flow_run_id", flow_run_id)
     store.delete("flow_run", flow_run_id)
 
 

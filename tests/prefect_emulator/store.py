@@ -106,6 +106,11 @@ class Store:
         if row_id in self._rows[table]:
             self._write(table, row_id, None)
 
+    def delete_where(self, table: str, column: str, value: Any) -> None:
+        """Removes every row of `table` whose `column` equals `value` (a cascade from a parent row)."""
+        for row in self.find(table, column, value):
+            self.delete(table, row["id"])
+
     def _write(self, table: str, row_id: str, row: Optional[dict]) -> None:
         if self._undo is None:
             raise RuntimeError("store writes must happen inside Store.transaction()")

@@ -1,0 +1,72 @@
+"""Deleting as Prefect Server's Postgres cascades do: a run takes its states, task runs and logs with it;
+a flow its tasks and runs; a project (prefect's Client.delete_project) its flows."""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Dict
+
+import pendulum
+import pytest
+from prefect import Client
+from prefect.engine.state import Running, Submitted
+
+from tests.emulator.prefect_session import create_tenant_and_project, register_flow_script, write_flow_script
+
+COUNTS = """query($run: uuid!, $flow: uuid!) {
+  flow_run(where: {id: {_eq: $run}}) { id }
+  flow_run_state(where: {flow_run_id: {_eq: $run}}) { id }
+  task_run(where: {flow_run_id: {_eq: $run}}) { id }
+  log(where: {flow_run_id: {_eq: $run}}) { id }
+  flow(where: {id: {_eq: $flow}}) { id }
+  task(where: {flow_id: {_eq: $flow}}) { id }
+}"""
+
+
+def counts(client: Client, run_id: str, flow_id: str) -> Dict[str, int]:
+    """How many rows of each kind belong to the run and its flow."""
+    data = client.graphql(COUNTS, variables={"run": run_id, "flow": flow_id}).data
+    return {table: len(data[table]) for table in ("flow_run", "flow_run_state", "task_run", "log", "flow", "task")}
+
+
+@pytest.fixture
+def run_with_history(module_client: Client, module_workdir: Path):
+    """A project of its own with a registered flow and one run with states and a log: (project, flow, run)."""
+    project = "deletion-" + uuid.uuid4().hex[:8]
+    create_tenant_and_project(module_client, project)
+    name = "doomed-" + uuid.uuid4().hex[:8]
+    flow_id = register_flow_script(write_flow_script(module_workdir / f"{name}.py", name, [name]), project)
+    run_id = module_client.create_flow_run(flow_id=flow_id)
+    module_client.set_flow_run_state(run_id, Submitted(message="s"))
+    module_client.set_flow_run_state(run_id, Running(message="r"))
+    module_client.write_run_logs([{"flow_run_id": run_id, "name": "test", "message": "hello",
+                                   "level": "INFO", "timestamp": pendulum.now("UTC").isoformat()}])
+    before = counts(module_client, run_id, flow_id)
+    assert before["flow_run_state"] >= 3 and before["task_run"] >= 1 and before["log"] == 1, before
+    return project, flow_id, run_id
+
+
+def test_deleting_a_run_takes_its_states_task_runs_and_logs_and_leaves_the_flow(module_client: Client,
+                                                                                 run_with_history) -> None:
+    _, flow_id, run_id = run_with_history
+    answer = module_client.graphql(
+        "mutation($input: delete_flow_run_input!) { delete_flow_run(input: $input) { success } }",
+        variables={"input": {"flow_run_id": run_id}})
+    assert answer.data.delete_flow_run.success is True
+    after = counts(module_client, run_id, flow_id)
+    assert after["flow_run"] == after["flow_run_state"] == after["task_run"] == after["log"] == 0, after
+    assert after["flow"] == 1 and after["task"] > 0, after
+
+
+def test_deleting_a_project_takes_its_flows_their_tasks_and_runs(module_client: Client, run_with_history) -> None:
+    project, flow_id, run_id = run_with_history
+    assert module_client.delete_project(project) is True
+    assert set(counts(module_client, run_id, flow_id).values()) == {0}
+
+
+def test_deleting_what_does_not_exist_names_it(module_client: Client) -> None:
+    missing = str(uuid.uuid4())
+    answer = module_client.graphql(
+        "mutation($input: delete_flow_input!) { delete_flow(input: $input) { success } }",
+        variables={"input": {"flow_id": missing}}, raise_on_error=False)
+    assert answer.errors and "flow" in answer.errors[0].message.lower() and missing in answer.errors[0].message
