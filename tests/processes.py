@@ -103,15 +103,17 @@ class Emulator:
         args = [sys.executable, "-m", "tests.prefect_emulator", "--host", "127.0.0.1", "--port", str(self.port)]
         if self.db is not None:
             args += ["--db", str(self.db)]
-        if self.api_key is not None:
-            args += ["--api-key", self.api_key]
         if self.heartbeat_timeout is not None:
             args += ["--heartbeat-timeout", str(self.heartbeat_timeout)]
         return args
 
     def start(self) -> "Emulator":
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args(), cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_EMULATOR_")}
+        if self.api_key is not None:
+            # the key goes through the environment: process arguments are visible to every user (ps)
+            env["PREFECT_EMULATOR_API_KEY"] = self.api_key
+        self.proc = subprocess.Popen(self.args(), cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         log.close()
         wait_for_http(self.url + "/health", proc=self.proc)

@@ -292,7 +292,7 @@ API_KEY = "emulator-test-key-" + uuid.uuid4().hex
 
 @pytest.fixture(scope="module")
 def keyed_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """An emulator started with --api-key API_KEY, holding one tenant (a Cloud key always has one)."""
+    """An emulator requiring API_KEY (given through its environment), holding one tenant (a Cloud key always has one)."""
     with Emulator(tmp_path_factory.mktemp("keyed"), api_key=API_KEY) as emu:
         auth = {"Authorization": f"Bearer {API_KEY}"}
         if not (emu.graphql("query { auth_info { tenant_id } }", headers=auth).get("data") or {}).get("auth_info"):

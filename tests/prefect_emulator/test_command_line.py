@@ -83,3 +83,25 @@ def test_second_emulator_on_the_same_db_file_is_refused(tmp_path: Path) -> None:
     assert "in use by another emulator process" in done.stderr and "another --db file" in done.stderr
     with Emulator(tmp_path, db=db) as again:  # once the first one stopped, the file is free again
         assert again.graphql("{ hello }")["data"]["hello"]
+
+
+def test_api_key_option_on_the_command_line_is_required_on_requests(tmp_path: Path) -> None:
+    # The option exists for people who start it by hand; the project's own tests and compose files pass
+    # the key through PREFECT_EMULATOR_API_KEY so that it is not in any process's arguments.
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_EMULATOR_")}
+    with open(tmp_path / "emulator.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.prefect_emulator", "--port", str(port),
+                                 "--api-key", "from-argv"], cwd=REPO_ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", proc=proc)
+        url = f"http://127.0.0.1:{port}"
+        wrong = requests.post(url, json={"query": "{ hello }"}, timeout=10,
+                              headers={"Authorization": "Bearer from-env"}).json()
+        assert wrong["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        right = requests.post(url, json={"query": "{ hello }"}, timeout=10,
+                              headers={"Authorization": "Bearer from-argv"}).json()
+        assert "errors" not in right and right["data"]["hello"]
+    finally:
+        stop(proc)
