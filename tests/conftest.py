@@ -1,6 +1,7 @@
 """Fixtures shared by every test: a running emulator, and an environment pointing prefect at it."""
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -12,20 +13,23 @@ import pytest
 from tests.processes import Emulator, prefect_env
 
 
-def pytest_collection_modifyitems(config, items):
+NO_DOCKER = ("no Docker engine with Compose v2 answers: run scripts/prepare-offline.sh and start the "
+             "Docker daemon")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
     """Docker tests skip without a Docker engine, except in CI, where a missing engine is a failure."""
-    if docker_available():
+    if "docker" not in item.keywords or docker_available():
         return
-    for item in items:
-        if "docker" in item.keywords:
-            if os.environ.get("CI") == "true":
-                item.add_marker(pytest.mark.usefixtures("_fail_without_docker"))
-            else:
-                item.add_marker(pytest.mark.skip(reason="no Docker engine with Compose v2 here"))
+    if os.environ.get("CI") == "true":
+        pytest.fail("CI=true and " + NO_DOCKER, pytrace=False)
+    pytest.skip(NO_DOCKER)
 
 
+@functools.lru_cache(maxsize=None)
 def docker_available() -> bool:
-    """True when `docker compose version` (Compose v2) and the engine both answer."""
+    """True when `docker compose version` (Compose v2) and the engine both answer (asked once a session)."""
     if shutil.which("docker") is None:
         return False
     try:
@@ -35,12 +39,6 @@ def docker_available() -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return True
-
-
-@pytest.fixture
-def _fail_without_docker() -> None:
-    pytest.fail("CI=true and no Docker engine with Compose v2 answers: run scripts/prepare-offline.sh "
-                "and start the Docker daemon")
 
 
 @pytest.fixture
