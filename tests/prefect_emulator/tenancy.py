@@ -72,9 +72,9 @@ def create_project(ctx: RequestContext, input: dict) -> dict:
 
 def delete_project(ctx: RequestContext, input: dict) -> dict:
     """Mutation delete_project: deletes a project with its flows and their runs."""
+    from .registry import delete_flow_rows  # late import: registry imports this module
     require(ctx, "project", input["project_id"], "project")
     for flow in ctx.store.find("flow", "project_id", input["project_id"]):
-        from .registry import delete_flow_rows  # late import: registry imports this module
         delete_flow_rows(ctx, flow["id"])
     ctx.store.delete("project", input["project_id"])
     return {"success": True, "error": None}
