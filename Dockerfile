@@ -56,8 +56,7 @@ WORKDIR /app
 # data/output (mounted from the host by compose) and to HOME/tmp.
 COPY env/defaults.env env/defaults.env
 COPY scripts/ scripts/
-COPY tests/__init__.py tests/__init__.py
-COPY tests/prefect_emulator/ tests/prefect_emulator/
+COPY prefect_emulator/ prefect_emulator/
 COPY agents/ agents/
 COPY data/ data/
 COPY dags/ dags/

@@ -2,7 +2,7 @@
 # Runs every test of the project in its own virtualenv (.venv), installing what it needs first.
 #   scripts/test.sh                 all tests (Docker end-to-end tests included)
 #   scripts/test.sh -m "not docker" everything that needs no Docker engine
-#   scripts/test.sh tests/emulator  one folder; any pytest argument works
+#   scripts/test.sh tests/prefect_emulator  one folder; any pytest argument works
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"

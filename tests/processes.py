@@ -86,7 +86,7 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
 
 
 class Emulator:
-    """The Prefect Server emulator (`python -m tests.prefect_emulator`) as a subprocess on a free port."""
+    """The Prefect Server emulator (`python -m prefect_emulator`) as a subprocess on a free port."""
 
     def __init__(self, workdir: Path, db: Optional[Path] = None, api_key: Optional[str] = None,
                  heartbeat_timeout: Optional[float] = None, port: Optional[int] = None) -> None:
@@ -100,7 +100,7 @@ class Emulator:
         self.proc: Optional[subprocess.Popen] = None
 
     def args(self) -> List[str]:
-        args = [sys.executable, "-m", "tests.prefect_emulator", "--host", "127.0.0.1", "--port", str(self.port)]
+        args = [sys.executable, "-m", "prefect_emulator", "--host", "127.0.0.1", "--port", str(self.port)]
         if self.db is not None:
             args += ["--db", str(self.db)]
         if self.heartbeat_timeout is not None:

@@ -1,6 +1,2 @@
-"""An offline test double of Prefect Server 1.4.1's GraphQL API (see README.md in this folder).
-
-Run it with `python -m tests.prefect_emulator [--host H] [--port P] [--db PATH] [--api-key KEY]
-[--heartbeat-timeout SECONDS]`.
-"""
+"""Tests proving that prefect_emulator (the package) behaves like Prefect Server 1.4.1 for the real prefect client."""
 from __future__ import annotations

@@ -1,72 +1,91 @@
-"""Agents (register_agent is called once at agent start-up), agent configs, and task run artifacts.
-
-Every resolver takes (ctx, **GraphQL arguments) and returns its payload as a dict; schema.py runs each
-mutation in one store transaction, so a refusal (ApiError) leaves nothing half-written.
-"""
+"""Real `prefect agent local start` subprocesses, and waiting for the runs they execute to finish."""
 from __future__ import annotations
 
-from typing import Callable, Dict
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Collection, Dict, List, Optional
 
-from .context import RequestContext
-from .tenancy import default_tenant_id, require
+from prefect import Client
 
+from tests.processes import REPO_ROOT
+from tests.prefect_emulator.prefect_session import flow_run_rows
 
-def register_agent(ctx: RequestContext, input: dict) -> dict:
-    """Mutation register_agent: records an agent (type, name, sorted labels); returns {id}."""
-    tenant_id = input.get("tenant_id") or default_tenant_id(ctx)
-    require(ctx, "tenant", tenant_id, "tenant")
-    if input.get("agent_config_id"):
-        require(ctx, "agent_config", input["agent_config_id"], "agent config")
-    row = ctx.store.insert("agent", {
-        "tenant_id": tenant_id, "name": input.get("name"), "type": input["type"],
-        "labels": sorted(set(input.get("labels") or [])), "agent_config_id": input.get("agent_config_id"),
-        "core_version": ctx.core_version,
-    })
-    return {"id": row["id"]}
+FINISHED_STATES = frozenset({"Success", "Failed", "Cancelled", "Skipped", "TimedOut"})
 
 
-def delete_agent(ctx: RequestContext, input: dict) -> dict:
-    """Mutation delete_agent: removes an agent; returns success_payload."""
-    require(ctx, "agent", input["agent_id"], "agent")
-    ctx.store.delete("agent", input["agent_id"])
-    return {"success": True, "error": None}
+def agent_env(base: Dict[str, str], **extra: str) -> Dict[str, str]:
+    """`base` (from tests.processes.prefect_env) plus settings that keep agents and flow runs quick.
+
+    Flow-run logs are shipped every second instead of every 5 s, and the cancellation check runs every
+    second, so tests wait on the emulator rather than on prefect's defaults.
+    """
+    env = dict(base)
+    env.update(
+        PREFECT__CLOUD__LOGGING_HEARTBEAT="1",
+        PREFECT__CLOUD__CHECK_CANCELLATION_INTERVAL="1",
+        PREFECT__CLOUD__REQUEST_TIMEOUT="10",
+    )
+    env.update(extra)
+    return env
 
 
-def create_agent_config(ctx: RequestContext, input: dict) -> dict:
-    """Mutation create_agent_config: stores agent settings for a tenant; returns {id}."""
-    require(ctx, "tenant", input["tenant_id"], "tenant")
-    row = ctx.store.insert("agent_config", {"tenant_id": input["tenant_id"], "name": input.get("name"),
-                                            "settings": input.get("settings") or {}})
-    return {"id": row["id"]}
+def start_local_agent(env: Dict[str, str], labels: List[str], log_path: Path,
+                      name: Optional[str] = None) -> subprocess.Popen:
+    """Starts `prefect agent local start` with exactly `labels` (no hostname label) in its own session.
+
+    Its flow-run children (`prefect execute flow-run`) stay in its process group, so
+    `tests.processes.stop` (or a killpg) ends them too.
+
+    Args:
+        env: the environment (see `agent_env`)
+        labels: the agent's labels
+        log_path: the agent's stdout and stderr go there
+        name: the agent's name
+
+    Returns:
+        The agent process.
+    """
+    args = [sys.executable, "-m", "prefect", "agent", "local", "start", "--no-hostname-label",
+            "--show-flow-logs", "--log-level", "DEBUG"]
+    for label in labels:
+        args += ["--label", label]
+    if name:
+        args += ["--name", name]
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
 
-def create_task_run_artifact(ctx: RequestContext, input: dict) -> dict:
-    """Mutation create_task_run_artifact: attaches a link/markdown artifact to a task run; returns {id}."""
-    task_run = require(ctx, "task_run", input["task_run_id"], "task run")
-    row = ctx.store.insert("task_run_artifact", {"tenant_id": task_run["tenant_id"], "task_run_id": task_run["id"],
-                                                 "kind": input["kind"], "data": input["data"]})
-    return {"id": row["id"]}
+def wait_for_flow_runs(client: Client, run_ids: Collection[str], timeout: float,
+                       states: Collection[str] = FINISHED_STATES, poll: float = 0.5,
+                       agents: Collection[subprocess.Popen] = ()) -> Dict[str, dict]:
+    """Polls the emulator until every run in `run_ids` is in one of `states`.
 
+    Args:
+        client: a client from `prefect_session`
+        run_ids: the flow runs to watch
+        timeout: seconds before giving up
+        states: the state names that end the wait
+        poll: seconds between queries
+        agents: agent processes; the wait fails early if one of them dies
 
-def update_task_run_artifact(ctx: RequestContext, input: dict) -> dict:
-    """Mutation update_task_run_artifact: replaces an artifact's data; returns success_payload."""
-    require(ctx, "task_run_artifact", input["task_run_artifact_id"], "task run artifact")
-    ctx.store.update("task_run_artifact", input["task_run_artifact_id"], data=input["data"])
-    return {"success": True, "error": None}
+    Returns:
+        The last rows read (see `flow_run_rows`).
 
-
-def delete_task_run_artifact(ctx: RequestContext, input: dict) -> dict:
-    """Mutation delete_task_run_artifact: removes an artifact; returns success_payload."""
-    require(ctx, "task_run_artifact", input["task_run_artifact_id"], "task run artifact")
-    ctx.store.delete("task_run_artifact", input["task_run_artifact_id"])
-    return {"success": True, "error": None}
-
-
-RESOLVERS: Dict[str, Callable] = {
-    "register_agent": register_agent,
-    "delete_agent": delete_agent,
-    "create_agent_config": create_agent_config,
-    "create_task_run_artifact": create_task_run_artifact,
-    "update_task_run_artifact": update_task_run_artifact,
-    "delete_task_run_artifact": delete_task_run_artifact,
-}
+    Raises:
+        AssertionError: on timeout or a dead agent, listing the runs still pending and their states.
+    """
+    deadline = time.monotonic() + timeout
+    rows: Dict[str, dict] = {}
+    while True:
+        rows = flow_run_rows(client, list(run_ids))
+        pending = {i: rows.get(i, {}).get("state") for i in run_ids if rows.get(i, {}).get("state") not in states}
+        if not pending:
+            return rows
+        dead = [a.args for a in agents if a.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            raise AssertionError(f"{len(pending)} flow run(s) not in {sorted(states)} after {timeout}s "
+                                 f"(dead agents: {dead}): {pending}")
+        time.sleep(poll)

@@ -17,8 +17,8 @@ from tests.processes import REPO_ROOT, Emulator, free_port, stop, wait_for_http
 
 
 def emulator_cli(args: List[str], env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
-    """Runs `python -m tests.prefect_emulator ARGS` to completion (for options that make it exit)."""
-    return subprocess.run([sys.executable, "-m", "tests.prefect_emulator", *args], cwd=REPO_ROOT, env=env,
+    """Runs `python -m prefect_emulator ARGS` to completion (for options that make it exit)."""
+    return subprocess.run([sys.executable, "-m", "prefect_emulator", *args], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -54,7 +54,7 @@ def test_options_come_from_the_environment_and_sigterm_stops_cleanly(tmp_path: P
                PREFECT_EMULATOR_DB=str(tmp_path / "env.sqlite"), PREFECT_EMULATOR_API_KEY="from-env")
     log_path = tmp_path / "emulator.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.prefect_emulator"], cwd=REPO_ROOT, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "prefect_emulator"], cwd=REPO_ROOT, env=env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", proc=proc)
@@ -91,7 +91,7 @@ def test_api_key_option_on_the_command_line_is_required_on_requests(tmp_path: Pa
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_EMULATOR_")}
     with open(tmp_path / "emulator.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.prefect_emulator", "--port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "prefect_emulator", "--port", str(port),
                                  "--api-key", "from-argv"], cwd=REPO_ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -124,7 +124,7 @@ def test_emulator_setup_points_every_prefect_service_at_the_emulator_and_starts_
     assert not SERVER_SERVICES & set(services), "the emulator override must start no Prefect Server container"
     assert "emulator" in services
     emulator = services["emulator"]
-    assert command_of(emulator)[:3] == ["python", "-m", "tests.prefect_emulator"]
+    assert command_of(emulator)[:3] == ["python", "-m", "prefect_emulator"]
     assert [(p["host_ip"], p["target"]) for p in emulator["ports"]] == [("127.0.0.1", 4200)]
     for name, service in services.items():
         if name.startswith(PREFECT_SERVICES_PREFIXES) or name == "init":
@@ -180,16 +180,16 @@ def test_data_folder_is_mounted_and_init_hands_data_output_to_the_services_uid()
     assert "setpriv" in " ".join(command_of(services["init"]))
 
 
-def test_image_runs_as_uid_5678_and_holds_no_secret_nor_host_clutter(built_image):
-    script = "id -u; ls -A /app; ls -A /app/env; ls -A /app/tests"
+def test_image_runs_as_uid_5678_and_holds_no_secret_nor_test_code_nor_host_clutter(built_image):
+    script = "id -u; ls -A /app; ls -A /app/env; ls -A /app/prefect_emulator"
     proc = subprocess.run(["docker", "run", "--rm", "--entrypoint", "sh", built_image, "-c", script],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.split()
     assert lines[0] == "5678"
-    for clutter in (".git", ".venv", "wheels", ".env", "local.env", "compose.yaml", "build"):
+    for clutter in (".git", ".venv", "wheels", ".env", "local.env", "compose.yaml", "build", "tests"):
         assert clutter not in lines[1:], f"{clutter} is in the image"
-    assert {"agents", "dags", "data", "scripts", "env", "tests", "defaults.env", "prefect_emulator"} <= set(lines)
+    assert {"agents", "dags", "data", "scripts", "env", "prefect_emulator", "defaults.env", "server.py"} <= set(lines)
     inspect = json.loads(subprocess.run(["docker", "image", "inspect", built_image], capture_output=True,
                                         text=True, check=True, timeout=60).stdout)[0]
     env_names = [e.split("=", 1)[0] for e in inspect["Config"]["Env"]]

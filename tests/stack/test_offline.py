@@ -66,9 +66,8 @@ def test_image_build_with_an_incomplete_wheelhouse_fails_naming_the_fix(tmp_path
             shutil.copy(wheel, context / "wheels")
     for name in ("Dockerfile", "requirements.txt"):
         shutil.copy(REPO_ROOT / name, context)
-    for folder in ("agents", "dags", "data", "scripts", "tests/prefect_emulator", "env"):
+    for folder in ("agents", "dags", "data", "scripts", "prefect_emulator", "env"):
         (context / folder).mkdir(parents=True, exist_ok=True)
-    (context / "tests" / "__init__.py").touch()
     (context / "env" / "defaults.env").touch()
     (context / "compose.yaml").write_text(
         "services:\n  probe:\n    image: dags-prefect-io-probe:incomplete-wheelhouse\n"

@@ -16,9 +16,9 @@ import requests
 from prefect import Client
 from prefect.engine.state import Cancelled, Failed, Running, Scheduled, Submitted, Success
 
-from tests.emulator.conftest import PROJECT
-from tests.emulator.graphql_log import parse_graphql_log
-from tests.emulator.prefect_session import flow_run_rows, register_flow_script, write_flow_script
+from tests.prefect_emulator.conftest import PROJECT
+from tests.prefect_emulator.graphql_log import parse_graphql_log
+from tests.prefect_emulator.prefect_session import flow_run_rows, register_flow_script, write_flow_script
 from tests.processes import REPO_ROOT, Emulator, prefect_env, stop, wait_for_http
 
 MB = 1024 * 1024

@@ -1,4 +1,4 @@
-"""Command line: `python -m tests.prefect_emulator [--host H] [--port P] [--db PATH] [--api-key KEY]
+"""Command line: `python -m prefect_emulator [--host H] [--port P] [--db PATH] [--api-key KEY]
 [--heartbeat-timeout SECONDS]`.
 
 Every option can also come from the environment (PREFECT_EMULATOR_HOST, _PORT, _DB, _API_KEY,
@@ -78,4 +78,4 @@ def _fail(message: str) -> NoReturn:
 
 
 if __name__ == "__main__":
-    main(prog_name="python -m tests.prefect_emulator")
+    main(prog_name="python -m prefect_emulator")

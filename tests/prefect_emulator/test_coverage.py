@@ -13,9 +13,9 @@ import pendulum
 import pytest
 from prefect.engine.state import Cancelled
 
-from tests.emulator.agents import agent_env, start_local_agent, wait_for_flow_runs
-from tests.emulator.graphql_log import parse_graphql_log
-from tests.emulator.prefect_session import (flow_run_rows, prefect_session, register_flow_script,
+from tests.prefect_emulator.agents import agent_env, start_local_agent, wait_for_flow_runs
+from tests.prefect_emulator.graphql_log import parse_graphql_log
+from tests.prefect_emulator.prefect_session import (flow_run_rows, prefect_session, register_flow_script,
                                             write_flow_script)
 from tests.processes import REPO_ROOT, Emulator, prefect_env, stop
 

@@ -8,7 +8,7 @@ import pytest
 from prefect import Client
 
 from tests.processes import Emulator
-from tests.emulator.prefect_session import create_tenant_and_project, prefect_session
+from tests.prefect_emulator.prefect_session import create_tenant_and_project, prefect_session
 
 PROJECT = "emulator-tests"
 

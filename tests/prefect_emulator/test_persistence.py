@@ -15,8 +15,8 @@ from prefect import Client
 from prefect.engine.state import Running, Submitted, Success
 from prefect.exceptions import ClientError
 
-from tests.emulator.conftest import PROJECT
-from tests.emulator.prefect_session import (create_tenant_and_project, prefect_session, register_flow_script,
+from tests.prefect_emulator.conftest import PROJECT
+from tests.prefect_emulator.prefect_session import (create_tenant_and_project, prefect_session, register_flow_script,
                                             write_flow_script)
 from tests.processes import Emulator
 

@@ -18,8 +18,8 @@ from prefect.agent.local import LocalAgent
 from prefect.engine.state import Retrying, Running, Submitted
 from prefect.run_configs import LocalRun
 
-from tests.emulator.conftest import PROJECT
-from tests.emulator.prefect_session import (flow_run_rows, register_flow_script, set_flow_group_labels,
+from tests.prefect_emulator.conftest import PROJECT
+from tests.prefect_emulator.prefect_session import (flow_run_rows, register_flow_script, set_flow_group_labels,
                                             write_flow_script)
 
 # the agent's own query, copied from prefect/agent/agent.py (Agent._get_ready_flow_runs), used where the

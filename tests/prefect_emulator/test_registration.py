@@ -11,8 +11,8 @@ from typing import List, Tuple
 import pytest
 from prefect import Client
 
-from tests.emulator.conftest import PROJECT
-from tests.emulator.prefect_session import register_flow_script, write_flow_script
+from tests.prefect_emulator.conftest import PROJECT
+from tests.prefect_emulator.prefect_session import register_flow_script, write_flow_script
 from tests.processes import REPO_ROOT, Emulator, prefect_env
 
 VERSIONS_QUERY = """query($name: String!) {

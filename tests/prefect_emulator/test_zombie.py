@@ -15,9 +15,9 @@ import pytest
 from prefect import Client
 from prefect.engine.state import Running, Submitted
 
-from tests.emulator.agents import agent_env, start_local_agent, wait_for_flow_runs
-from tests.emulator.conftest import PROJECT
-from tests.emulator.prefect_session import (create_tenant_and_project, flow_run_rows, prefect_session,
+from tests.prefect_emulator.agents import agent_env, start_local_agent, wait_for_flow_runs
+from tests.prefect_emulator.conftest import PROJECT
+from tests.prefect_emulator.prefect_session import (create_tenant_and_project, flow_run_rows, prefect_session,
                                             register_flow_script, write_flow_script)
 from tests.processes import Emulator, prefect_env, stop
 

@@ -11,7 +11,7 @@ import pytest
 from prefect import Client
 from prefect.engine.state import Running, Submitted
 
-from tests.emulator.prefect_session import create_tenant_and_project, register_flow_script, write_flow_script
+from tests.prefect_emulator.prefect_session import create_tenant_and_project, register_flow_script, write_flow_script
 
 COUNTS = """query($run: uuid!, $flow: uuid!) {
   flow_run(where: {id: {_eq: $run}}) { id }
