@@ -13,7 +13,7 @@ import prefect
 import pytest
 from prefect.engine.state import Running, State, Success
 
-from tests.parity.api import Api, unique
+from tests.parity.api import Api
 
 SET_FLOW_RUN_STATES = """
     mutation($input: set_flow_run_states_input!) {
@@ -214,6 +214,6 @@ def runs(api: Api, tenant_id: str, project_id: str) -> RunsWorld:
     return RunsWorld(api, tenant_id, project_id)
 
 
-__all__ = ["RunsWorld", "runs", "unique", "create_flow", "create_flow_run", "set_flow_run_state",
+__all__ = ["RunsWorld", "runs", "create_flow", "create_flow_run", "set_flow_run_state",
            "set_task_run_state", "get_or_create_task_run", "flow_run", "task_run", "task_runs_of", "task_ids",
            "when", "server_test_flow", "SET_FLOW_RUN_STATES", "SET_TASK_RUN_STATES"]

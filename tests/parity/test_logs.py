@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import pendulum
 
-from tests.parity.runs_setup import runs, when
+from tests.parity.runs_setup import when
+from tests.parity.runs_setup import runs  # noqa: F401  (a fixture: pytest finds it by this name)
 
-assert runs  # the fixture, imported for pytest
 
 WRITE = "mutation($input: write_run_logs_input!) { write_run_logs(input: $input) { success } }"
 

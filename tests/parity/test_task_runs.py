@@ -3,19 +3,18 @@
 
 Ports the task run half of PrefectHQ/server `tests/graphql/test_runs.py` (12 cases: TestGetOrCreateTaskRunInfo 2,
 TestGetTaskRunInfo 2, TestGetOrCreateTaskRun 2, TestUpdateTaskRunHeartbeat 2, TestSetTaskRunName 1,
-TestMappedChildren 3) and the GraphQL-reachable task run cases of `tests/api/test_runs.py` (21 cases:
-TestGetOrCreateTaskRunInfo 3, TestGetTaskRunInfo 14, TestUpdateTaskRunHeartbeat 1, TestSetTaskRunName 3),
-sent over HTTP.
+TestMappedChildren 3) and 20 of the 24 task run cases of `tests/api/test_runs.py` (TestGetOrCreateTaskRunInfo 3,
+TestGetTaskRunInfo 14, TestSetTaskRunName 3), sent over HTTP. TestUpdateTaskRunHeartbeat.test_update_heartbeat
+is the twin of the GraphQL case and is covered by it (its "no heartbeat before" check included).
 
 Adapted: test_get_or_create_task_run_info_hits_db inserts a task run row (version 17) into the database; here
 the row is made with get_or_create_task_run and a Success state. test_task_run_populates_cache_key deletes task
 runs and rewrites the task's cache_key in the database; here the flow is registered with that cache_key and a
 new map index makes the task run.
-Left out of tests/api/test_runs.py (task run half), 4 cases: TestUpdateTaskRunHeartbeat
-test_update_heartbeat_with_bad_id (the GraphQL resolver answers success: true without waiting; ported from
-tests/graphql instead); TestSetTaskRunName test_set_task_run_name_must_have_value[None] and
-test_set_task_run_id_none (GraphQL's `String!` / `UUID!` refuse null before Server's code runs);
-TestGetTaskRunInfo's twin of TestUpdateTaskRunHeartbeat.test_update_heartbeat in tests/graphql is ported once.
+Left out of tests/api/test_runs.py (task run half), 3 cases: TestUpdateTaskRunHeartbeat
+test_update_heartbeat_with_bad_id (the Python function raises; the GraphQL resolver answers success: true
+without waiting, as the GraphQL case asserts); TestSetTaskRunName test_set_task_run_name_must_have_value[None]
+and test_set_task_run_id_none (GraphQL's `String!` / `UUID!` refuse null before Server's code runs).
 """
 from __future__ import annotations
 
@@ -26,10 +25,11 @@ import prefect
 import pytest
 from prefect.engine.state import Failed, Retrying, Running, Success
 
-from tests.parity.runs_setup import (create_flow, create_flow_run, get_or_create_task_run, runs, set_task_run_state,
-                                     task_ids, task_run, task_runs_of, unique, when)
+from tests.parity.api import unique
+from tests.parity.runs_setup import (create_flow, create_flow_run, get_or_create_task_run, set_task_run_state,
+                                     task_ids, task_run, task_runs_of, when)
+from tests.parity.runs_setup import runs  # noqa: F401  (a fixture: pytest finds it by this name)
 
-assert runs  # the fixture, imported for pytest
 
 INFO = """mutation($input: get_or_create_task_run_info_input!) {
     get_or_create_task_run_info(input: $input) { id version state serialized_state } }"""
