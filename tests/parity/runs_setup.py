@@ -70,6 +70,14 @@ def get_or_create_task_run(api: Api, flow_run_id: str, task_id: str, map_index: 
                                                  "map_index": map_index})["id"]
 
 
+def rename(api: Api, kind: str, run_id: str, name: str) -> Dict[str, Any]:
+    """set_flow_run_name (kind "flow") or set_task_run_name (kind "task"); returns the whole answer
+    (`data` and/or `errors`), since the cases check both refusals and `success`."""
+    field = f"set_{kind}_run_name"
+    return api.post(f"mutation($input: {field}_input!) {{ {field}(input: $input) {{ success }} }}",
+                    {"input": {f"{kind}_run_id": run_id, "name": name}})
+
+
 def flow_run(api: Api, flow_run_id: str, fields: str = FLOW_RUN_FIELDS) -> Optional[Dict[str, Any]]:
     """The flow_run row as Hasura answers it (Server's tests read models.FlowRun), or None."""
     return api.data(f"query($id: uuid!) {{ flow_run_by_pk(id: $id) {{ {fields} }} }}",
@@ -215,5 +223,5 @@ def runs(api: Api, tenant_id: str, project_id: str) -> RunsWorld:
 
 
 __all__ = ["RunsWorld", "runs", "create_flow", "create_flow_run", "set_flow_run_state",
-           "set_task_run_state", "get_or_create_task_run", "flow_run", "task_run", "task_runs_of", "task_ids",
+           "set_task_run_state", "get_or_create_task_run", "rename", "flow_run", "task_run", "task_runs_of", "task_ids",
            "when", "server_test_flow", "SET_FLOW_RUN_STATES", "SET_TASK_RUN_STATES"]

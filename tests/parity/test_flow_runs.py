@@ -36,7 +36,7 @@ from prefect.engine.state import Finished, Paused, Running, Scheduled
 from prefect.run_configs import UniversalRun
 
 from tests.parity.api import unique
-from tests.parity.runs_setup import (create_flow, create_flow_run, flow_run, set_flow_run_state,
+from tests.parity.runs_setup import (create_flow, create_flow_run, flow_run, rename, set_flow_run_state,
                                      set_task_run_state, task_runs_of, when)
 from tests.parity.runs_setup import runs  # noqa: F401  (a fixture: pytest finds it by this name)
 
@@ -48,6 +48,12 @@ QUEUE_LIMIT = 25  # Server's config.queued_runs_returned_limit
 def simple_flow_id(api, project_id, name="test", **kwargs):
     """Server's `simple_flow_id`: an empty flow named test (here one name per call, the tests share a server)."""
     return create_flow(api, project_id, prefect.Flow(name=unique(name), **kwargs))
+
+
+def dated_run(api, project_id):
+    """A run of a new simple flow scheduled for 2020-01-01 (Server's dt); returns (dt, run id)."""
+    dt = pendulum.datetime(2020, 1, 1)
+    return dt, create_flow_run(api, flow_id=simple_flow_id(api, project_id), scheduled_start_time=dt.isoformat())
 
 
 def queue(api, tenant_id, **input):
@@ -124,22 +130,17 @@ class TestGetRunsInQueueMutation:
         set_flow_run_state(api, runs.flow_run_id, yesterday())
         assert runs.flow_run_id in queue(api, runs.tenant_id)
 
-    def test_get_runs_in_queue_uses_labels(self, api, runs):
+    @pytest.mark.parametrize("labels,via_task_run", [(["foo", "bar"], False), (["foo", "bar", "extra"], False),
+                                                     (["foo", "bar"], True)],
+                             ids=["uses_labels", "uses_labels_and_filters_for_subset", "uses_labels_for_task_runs"])
+    def test_get_runs_in_queue_labels(self, api, runs, labels, via_task_run):
+        """Server's test_get_runs_in_queue_uses_labels, ..._and_filters_for_subset and ..._for_task_runs."""
         runs.flow_run_id
-        set_flow_run_state(api, runs.labeled_flow_run_id, yesterday())
-        found = queue(api, runs.tenant_id, labels=["foo", "bar"])
-        assert runs.labeled_flow_run_id in found and runs.flow_run_id not in found
-
-    def test_get_runs_in_queue_uses_labels_and_filters_for_subset(self, api, runs):
-        runs.flow_run_id
-        set_flow_run_state(api, runs.labeled_flow_run_id, yesterday())
-        found = queue(api, runs.tenant_id, labels=["foo", "bar", "extra"])
-        assert runs.labeled_flow_run_id in found and runs.flow_run_id not in found
-
-    def test_get_runs_in_queue_uses_labels_for_task_runs(self, api, runs):
-        runs.flow_run_id
-        set_task_run_state(api, runs.labeled_task_run_id, yesterday())
-        found = queue(api, runs.tenant_id, labels=["foo", "bar"])
+        if via_task_run:
+            set_task_run_state(api, runs.labeled_task_run_id, yesterday())
+        else:
+            set_flow_run_state(api, runs.labeled_flow_run_id, yesterday())
+        found = queue(api, runs.tenant_id, labels=labels)
         assert runs.labeled_flow_run_id in found and runs.flow_run_id not in found
 
     def test_get_runs_in_queue_before_certain_time(self, api, runs):
@@ -303,14 +304,12 @@ class TestCreateRun:
         assert flow_run(api, create_flow_run(api, flow_id=flow_id))["parameters"] == {"x": 1}
 
     def test_create_run_passes_start_time_to_flow_run_record(self, api, project_id):
-        dt = pendulum.datetime(2020, 1, 1)
-        run_id = create_flow_run(api, flow_id=simple_flow_id(api, project_id), scheduled_start_time=dt.isoformat())
+        dt, run_id = dated_run(api, project_id)
         assert when(flow_run(api, run_id)["scheduled_start_time"]) == dt
 
     def test_create_run_defaults_auto_scheduled_to_false(self, api, project_id):
-        dt = pendulum.datetime(2020, 1, 1)
-        row = flow_run(api, create_flow_run(api, flow_id=simple_flow_id(api, project_id),
-                                            scheduled_start_time=dt.isoformat()))
+        dt, run_id = dated_run(api, project_id)
+        row = flow_run(api, run_id)
         assert when(row["scheduled_start_time"]) == dt and not row["auto_scheduled"]
 
     def test_new_run_has_scheduled_state(self, api, project_id):
@@ -320,13 +319,11 @@ class TestCreateRun:
         assert when(row["state_start_time"]) > before
 
     def test_new_run_has_correct_state_start_time(self, api, project_id):
-        dt = pendulum.datetime(2020, 1, 1)
-        run_id = create_flow_run(api, flow_id=simple_flow_id(api, project_id), scheduled_start_time=dt.isoformat())
+        dt, run_id = dated_run(api, project_id)
         assert when(flow_run(api, run_id)["state_start_time"]) == dt
 
     def test_new_run_state_is_in_history(self, api, project_id):
-        dt = pendulum.datetime(2020, 1, 1)
-        run_id = create_flow_run(api, flow_id=simple_flow_id(api, project_id), scheduled_start_time=dt.isoformat())
+        dt, run_id = dated_run(api, project_id)
         states = api.data("query($id: uuid!) { flow_run_state(where: {flow_run_id: {_eq: $id}}, "
                           "order_by: {timestamp: asc}) { state start_time message } }", {"id": run_id})
         states = states["flow_run_state"]
@@ -477,17 +474,14 @@ class TestSetFlowRunLabelsAndName:
         assert answer["success"] is False
 
     def test_set_flow_run_name(self, api, runs):
-        api.mutate("set_flow_run_name", {"flow_run_id": runs.flow_run_id, "name": "hello"}, "success")
+        assert rename(api, "flow", runs.flow_run_id, "hello")["data"]["set_flow_run_name"]["success"] is True
         assert flow_run(api, runs.flow_run_id)["name"] == "hello"
 
     def test_set_flow_run_name_must_have_value(self, api, runs):
-        message = api.error("mutation($input: set_flow_run_name_input!) { set_flow_run_name(input: $input) "
-                            "{ success } }", {"input": {"flow_run_id": runs.flow_run_id, "name": ""}})
-        assert "Invalid name" in message
+        assert "Invalid name" in rename(api, "flow", runs.flow_run_id, "")["errors"][0]["message"]
 
     def test_set_flow_run_name_id_invalid(self, api):
-        answer = api.mutate("set_flow_run_name", {"flow_run_id": str(uuid.uuid4()), "name": "hello"}, "success")
-        assert answer["success"] is False
+        assert rename(api, "flow", str(uuid.uuid4()), "hello")["data"]["set_flow_run_name"]["success"] is False
 
 
 class TestDeleteFlowRuns:

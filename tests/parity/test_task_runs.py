@@ -26,8 +26,8 @@ import pytest
 from prefect.engine.state import Failed, Retrying, Running, Success
 
 from tests.parity.api import unique
-from tests.parity.runs_setup import (create_flow, create_flow_run, get_or_create_task_run, set_task_run_state,
-                                     task_ids, task_run, task_runs_of, when)
+from tests.parity.runs_setup import (create_flow, create_flow_run, get_or_create_task_run, rename,
+                                     set_task_run_state, task_ids, task_run, task_runs_of, when)
 from tests.parity.runs_setup import runs  # noqa: F401  (a fixture: pytest finds it by this name)
 
 
@@ -236,14 +236,11 @@ class TestGetTaskRunInfo:
 
 class TestSetTaskRunName:
     def test_set_task_run_name(self, api, runs):
-        api.mutate("set_task_run_name", {"task_run_id": runs.task_run_id, "name": "hello"}, "success")
+        assert rename(api, "task", runs.task_run_id, "hello")["data"]["set_task_run_name"]["success"] is True
         assert task_run(api, runs.task_run_id)["name"] == "hello"
 
     def test_set_task_run_name_must_have_value(self, api, runs):
-        message = api.error("mutation($input: set_task_run_name_input!) { set_task_run_name(input: $input) "
-                            "{ success } }", {"input": {"task_run_id": runs.task_run_id, "name": ""}})
-        assert "Invalid name" in message
+        assert "Invalid name" in rename(api, "task", runs.task_run_id, "")["errors"][0]["message"]
 
     def test_set_task_run_id_invalid(self, api):
-        answer = api.mutate("set_task_run_name", {"task_run_id": str(uuid.uuid4()), "name": "hello"}, "success")
-        assert answer["success"] is False
+        assert rename(api, "task", str(uuid.uuid4()), "hello")["data"]["set_task_run_name"]["success"] is False
