@@ -147,24 +147,26 @@ def get_runs_in_queue(ctx: RequestContext, input: dict) -> dict:
     return {"flow_run_ids": chosen}
 
 
-def _task_run_for(ctx: RequestContext, input: dict, missing_task: str) -> dict:
+def _task_run_for(ctx: RequestContext, input: dict, missing_task: str, missing_run: str) -> dict:
     """The task run of (flow run, task, map index), made Pending when new (Server's get_or_create_task_run*).
 
     Args:
         ctx: the request
         input: flow_run_id, task_id and map_index (None means -1, the unmapped run)
-        missing_task: Server's error text when the task run must be made but cannot be
+        missing_task: Server's error text when the task run must be made but its task does not exist
+        missing_run: the same when its flow run does not exist
     """
     store = ctx.store
     map_index = -1 if input.get("map_index") is None else input["map_index"]
     for task_run in store.find("task_run", "flow_run_id", input["flow_run_id"]):
         if task_run["task_id"] == input["task_id"] and task_run["map_index"] == map_index:
             return task_run
-    run = store.get("flow_run", input["flow_run_id"])
     task = store.get("task", input["task_id"])
-    if task is None or run is None:
-        what = f"flow run {input['flow_run_id']}" if run is None else f"task {input['task_id']}"
-        raise ApiError(f"{missing_task}: {what} does not exist.")
+    if task is None:
+        raise ApiError(f"{missing_task}: task {input['task_id']} does not exist.")
+    run = store.get("flow_run", input["flow_run_id"])
+    if run is None:
+        raise ApiError(f"{missing_run}: flow run {input['flow_run_id']} does not exist.")
     task_run = store.insert("task_run", {
         "tenant_id": run["tenant_id"], "flow_run_id": run["id"], "task_id": task["id"], "map_index": map_index,
         "cache_key": task["cache_key"], "version": 0,
@@ -179,12 +181,12 @@ def _task_run_info(task_run: dict) -> dict:
 
 def get_or_create_task_run(ctx: RequestContext, input: dict) -> dict:
     """Mutation get_or_create_task_run: the task run of (flow run, task, map index); returns {id}."""
-    return {"id": _task_run_for(ctx, input, "Invalid ID")["id"]}
+    return {"id": _task_run_for(ctx, input, "Invalid ID", "Invalid ID")["id"]}
 
 
 def get_or_create_task_run_info(ctx: RequestContext, input: dict) -> dict:
     """Mutation get_or_create_task_run_info: as get_or_create_task_run, with version and state."""
-    return _task_run_info(_task_run_for(ctx, input, "Invalid task ID"))
+    return _task_run_info(_task_run_for(ctx, input, "Invalid task ID", "Invalid flow run ID"))
 
 
 def get_task_run_info(ctx: RequestContext, task_run_id: str) -> dict:

@@ -15,6 +15,7 @@ Left out of tests/api/test_runs.py (task run half), 3 cases: TestUpdateTaskRunHe
 test_update_heartbeat_with_bad_id (the Python function raises; the GraphQL resolver answers success: true
 without waiting, as the GraphQL case asserts); TestSetTaskRunName test_set_task_run_name_must_have_value[None]
 and test_set_task_run_id_none (GraphQL's `String!` / `UUID!` refuse null before Server's code runs).
+Two cases after the ports pin get_or_create_task_run_info's refusals, which Server's tests do not cover.
 """
 from __future__ import annotations
 
@@ -244,3 +245,19 @@ class TestSetTaskRunName:
 
     def test_set_task_run_id_invalid(self, api):
         assert rename(api, "task", str(uuid.uuid4()), "hello")["data"]["set_task_run_name"]["success"] is False
+
+
+# ------------------------------------------------------------------ from Server's source (issue 8)
+def test_get_or_create_task_run_info_with_an_unknown_task_says_invalid_task_id(api, runs):
+    """Server's get_or_create_task_run_info: "Invalid task ID" when the task run must be made for no task."""
+    message = api.error(INFO, {"input": {"flow_run_id": runs.flow_run_id, "task_id": str(uuid.uuid4())}})
+    assert message.startswith("Invalid task ID")
+    assert find_task_run(api, runs.flow_run_id, runs.task_id, 5) is None
+
+
+def test_get_or_create_task_run_info_with_an_unknown_flow_run_makes_nothing(api, runs):
+    """Server refuses the insert (a foreign key); the emulator names the missing flow run."""
+    flow_run_id = str(uuid.uuid4())
+    message = api.error(INFO, {"input": {"flow_run_id": flow_run_id, "task_id": runs.task_id}})
+    assert message == f"Invalid flow run ID: flow run {flow_run_id} does not exist."
+    assert task_runs_of(api, flow_run_id) == []
