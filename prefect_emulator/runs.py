@@ -3,7 +3,12 @@
 Labels of a new run follow Prefect Server 1.4.1: the `labels` given to create_flow_run, else the run_config
 given to it, else the flow group's labels when set (not null), else the flow group's run_config, else the
 flow's run_config labels, else its environment labels. The queue (get_runs_in_queue) hands a run only to an
-agent whose labels include all of the run's labels, and a run without labels only to agents without labels.
+agent whose labels include all of the run's labels, and a run without labels only to agents without labels;
+like Server, it looks at the 3 x 25 runs that became ready first and hands out at most 25 of them.
+
+Unknown ids are answered as Server answers them: heartbeats `success: true` (Server writes them in the
+background and never reports), delete_flow_run, set_flow_run_name/_labels and set_task_run_name
+`success: false`, mapped_children an empty payload.
 
 Every resolver takes (ctx, **GraphQL arguments) and returns its payload as a dict; schema.py runs each
 mutation in one store transaction, so a refusal (ApiError) leaves nothing half-written.
@@ -19,7 +24,6 @@ from . import filters
 from .context import RequestContext
 from .errors import ApiError
 from .states import SCHEDULED_STATES, write_flow_run_state, write_task_run_state
-from .tenancy import require
 from .timestamps import now, parse
 
 QUEUE_LIMIT = 25  # Server's queued_runs_returned_limit
@@ -49,23 +53,25 @@ def _run_labels(input: dict, flow: dict, group: dict) -> List[str]:
         labels = flow["environment"].get("labels") or []
     else:
         labels = []
-    return sorted(set(labels))
+    return sorted(labels)
 
 
 def create_flow_run(ctx: RequestContext, input: dict) -> dict:
     """Mutation create_flow_run: a Scheduled run with its Pending task runs; returns {id}."""
     store = ctx.store
     if input.get("flow_id"):
-        flow = require(ctx, "flow", input["flow_id"], "flow")
+        flow = store.get("flow", input["flow_id"])
+        if flow is None:
+            raise ApiError(f"Flow {input['flow_id']} not found")
     elif input.get("version_group_id"):
         live = [f for f in store.find("flow", "version_group_id", input["version_group_id"]) if not f["archived"]]
         if not live:
             raise ApiError(f"Version group {input['version_group_id']} has no unarchived flows.")
         flow = max(live, key=lambda f: f["version"] or 0)
     else:
-        raise ApiError("One of flow_id or version_group_id must be provided.")
+        raise ApiError("A flow id or version group ID must be provided.")
     if flow["archived"]:
-        raise ApiError(f"Flow {flow['id']} is archived: run the newest version of its flow group "
+        raise ApiError(f"Flow {flow['id']} is archived. Run the newest version of its flow group instead "
                        f"(version_group_id {flow['version_group_id']}).")
     key = input.get("idempotency_key")
     if key:
@@ -82,7 +88,8 @@ def create_flow_run(ctx: RequestContext, input: dict) -> dict:
     parameters.update(input.get("parameters") or {})
     missing = sorted(p["name"] for p in flow["parameters"] or [] if p.get("required") and p["name"] not in parameters)
     if missing:
-        raise ApiError(f"Required parameters were not supplied: {missing}")
+        # Server formats a Python set: {'x', 'y'}
+        raise ApiError("Required parameters were not supplied: {" + ", ".join(repr(m) for m in missing) + "}")
     run_config = input.get("run_config")
     if run_config is None:
         run_config = group.get("run_config") if group.get("run_config") is not None else flow["run_config"]
@@ -108,7 +115,6 @@ def create_flow_run(ctx: RequestContext, input: dict) -> dict:
 def get_runs_in_queue(ctx: RequestContext, input: dict) -> dict:
     """Mutation get_runs_in_queue: ids of runs ready for an agent with these labels (module doc)."""
     store = ctx.store
-    require(ctx, "tenant", input["tenant_id"], "tenant")
     before = parse(input.get("before") or now())
     agent_labels = set(input.get("labels") or [])
 
@@ -124,7 +130,7 @@ def get_runs_in_queue(ctx: RequestContext, input: dict) -> dict:
         elif run["state"] == "Running" and any(
                 ready(t["state"], t["state_start_time"]) for t in store.find("task_run", "flow_run_id", run["id"])):
             candidates.append(run)
-    candidates = filters.sort(store, "flow_run", candidates, [{"state_start_time": "asc"}])
+    candidates = filters.sort(store, "flow_run", candidates, [{"state_start_time": "asc"}])[:QUEUE_LIMIT * 3]
     chosen = []
     for run in candidates:
         run_labels = set(run["labels"] or [])
@@ -141,14 +147,26 @@ def get_runs_in_queue(ctx: RequestContext, input: dict) -> dict:
     return {"flow_run_ids": chosen}
 
 
-def _task_run_for(ctx: RequestContext, input: dict) -> dict:
+def _task_run_for(ctx: RequestContext, input: dict, missing_task: str, missing_run: str) -> dict:
+    """The task run of (flow run, task, map index), made Pending when new (Server's get_or_create_task_run*).
+
+    Args:
+        ctx: the request
+        input: flow_run_id, task_id and map_index (None means -1, the unmapped run)
+        missing_task: Server's error text when the task run must be made but its task does not exist
+        missing_run: the same when its flow run does not exist
+    """
     store = ctx.store
-    run = require(ctx, "flow_run", input["flow_run_id"], "flow run")
-    task = require(ctx, "task", input["task_id"], "task")
     map_index = -1 if input.get("map_index") is None else input["map_index"]
-    for task_run in store.find("task_run", "flow_run_id", run["id"]):
-        if task_run["task_id"] == task["id"] and task_run["map_index"] == map_index:
+    for task_run in store.find("task_run", "flow_run_id", input["flow_run_id"]):
+        if task_run["task_id"] == input["task_id"] and task_run["map_index"] == map_index:
             return task_run
+    task = store.get("task", input["task_id"])
+    if task is None:
+        raise ApiError(f"{missing_task}: task {input['task_id']} does not exist.")
+    run = store.get("flow_run", input["flow_run_id"])
+    if run is None:
+        raise ApiError(f"{missing_run}: flow run {input['flow_run_id']} does not exist.")
     task_run = store.insert("task_run", {
         "tenant_id": run["tenant_id"], "flow_run_id": run["id"], "task_id": task["id"], "map_index": map_index,
         "cache_key": task["cache_key"], "version": 0,
@@ -163,24 +181,30 @@ def _task_run_info(task_run: dict) -> dict:
 
 def get_or_create_task_run(ctx: RequestContext, input: dict) -> dict:
     """Mutation get_or_create_task_run: the task run of (flow run, task, map index); returns {id}."""
-    return {"id": _task_run_for(ctx, input)["id"]}
+    return {"id": _task_run_for(ctx, input, "Invalid ID", "Invalid ID")["id"]}
 
 
 def get_or_create_task_run_info(ctx: RequestContext, input: dict) -> dict:
     """Mutation get_or_create_task_run_info: as get_or_create_task_run, with version and state."""
-    return _task_run_info(_task_run_for(ctx, input))
+    return _task_run_info(_task_run_for(ctx, input, "Invalid task ID", "Invalid flow run ID"))
 
 
 def get_task_run_info(ctx: RequestContext, task_run_id: str) -> dict:
     """Query get_task_run_info: id, version and state of a task run."""
-    return _task_run_info(require(ctx, "task_run", task_run_id, "task run"))
+    task_run = ctx.store.get("task_run", task_run_id)
+    if task_run is None:
+        raise ApiError("Invalid task run ID")
+    return _task_run_info(task_run)
 
 
 def mapped_children(ctx: RequestContext, task_run_id: str) -> dict:
-    """Query mapped_children: state counts and time span of a mapped task run's children."""
-    parent = require(ctx, "task_run", task_run_id, "task run")
-    children = [t for t in ctx.store.find("task_run", "flow_run_id", parent["flow_run_id"])
-                if t["task_id"] == parent["task_id"] and (t["map_index"] or 0) >= 0]
+    """Query mapped_children: state counts and time span of a mapped task run's children (the runs of the same
+    task and flow run with map_index >= 0); empty for an unknown id or a run that is itself a child."""
+    parent = ctx.store.get("task_run", task_run_id)
+    children = []
+    if parent is not None and parent["map_index"] < 0:
+        children = [t for t in ctx.store.find("task_run", "flow_run_id", parent["flow_run_id"])
+                    if t["task_id"] == parent["task_id"] and t["map_index"] >= 0]
     counts: Dict[str, int] = {}
     for child in children:
         counts[child["state"]] = counts.get(child["state"], 0) + 1
@@ -190,29 +214,34 @@ def mapped_children(ctx: RequestContext, task_run_id: str) -> dict:
             "state_counts": counts}
 
 
-def _heartbeat(table: str, field: str, what: str) -> Callable:
+def _heartbeat(table: str, field: str) -> Callable:
     def resolve(ctx: RequestContext, input: dict) -> dict:
-        require(ctx, table, input[field], what)
-        ctx.store.update(table, input[field], heartbeat=now())
-        return {"success": True, "error": None}
+        if ctx.store.get(table, input[field]) is not None:
+            ctx.store.update(table, input[field], heartbeat=now())
+        return {"success": True, "error": None}  # Server answers before its background write, never failing
     return resolve
 
 
-def _rename(table: str, field: str, what: str) -> Callable:
+def _rename(table: str, field: str) -> Callable:
     def resolve(ctx: RequestContext, input: dict) -> dict:
-        require(ctx, table, input[field], what)
-        if not input["name"].strip():
-            raise ApiError(f"Invalid name for {what} {input[field]}: it must not be empty.")
-        ctx.store.update(table, input[field], name=input["name"])
-        return {"success": True, "error": None}
+        if not input["name"]:
+            raise ApiError(f"Invalid name: the new name of {table.replace('_', ' ')} {input[field]} is empty.")
+        return {"success": _update(ctx, table, input[field], name=input["name"]), "error": None}
     return resolve
+
+
+def _update(ctx: RequestContext, table: str, row_id: str, **changes: Any) -> bool:
+    """Updates a row if it exists; returns whether it did (Server: bool(affected_rows))."""
+    if ctx.store.get(table, row_id) is None:
+        return False
+    ctx.store.update(table, row_id, **changes)
+    return True
 
 
 def set_flow_run_labels(ctx: RequestContext, input: dict) -> dict:
-    """Mutation set_flow_run_labels: replaces a run's labels (sorted, unique)."""
-    require(ctx, "flow_run", input["flow_run_id"], "flow run")
-    ctx.store.update("flow_run", input["flow_run_id"], labels=sorted(set(input["labels"])))
-    return {"success": True, "error": None}
+    """Mutation set_flow_run_labels: replaces a run's labels (sorted, as Server stores them)."""
+    return {"success": _update(ctx, "flow_run", input["flow_run_id"], labels=sorted(input["labels"])),
+            "error": None}
 
 
 def delete_flow_run_rows(ctx: RequestContext, flow_run_id: str) -> None:
@@ -228,8 +257,9 @@ def delete_flow_run_rows(ctx: RequestContext, flow_run_id: str) -> None:
 
 
 def delete_flow_run(ctx: RequestContext, input: dict) -> dict:
-    """Mutation delete_flow_run: deletes a run with its states, task runs and logs."""
-    require(ctx, "flow_run", input["flow_run_id"], "flow run")
+    """Mutation delete_flow_run: deletes a run with its states, task runs and logs; success false if unknown."""
+    if ctx.store.get("flow_run", input["flow_run_id"]) is None:
+        return {"success": False, "error": None}
     delete_flow_run_rows(ctx, input["flow_run_id"])
     return {"success": True, "error": None}
 
@@ -241,10 +271,10 @@ RESOLVERS: Dict[str, Callable] = {
     "get_or_create_task_run_info": get_or_create_task_run_info,
     "get_task_run_info": get_task_run_info,
     "mapped_children": mapped_children,
-    "update_flow_run_heartbeat": _heartbeat("flow_run", "flow_run_id", "flow run"),
-    "update_task_run_heartbeat": _heartbeat("task_run", "task_run_id", "task run"),
-    "set_flow_run_name": _rename("flow_run", "flow_run_id", "flow run"),
-    "set_task_run_name": _rename("task_run", "task_run_id", "task run"),
+    "update_flow_run_heartbeat": _heartbeat("flow_run", "flow_run_id"),
+    "update_task_run_heartbeat": _heartbeat("task_run", "task_run_id"),
+    "set_flow_run_name": _rename("flow_run", "flow_run_id"),
+    "set_task_run_name": _rename("task_run", "task_run_id"),
     "set_flow_run_labels": set_flow_run_labels,
     "delete_flow_run": delete_flow_run,
 }

@@ -1,24 +1,39 @@
 """Flow run and task run states: writing them (with Server's rules), cancelling, and the zombie killer's check.
 
 States are loaded with prefect's own StateSchema, so a state the client sends is judged by the same classes
-(`is_finished()`, `is_running()`...) that Prefect Server 1.4.1 uses. Rules kept from Server:
-- each new state gets version = run version + 1, and the run's `state*`, `version`, `start_time`,
-  `end_time` and `heartbeat` columns follow it (Server does this with Postgres triggers);
-- Submitted is accepted only while the run is still Scheduled (Server: a submitted-lock), so of several
-  agents racing for a run exactly one submits it; the others get "State update failed: ...", which
-  prefect's agent treats as "someone else has it";
-- a finished flow run keeps its state: later updates get "State update failed: ... already finished",
-  except Scheduled, which is how the UI restarts a finished run;
-- Cancelled cancels the run's unfinished task runs; cancel_flow_run on a Running run asks for Cancelling;
-- a task run may only become Running while its flow run is Running;
+(`is_finished()`, `is_running()`...) that Prefect Server 1.4.1 uses. Rules kept from Server
+(`prefect_server/api/states.py`, `graphql/states.py` and the Postgres triggers of its migrations):
+- a state whose JSON is over 1 MB (sys.getsizeof(json.dumps(state)) > 1 000 000) is refused with
+  "State payload is too large." before it is even loaded;
+- each new state gets version = run version + 1, and the run's `state*` and `version` columns follow it;
+  `start_time` is set by the first Running state (the name, not subclasses such as Cancelling), `end_time`
+  by Success, Failed, Cached, TimedOut, Looped and Cancelled only (not Skipped, Mapped, TriggerFailed...);
+- any state may follow any other, finished or not: Server has no state-machine guard;
+- Submitted is guarded by Server's submitted lock: an in-memory set of run ids that each stay for 30 s from
+  the first Submitted (Server's ExpiringSet). A second Submitted for the same run within those 30 s gets
+  "State update failed: this run has already been submitted." whatever the run's state, so of several
+  agents racing for a run exactly one submits it; after 30 s Submitted is accepted again. The lock is
+  taken before anything is written and is not released when the request fails, as on Server;
+- Running and Submitted (and Cancelling, a Running subclass) set a flow run's heartbeat; Running (and
+  Cancelling) a task run's;
+- Cancelled cancels the run's unfinished task runs; cancel_flow_run on a Running run asks for Cancelling,
+  on a finished run changes nothing;
+- a task run may only become Running while its flow run is (exactly) Running;
+- a task run's cached inputs are carried to a new state that has none;
 - the agent that sets Submitted (header X-PREFECT-AGENT-ID) is recorded as the run's agent_id.
 
 Every resolver takes (ctx, **GraphQL arguments) and returns its payload as a dict; schema.py runs each
-mutation in one store transaction, so a refusal (ApiError) leaves nothing half-written.
+mutation in one store transaction, so a refusal (ApiError) leaves no row half-written (Server writes the
+states of a batch one by one; only the submitted lock outlives a refused request, as it does on Server).
 """
 from __future__ import annotations
 
 import datetime
+import json
+import sys
+import threading
+import time
+import weakref
 from typing import Any, Callable, Dict, List, Optional
 
 import prefect
@@ -27,7 +42,7 @@ from prefect.serialization.state import StateSchema
 
 from .context import RequestContext
 from .errors import ApiError
-from .tenancy import require
+from .store import Store
 from .timestamps import normalize, now, parse
 
 # the state names get_runs_in_queue treats as "ready" (Server: subclasses of Scheduled or Queued)
@@ -60,6 +75,75 @@ def is_finished(name: Optional[str]) -> bool:
     return bool(cls and cls().is_finished())
 
 
+# Server's run triggers: which state names set a run's start_time and end_time
+START_STATE = "Running"
+END_STATES = frozenset({"Success", "Failed", "Cached", "TimedOut", "Looped", "Cancelled"})
+MAX_STATE_SIZE = 1_000_000  # bytes of sys.getsizeof(json.dumps(state)), Server's limit
+SUBMITTED_LOCK_SECONDS = 30.0  # Server: ExpiringSet(duration_seconds=30)
+
+
+def state_hierarchy() -> Dict[str, List[str]]:
+    """Server's reference_data.state_hierarchy: each prefect state name mapped to itself and every subclass
+    (e.g. Success -> Success, Cached, Mapped, Skipped), what the UI's state filters query with `_in`."""
+    hierarchy: Dict[str, List[str]] = {}
+    for name, cls in vars(prefect.engine.state).items():
+        if isinstance(cls, type) and issubclass(cls, State):
+            for parent in cls.__mro__:
+                if isinstance(parent, type) and issubclass(parent, State):
+                    hierarchy.setdefault(parent.__name__, []).append(name)
+    return hierarchy
+
+
+class SubmittedLock:
+    """Server's submitted-state lock: a set of flow run ids, each kept for `duration` seconds after it is added.
+
+    Args:
+        duration: seconds a run id stays locked (Server: 30)
+        clock: monotonic seconds (tests may pass their own)
+    """
+
+    def __init__(self, duration: float = SUBMITTED_LOCK_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.duration = duration
+        self.clock = clock
+        self._until: Dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, run_id: str) -> bool:
+        """Locks `run_id`; returns False (and changes nothing) if it is still locked."""
+        with self._lock:
+            now_ = self.clock()
+            for key in [k for k, until in self._until.items() if until <= now_]:
+                del self._until[key]  # expired, as Server's timer removes them
+            if run_id in self._until:
+                return False
+            self._until[run_id] = now_ + self.duration
+            return True
+
+    def held(self, run_id: str) -> bool:
+        """True while `run_id` is locked."""
+        with self._lock:
+            return self._until.get(run_id, 0.0) > self.clock()
+
+
+# one lock per emulator store: in memory, like Server's, so a restart forgets it
+_SUBMITTED_LOCKS: "weakref.WeakKeyDictionary[Store, SubmittedLock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def submitted_lock(store: Store) -> SubmittedLock:
+    """The submitted lock of this emulator's store."""
+    with _LOCKS_GUARD:
+        if store not in _SUBMITTED_LOCKS:
+            _SUBMITTED_LOCKS[store] = SubmittedLock()
+        return _SUBMITTED_LOCKS[store]
+
+
+def check_state_size(data: Any) -> None:
+    """Refuses a serialized state over Server's 1 MB limit, measured as Server measures it."""
+    if sys.getsizeof(json.dumps(data)) > MAX_STATE_SIZE:
+        raise ApiError("State payload is too large.")
+
+
 def _insert_state(ctx: RequestContext, run: dict, state: State, state_table: str, owner: str) -> Dict[str, Any]:
     """Inserts the next state row of a flow or task run and returns the run's column changes.
 
@@ -71,8 +155,8 @@ def _insert_state(ctx: RequestContext, run: dict, state: State, state_table: str
         owner: the state table's column naming the run (flow_run_id or task_run_id)
 
     Returns:
-        The columns both kinds of run change: version, state, its time, message and start time; plus
-        end_time when the state is finished.
+        The columns both kinds of run change (Server's triggers): version, state, its time, message and start
+        time; start_time on the first Running; end_time on the states in END_STATES.
     """
     stamp = now()
     version = (run["version"] or 0) + 1
@@ -86,19 +170,18 @@ def _insert_state(ctx: RequestContext, run: dict, state: State, state_table: str
     changes = {"version": version, "state": cols["state"], "state_timestamp": stamp,
                "state_message": state.message, "state_start_time": cols["start_time"],
                "serialized_state": cols["serialized_state"]}
-    if state.is_finished():
-        changes["end_time"] = stamp
+    if cols["state"] == START_STATE and not run["start_time"]:
+        changes["start_time"] = stamp  # LEAST(start_time, timestamp): the first Running wins
+    if cols["state"] in END_STATES:
+        changes["end_time"] = stamp  # GREATEST(end_time, timestamp): the last end wins
     return changes
 
 
 def write_flow_run_state(ctx: RequestContext, run: dict, state: State) -> dict:
     """Inserts a flow run state and moves the run to it (no rule checks). Returns the updated run."""
     changes = _insert_state(ctx, run, state, "flow_run_state", "flow_run_id")
-    stamp = changes["state_timestamp"]
-    if state.is_running() and not run["start_time"]:
-        changes["start_time"] = stamp
     if state.is_running() or state.is_submitted():
-        changes["heartbeat"] = stamp
+        changes["heartbeat"] = changes["state_timestamp"]
     return ctx.store.update("flow_run", run["id"], **changes)
 
 
@@ -107,32 +190,20 @@ def write_task_run_state(ctx: RequestContext, task_run: dict, state: State) -> d
     changes = _insert_state(ctx, task_run, state, "task_run_state", "task_run_id")
     if state.is_running():
         changes["heartbeat"] = changes["state_timestamp"]
-        if not task_run["start_time"]:
-            changes["start_time"] = changes["state_timestamp"]
     return ctx.store.update("task_run", task_run["id"], **changes)
 
 
-def _cancel_task_runs(ctx: RequestContext, flow_run_id: str, state: State) -> None:
-    for task_run in ctx.store.find("task_run", "flow_run_id", flow_run_id):
-        if not is_finished(task_run["state"]):
-            write_task_run_state(ctx, task_run, Cancelled(state.message or "Flow run was cancelled"))
-
-
 def set_flow_run_state(ctx: RequestContext, flow_run_id: str, state: State) -> dict:
-    """Applies Server's rules, then writes the state. Returns the updated run."""
+    """Server's set_flow_run_state: the submitted lock, Cancelled's task runs, then the state. Returns the run."""
     run = ctx.store.get("flow_run", flow_run_id)
     if run is None:
-        raise ApiError(f"State update failed for flow run ID {flow_run_id}: no such flow run.")
-    if is_finished(run["state"]) and type(state) is not Scheduled:
-        # Scheduled stays allowed: it is how the UI restarts a finished run
-        raise ApiError(f"State update failed: flow run {flow_run_id} is already finished ({run['state']}); "
-                       f"a finished run keeps its state, so {type(state).__name__} was not applied (only Scheduled, "
-                       "a restart, is accepted).")
-    if state.is_submitted() and run["state"] not in SCHEDULED_STATES:
-        raise ApiError(f"State update failed: this run has already been submitted (flow run {flow_run_id} "
-                       f"is {run['state']}, not Scheduled).")
+        raise ApiError(f"State update failed for flow run ID {flow_run_id}")
+    if state.is_submitted() and not submitted_lock(ctx.store).add(run["id"]):
+        raise ApiError("State update failed: this run has already been submitted.")
     if isinstance(state, Cancelled):
-        _cancel_task_runs(ctx, flow_run_id, state)
+        for task_run in ctx.store.find("task_run", "flow_run_id", run["id"]):
+            if not is_finished(task_run["state"]):
+                set_task_run_state(ctx, task_run["id"], state)
     run = write_flow_run_state(ctx, run, state)
     if state.is_submitted() and ctx.agent_id and ctx.store.get("agent", ctx.agent_id):
         # agents send X-PREFECT-AGENT-ID on every request; Server records who submitted the run
@@ -140,10 +211,27 @@ def set_flow_run_state(ctx: RequestContext, flow_run_id: str, state: State) -> d
     return run
 
 
+def set_task_run_state(ctx: RequestContext, task_run_id: str, state: State) -> dict:
+    """Server's set_task_run_state: Running only in a Running flow run, cached inputs carried. Returns the row."""
+    task_run = ctx.store.get("task_run", task_run_id)
+    if task_run is None:
+        raise ApiError(f"State update failed for task run ID {task_run_id}")
+    flow_run = ctx.store.get("flow_run", task_run["flow_run_id"]) or {}
+    if state.is_running() and flow_run.get("state") != "Running":
+        raise ApiError(f"State update failed for task run ID {task_run_id}: provided a running state but "
+                       f"associated flow run {task_run['flow_run_id']} is not in a running state.")
+    old = task_run["serialized_state"] or {}
+    if not state.cached_inputs and old.get("cached_inputs"):
+        # keep the inputs cached by an earlier state, as Server does, so retries can reuse them
+        state.cached_inputs = load_state(old, f"task run {task_run_id}").cached_inputs
+    return write_task_run_state(ctx, task_run, state)
+
+
 def set_flow_run_states(ctx: RequestContext, input: dict) -> dict:
     """Mutation set_flow_run_states: applies each state with Server's rules (module doc), all or none."""
     results: List[dict] = []
     for item in input["states"]:
+        check_state_size(item["state"])
         state = load_state(item["state"], f"flow run {item['flow_run_id']}")
         set_flow_run_state(ctx, item["flow_run_id"], state)
         results.append({"id": item["flow_run_id"], "status": "SUCCESS", "message": None})
@@ -154,27 +242,18 @@ def set_task_run_states(ctx: RequestContext, input: dict) -> dict:
     """Mutation set_task_run_states: applies each task run state, all or none."""
     results: List[dict] = []
     for item in input["states"]:
-        task_run = ctx.store.get("task_run", item["task_run_id"])
-        if task_run is None:
-            raise ApiError(f"State update failed for task run ID {item['task_run_id']}: no such task run.")
+        check_state_size(item["state"])
         state = load_state(item["state"], f"task run {item['task_run_id']}")
-        flow_run = ctx.store.get("flow_run", task_run["flow_run_id"]) or {}
-        if state.is_running() and flow_run.get("state") != "Running":
-            raise ApiError(f"State update failed for task run ID {task_run['id']}: provided a running state but "
-                           f"associated flow run {task_run['flow_run_id']} is not in a running state "
-                           f"(it is {flow_run.get('state')}).")
-        old = task_run["serialized_state"] or {}
-        if not state.cached_inputs and old.get("cached_inputs"):
-            # keep the inputs cached by an earlier state, as Server does, so retries can reuse them
-            state.cached_inputs = load_state(old, f"task run {task_run['id']}").cached_inputs
-        write_task_run_state(ctx, task_run, state)
-        results.append({"id": task_run["id"], "status": "SUCCESS", "message": None})
+        set_task_run_state(ctx, item["task_run_id"], state)
+        results.append({"id": item["task_run_id"], "status": "SUCCESS", "message": None})
     return {"states": results}
 
 
 def cancel_flow_run(ctx: RequestContext, input: dict) -> dict:
     """Mutation cancel_flow_run: Cancelled, or Cancelling for a Running run; no-op when finished."""
-    run = require(ctx, "flow_run", input["flow_run_id"], "flow run")
+    run = ctx.store.get("flow_run", input["flow_run_id"])
+    if run is None:
+        raise ApiError(f"Invalid flow run ID: {input['flow_run_id']}.")
     if is_finished(run["state"]):
         return {"state": run["state"]}
     current = load_state(run["serialized_state"], f"flow run {run['id']}")

@@ -105,11 +105,10 @@ def api(ctx: RequestContext) -> dict:
 def reference_data(ctx: RequestContext) -> dict:
     """Query reference_data: prefect's state classes and their hierarchy (the UI reads it)."""
     from prefect.engine import state as states
+    from .states import state_hierarchy  # late: states.py imports nothing from here, keep it that way
     names = [n for n, v in vars(states).items() if isinstance(v, type) and issubclass(v, states.State)]
-    hierarchy = {n: [b.__name__ for b in getattr(states, n).__mro__ if issubclass(b, states.State)]
-                 for n in names}
     info = {n: {"color": getattr(getattr(states, n), "color", None)} for n in names}
-    return {"state_hierarchy": hierarchy, "state_info": info}
+    return {"state_hierarchy": state_hierarchy(), "state_info": info}
 
 
 def auth_info(ctx: RequestContext) -> dict:
