@@ -11,6 +11,7 @@ from typing import Any, List, Optional
 
 from agents.config import REPO_ROOT
 from agents.discovery import Dag
+from agents.errors import UserError
 
 # Script storage's `directory` is only where prefect would pickle a flow (never, for a script); prefect's
 # default is the registering machine's absolute home, which would make host and container hashes differ.
@@ -68,21 +69,21 @@ def prepare(dag: Dag) -> Prepared:
         The prepared registration.
 
     Raises:
-        ValueError: the DAG has problems, or its flow fails prefect's own validation or serialization.
+        UserError: the DAG has problems, or its flow fails prefect's own validation or serialization.
     """
     from prefect.run_configs import UniversalRun
     from prefect.serialization.flow import FlowSchema
     from prefect.storage import Local
 
     if not dag.ok:
-        raise ValueError(f"{dag.name}: " + "; ".join(dag.problems))
+        raise UserError(f"{dag.name}: " + "; ".join(dag.problems))
     flow = dag.flow
     # Client.register refuses this, but only after the project exists: check it here, before any write.
     required = {p.name for p in flow.parameters() if p.required}
     if flow.schedule is not None and required:
         clocks = getattr(flow.schedule, "clocks", [])
         if not all(required <= set(getattr(c, "parameter_defaults", {}) or {}) for c in clocks):
-            raise ValueError(
+            raise UserError(
                 f"{dag.name}: the flow has a schedule but required parameter(s) "
                 f"{', '.join(sorted(required))} have no default: give them defaults, or set them in each "
                 "clock's parameter_defaults"
@@ -101,7 +102,7 @@ def prepare(dag: Dag) -> Prepared:
         FlowSchema().load(serialized)
         key = flow.serialized_hash(build=False)
     except Exception as exc:
-        raise ValueError(f"{dag.name}: the flow cannot be serialized for registration: {exc}") from exc
+        raise UserError(f"{dag.name}: the flow cannot be serialized for registration: {exc}") from exc
     return Prepared(dag=dag, idempotency_key=key)
 
 

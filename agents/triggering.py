@@ -8,6 +8,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from agents.config import seconds_from_env
+from agents.errors import UserError
 
 EXIT_SUCCESS = 0
 EXIT_FAILED = 1
@@ -22,22 +23,18 @@ LOG_GRACE_MARGIN = 3.0
 CLOSING_LOG_PREFIXES = ("Flow run SUCCESS", "Flow run FAILED")
 
 
-class NotRegisteredError(Exception):
-    """The DAG has no registered version in its project; the message says how to register it."""
-
-
 def latest_flow_id(name: str, project: str) -> str:
     """The id of the newest version of flow `name` in `project` (as `prefect run --name` finds it).
 
     Raises:
-        NotRegisteredError: no such flow in that project.
+        UserError: no such flow in that project; the message says how to register it.
     """
     from prefect.backend import FlowView
 
     try:
         return FlowView.from_flow_name(name, project_name=project, last_updated=True).flow_id
     except ValueError:
-        raise NotRegisteredError(
+        raise UserError(
             f"DAG {name!r} is not registered in project {project!r}: run `python -m agents register {name}` "
             "(or start its dag service) first"
         ) from None
