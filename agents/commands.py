@@ -191,6 +191,9 @@ def trigger(settings: config_mod.Settings, name: str, params: Dict[str, Any], wa
     echo(f"created flow run {run_id} of {dag.name} in {dag.project!r}")
     if not wait:
         return 0
+    warning = triggering.no_agent_warning(run_id, dag.name)
+    if warning:
+        echo(warning)
     return triggering.watch(run_id, timeout, echo)
 
 
