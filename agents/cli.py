@@ -81,7 +81,7 @@ def start(labels: Tuple[str, ...], name: Optional[str], agent_address: Optional[
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
               help="A flow parameter (repeat for more); VALUE is read as JSON when valid, else as text.")
 @click.option("--wait", is_flag=True, help="Print states and logs until the run ends; exit 0 Success, "
-              "1 failed or cancelled, 2 timeout.")
+              "1 failed or cancelled, 2 timeout. Warns when no agent that can run it has polled lately.")
 @click.option("--timeout", type=click.FloatRange(min=0), default=None,
               help="With --wait: give up after this many seconds (exit 2).")
 def trigger(dag: str, params: Tuple[str, ...], wait: bool, timeout: Optional[float]) -> None:

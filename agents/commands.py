@@ -15,6 +15,7 @@ from agents.params import check_params
 
 Echo = Callable[[str], None]
 
+
 def connect(settings: config_mod.Settings, echo: Echo, wait_timeout: Optional[float] = None) -> Any:
     """Checks credentials (no network), waits for the API, makes sure the server has a tenant.
 
@@ -102,7 +103,7 @@ def register(settings: config_mod.Settings, names: List[str], echo: Echo,
         dags = discovery.select(discovery.discover(settings.dags_folder, settings.default_project), names)
     if not dags:
         raise UserError(f"no DAG folders in {settings.dags_folder}: add dags/<name>/<script>.py "
-                         "or set DAGS_FOLDER")
+                        "or set DAGS_FOLDER")
     failed = report_problems(dags, echo)
     prepared = []
     # Phase 1, no writes: serialize every DAG so that a bad one stops before the API is touched.
@@ -167,7 +168,7 @@ def start(settings: config_mod.Settings, labels: List[str], name: Optional[str],
             raise UserError(problem, option="--label")
     # Wait for the API (and the server's tenant) first: in compose the agent may start before it.
     connect(settings, echo)
-    return host(list(labels), name or hosting.agent_name(hosting.labels_name(labels)), agent_address, echo)
+    return host(labels, name or hosting.agent_name(hosting.labels_name(labels)), agent_address, echo)
 
 
 def find_dag(settings: config_mod.Settings, name: str) -> Dag:
@@ -183,7 +184,8 @@ def find_dag(settings: config_mod.Settings, name: str) -> Dag:
 
 def trigger(settings: config_mod.Settings, name: str, params: Dict[str, Any], wait: bool,
             timeout: Optional[float], echo: Echo) -> int:
-    """Creates a run of the DAG's latest version; with `wait`, watches it (exit 0/1/2)."""
+    """Creates a run of the DAG's latest version; with `wait`, watches it (exit 0/1/2), first warning once
+    when no agent that can run it is polling (see `triggering.no_agent_warning`)."""
     dag = find_dag(settings, name)
     check_params(dag.flow, params)
     connect(settings, echo)
