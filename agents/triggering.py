@@ -73,15 +73,20 @@ def no_agent_warning(flow_run_id: str, dag_name: str) -> Optional[str]:
         dag_name: its DAG, for the fix
 
     Returns:
-        One line naming the run's labels and how to start an agent for them, or None.
+        One line naming the run's labels and how to start an agent for them, or None (also when the API
+        refuses the query).
     """
     import pendulum
     from prefect import Client
+    from prefect.exceptions import ClientError
     from prefect.utilities.graphql import with_args
 
     query = {"query": {with_args("flow_run_by_pk", {"id": flow_run_id}): {"labels": True},
                        "agent": {"labels": True, "last_queried": True}}}
-    data = Client().graphql(query).data
+    try:
+        data = Client().graphql(query).data
+    except ClientError:
+        return None  # only a hint: an API that refuses the agents query must not stop the wait
     run_labels = sorted(data.flow_run_by_pk.labels or [])
     now = pendulum.now("utc")
     for agent in data.agent:
