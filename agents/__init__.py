@@ -4,6 +4,7 @@ The command line is `python -m agents` (see `agents.cli`); a DAG script's main b
 `agents.script.main(flow, __file__)`. Modules:
 
 - `cli`: the click commands; `commands`: what each command does (shared with `script`)
+- `errors`: `UserError`, the one error type for mistakes the user fixes, and how the front ends print it
 - `config`: env files, backend validation, re-applying prefect's configuration
 - `discovery`: finding and loading DAG folders, and checking them
 - `connection`: waiting for the API, the tenant and the projects

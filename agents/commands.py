@@ -1,7 +1,7 @@
 """What each command does, shared by the click CLI (`agents.cli`) and a DAG script's main block.
 
 Each function takes the loaded settings and an `echo` callable, prints its report and returns an exit
-code; errors the user can fix raise `UsageError` with a message that names the problem and the fix.
+code; errors the user can fix raise `agents.errors.UserError`, which the front ends print.
 """
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ from typing import Any, Callable, Dict, List, Optional
 from agents import config as config_mod
 from agents import connection, discovery, hosting, registration, triggering
 from agents.discovery import Dag
+from agents.errors import UserError
+from agents.params import check_params
 
 Echo = Callable[[str], None]
-
-
-class UsageError(Exception):
-    """A problem the user fixes (bad input, missing key, unreachable API); printed without a traceback."""
 
 
 def connect(settings: config_mod.Settings, echo: Echo, wait_timeout: Optional[float] = None) -> Any:
@@ -31,12 +29,9 @@ def connect(settings: config_mod.Settings, echo: Echo, wait_timeout: Optional[fl
     """
     from prefect import Client
 
-    try:
-        config_mod.require_credentials(settings)
-        timeout = connection.wait_timeout_from_env() if wait_timeout is None else wait_timeout
-        connection.wait_for_api(settings.api_url, timeout, echo=echo)
-    except (config_mod.ConfigError, connection.ApiUnreachableError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
+    config_mod.require_credentials(settings)
+    timeout = connection.wait_timeout_from_env() if wait_timeout is None else wait_timeout
+    connection.wait_for_api(settings.api_url, timeout, echo=echo)
     from prefect.exceptions import AuthorizationError
 
     client = Client()
@@ -45,7 +40,7 @@ def connect(settings: config_mod.Settings, echo: Echo, wait_timeout: Optional[fl
             client.tenant_id  # resolves the key's tenant: the first call that needs a valid key
         created = connection.ensure_tenant(client, settings.backend)
     except AuthorizationError:
-        raise UsageError(
+        raise UserError(
             f"the Prefect API at {settings.api_url} refused the API key: check PREFECT__CLOUD__API_KEY "
             f"(or PREFECT_AUTH_KEY) in {config_mod.env_dir() / 'local.env'} or the environment"
         ) from None
@@ -105,20 +100,17 @@ def register(settings: config_mod.Settings, names: List[str], echo: Echo,
         0 when all registered, 1 if any failed.
     """
     if dags is None:
-        try:
-            dags = discovery.select(discovery.discover(settings.dags_folder, settings.default_project), names)
-        except discovery.UnknownDagError as exc:
-            raise UsageError(str(exc)) from None
+        dags = discovery.select(discovery.discover(settings.dags_folder, settings.default_project), names)
     if not dags:
-        raise UsageError(f"no DAG folders in {settings.dags_folder}: add dags/<name>/<script>.py "
-                         "or set DAGS_FOLDER")
+        raise UserError(f"no DAG folders in {settings.dags_folder}: add dags/<name>/<script>.py "
+                        "or set DAGS_FOLDER")
     failed = report_problems(dags, echo)
     prepared = []
     # Phase 1, no writes: serialize every DAG so that a bad one stops before the API is touched.
     for dag in (d for d in dags if d.ok):
         try:
             prepared.append(registration.prepare(dag))
-        except ValueError as exc:
+        except UserError as exc:
             echo(f"{dag.where}: {exc}")
             failed += 1
     if prepared:
@@ -141,10 +133,7 @@ def register(settings: config_mod.Settings, names: List[str], echo: Echo,
 
 def host(labels: List[str], name: str, agent_address: Optional[str], echo: Echo) -> int:
     """Runs a LocalAgent with these labels until interrupted (SIGINT/SIGTERM)."""
-    try:
-        agent = hosting.build_agent(labels=labels, name=name, agent_address=agent_address)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    agent = hosting.build_agent(labels=labels, name=name, agent_address=agent_address)
     echo(f"agent {name!r} with labels {sorted(labels)} polling for runs")
     agent.start()
     return 0
@@ -159,40 +148,55 @@ def serve(settings: config_mod.Settings, dag: Dag, echo: Echo, name: Optional[st
     return host(dag.labels, name or hosting.agent_name(dag.name), agent_address, echo)
 
 
+def start(settings: config_mod.Settings, labels: List[str], name: Optional[str], agent_address: Optional[str],
+          echo: Echo) -> int:
+    """Runs a shared agent with these labels: it runs every flow run whose labels it covers.
+
+    Args:
+        settings: the loaded settings
+        labels: the agent's labels (checked: a bad one is a usage error of --label)
+        name: the agent's name; default `<labels joined by +>@<hostname>`
+        agent_address: where to serve the health endpoint; None for prefect's default
+        echo: output
+
+    Returns:
+        0 once interrupted.
+    """
+    for label in labels:
+        problem = discovery.label_problem(label)
+        if problem:
+            raise UserError(problem, option="--label")
+    # Wait for the API (and the server's tenant) first: in compose the agent may start before it.
+    connect(settings, echo)
+    return host(labels, name or hosting.agent_name(hosting.labels_name(labels)), agent_address, echo)
+
+
 def find_dag(settings: config_mod.Settings, name: str) -> Dag:
-    """Loads one DAG by name (only its folder is executed); a broken DAG is a UsageError."""
+    """Loads one DAG by name (only its folder is executed); an unknown or broken DAG is a UserError."""
     folders = {f.name: f for f in discovery.dag_folders(settings.dags_folder)}
     if name not in folders:
-        known = ", ".join(sorted(folders)) or "(none)"
-        raise UsageError(f"unknown DAG {name!r}: known DAGs are {known}")
+        raise discovery.unknown_dag([name], folders)
     dag = discovery.load_dag(folders[name], settings.default_project)
     if not dag.ok:
-        raise UsageError("; ".join(f"{dag.where}: {p}" for p in dag.problems))
+        raise UserError("; ".join(f"{dag.where}: {p}" for p in dag.problems))
     return dag
 
 
 def trigger(settings: config_mod.Settings, name: str, params: Dict[str, Any], wait: bool,
             timeout: Optional[float], echo: Echo) -> int:
-    """Creates a run of the DAG's latest version; with `wait`, watches it (exit 0/1/2)."""
-    from agents.params import ParamError, check_params
-
+    """Creates a run of the DAG's latest version; with `wait`, watches it (exit 0/1/2), first warning once
+    when no agent that can run it is polling (see `triggering.no_agent_warning`)."""
     dag = find_dag(settings, name)
-    try:
-        check_params(dag.flow, params)
-    except ParamError as exc:
-        raise UsageError(str(exc)) from None
+    check_params(dag.flow, params)
     connect(settings, echo)
-    try:
-        run_id = triggering.create_run(dag.name, dag.project, params)
-    except triggering.NotRegisteredError as exc:
-        raise UsageError(str(exc)) from None
+    run_id = triggering.create_run(dag.name, dag.project, params)
     echo(f"created flow run {run_id} of {dag.name} in {dag.project!r}")
     if not wait:
         return 0
-    try:
-        return triggering.watch(run_id, timeout, echo)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    warning = triggering.no_agent_warning(run_id, dag.name)
+    if warning:
+        echo(warning)
+    return triggering.watch(run_id, timeout, echo)
 
 
 def init(settings: config_mod.Settings, wait_timeout: float, echo: Echo) -> int:

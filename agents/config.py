@@ -18,16 +18,14 @@ from typing import Dict, List, Optional
 
 from dotenv import dotenv_values
 
+from agents.errors import UserError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROJECT = "My Tests"
 BACKENDS = ("server", "cloud")
 # Env files read in this order; a variable already set (by the process or an earlier file) is kept.
 DEFAULTS_FILE = "defaults.env"
 ENV_FILES = ("local.env", DEFAULTS_FILE)
-
-
-class ConfigError(Exception):
-    """A configuration problem, with a message that names the variable and how to fix it."""
 
 
 @dataclass
@@ -126,7 +124,7 @@ def seconds_from_env(name: str, default: Optional[float], allow_zero: bool = Fal
         The number of seconds, or `default`.
 
     Raises:
-        ValueError: the value is not a number, or out of range; the message names the variable.
+        UserError: the value is not a number, or out of range; the message names the variable.
     """
     raw = os.environ.get(name)
     if not raw:
@@ -134,9 +132,9 @@ def seconds_from_env(name: str, default: Optional[float], allow_zero: bool = Fal
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+        raise UserError(f"{name} must be a number of seconds, got {raw!r}") from None
     if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>=' if allow_zero else '>'} 0, got {raw!r}")
+        raise UserError(f"{name} must be {'>=' if allow_zero else '>'} 0, got {raw!r}")
     return value
 
 
@@ -150,7 +148,7 @@ def load(folder: Optional[Path] = None) -> Settings:
         The settings.
 
     Raises:
-        ConfigError: on an unknown backend.
+        UserError: on an unknown backend.
     """
     files = load_env_files(folder)
     apply_prefect_config()
@@ -158,7 +156,7 @@ def load(folder: Optional[Path] = None) -> Settings:
 
     backend = str(prefect.config.backend)
     if backend not in BACKENDS:
-        raise ConfigError(
+        raise UserError(
             f"unknown backend {backend!r} (PREFECT__BACKEND): use 'server' (self-hosted Prefect Server, "
             f"the default) or 'cloud' (Prefect Cloud with PREFECT__CLOUD__API_KEY); set it in "
             f"{env_dir() / 'local.env'} or the environment"
@@ -173,6 +171,27 @@ def load(folder: Optional[Path] = None) -> Settings:
     )
 
 
+def missing_key(settings: Settings) -> Optional[str]:
+    """Why the settings cannot reach Prefect Cloud for want of an API key, or None (server backend, or a key).
+
+    Args:
+        settings: the loaded settings
+
+    Returns:
+        The problem and its fix, naming no secret; None when there is none.
+    """
+    if settings.backend != "cloud":
+        return None
+    from prefect import Client
+
+    # Client() reads the key from the config or ~/.prefect/auth.toml without a network call.
+    if Client().api_key:
+        return None
+    return ("PREFECT__BACKEND is 'cloud' but no API key is set: put PREFECT__CLOUD__API_KEY=<your key> in "
+            f"{env_dir() / 'local.env'} (git-ignored) or export it (the tutorial's PREFECT_AUTH_KEY works "
+            "too); or use the self-hosted server with PREFECT__BACKEND=server")
+
+
 def require_credentials(settings: Settings) -> None:
     """Fails before any network call when the cloud backend has no API key.
 
@@ -180,27 +199,26 @@ def require_credentials(settings: Settings) -> None:
         settings: the loaded settings
 
     Raises:
-        ConfigError: cloud backend and no key in the environment, env files or prefect's auth file.
+        UserError: cloud backend and no key in the environment, env files or prefect's auth file.
     """
-    if settings.backend != "cloud":
-        return
-    from prefect import Client
-
-    # Client() reads the key from the config or ~/.prefect/auth.toml without a network call.
-    if not Client().api_key:
-        raise ConfigError(
-            "PREFECT__BACKEND is 'cloud' but no API key is set: put PREFECT__CLOUD__API_KEY=<your key> in "
-            f"{env_dir() / 'local.env'} (git-ignored) or export it (the tutorial's PREFECT_AUTH_KEY works "
-            "too); or use the self-hosted server with PREFECT__BACKEND=server"
-        )
+    problem = missing_key(settings)
+    if problem:
+        raise UserError(problem)
 
 
 def describe(settings: Settings) -> Dict[str, str]:
-    """A printable summary of the settings (no secrets)."""
-    return {
+    """A printable summary of the settings: whether an API key is set, never the key itself.
+
+    On the cloud backend without a key, an `api key` entry says so and how to fix it.
+    """
+    summary = {
         "backend": settings.backend,
         "api": settings.api_url,
         "dags folder": str(settings.dags_folder),
         "default project": settings.default_project,
         "env files": ", ".join(str(p) for p in settings.env_files) or "(none)",
     }
+    if settings.backend == "cloud":
+        problem = missing_key(settings)
+        summary["api key"] = f"MISSING: {problem}" if problem else "set (not shown)"
+    return summary

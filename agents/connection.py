@@ -7,16 +7,13 @@ from typing import Callable, Iterable, List, Optional
 import requests
 
 from agents.config import seconds_from_env
+from agents.errors import UserError
 
 # Default bound on waiting for the API when a command (not `init`) starts; `init` has --wait-timeout.
 DEFAULT_WAIT_TIMEOUT = 30.0
 # Backoff between attempts: starts small so a local API is found fast, caps so the bound is respected.
 FIRST_DELAY = 0.25
 MAX_DELAY = 5.0
-
-
-class ApiUnreachableError(Exception):
-    """The API did not answer within the bound; the message names the URL and what to check."""
 
 
 def wait_timeout_from_env() -> float:
@@ -39,7 +36,7 @@ def wait_for_api(url: str, timeout: float, echo: Optional[Callable[[str], None]]
         The number of attempts it took.
 
     Raises:
-        ApiUnreachableError: no answer within `timeout`.
+        UserError: no answer within `timeout`; the message names the URL and what to check.
     """
     deadline = time.monotonic() + timeout
     delay = FIRST_DELAY
@@ -55,7 +52,7 @@ def wait_for_api(url: str, timeout: float, echo: Optional[Callable[[str], None]]
             last = type(exc).__name__
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise ApiUnreachableError(
+            raise UserError(
                 f"the Prefect API at {url} did not answer after {attempt} attempts in {timeout:g}s "
                 f"(last: {last}): start it (e.g. `docker compose up`) or point PREFECT__SERVER__ENDPOINT "
                 "(server backend) / PREFECT__CLOUD__API at it in env/local.env"

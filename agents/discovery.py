@@ -6,12 +6,15 @@ hosting block does not fire. Each file gets a unique module name, so two DAGs ne
 """
 from __future__ import annotations
 
+import difflib
 import re
 import runpy
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
+
+from agents.errors import UserError
 
 # A label travels through env vars, compose files and command lines: keep it to a safe alphabet.
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
@@ -50,10 +53,6 @@ class Dag:
     def where(self) -> str:
         """The file (or folder) to name in a report."""
         return str(self.path or self.folder)
-
-
-class UnknownDagError(Exception):
-    """A DAG name that is not a folder of the DAGs folder; the message lists the known names."""
 
 
 def dag_folders(dags_folder: Path) -> List[Path]:
@@ -220,16 +219,34 @@ def select(dags: List[Dag], names: List[str]) -> List[Dag]:
     """Picks DAGs by name (all of them when `names` is empty).
 
     Raises:
-        UnknownDagError: a name that is no DAG folder; the message lists the known ones.
+        UserError: a name that is no DAG folder (see `unknown_dag`).
     """
     if not names:
         return list(dags)
     by_name = {d.name: d for d in dags}
     unknown = [n for n in names if n not in by_name]
     if unknown:
-        known = ", ".join(sorted(by_name)) or "(none)"
-        raise UnknownDagError(f"unknown DAG {', '.join(repr(n) for n in unknown)}: known DAGs are {known}")
+        raise unknown_dag(unknown, by_name)
     return [by_name[n] for n in dict.fromkeys(names)]
+
+
+def unknown_dag(unknown: List[str], known: Iterable[str]) -> UserError:
+    """The error for DAG names that are no DAG folder: it lists the known DAGs, and for a near miss
+    (a typo, a missing `flow-` prefix) says which one was probably meant.
+
+    Args:
+        unknown: the names asked for that are no DAG
+        known: the DAG names there are
+
+    Returns:
+        The error to raise.
+    """
+    known = sorted(known)
+    message = f"unknown DAG {', '.join(repr(n) for n in unknown)}: known DAGs are {', '.join(known) or '(none)'}"
+    guesses = [close[0] for close in (difflib.get_close_matches(n, known, n=1) for n in unknown) if close]
+    if guesses:
+        message += f"; did you mean {' and '.join(repr(g) for g in dict.fromkeys(guesses))}?"
+    return UserError(message)
 
 
 def describe_schedule(flow: Any) -> str:

@@ -5,6 +5,7 @@ which container ran it, and passes `DAGS_AGENT_NAME=<agent name>` into the runs 
 """
 from __future__ import annotations
 
+import os
 import socket
 from typing import Dict, Iterable, List, Optional
 
@@ -29,6 +30,12 @@ class DagsAgent(LocalAgent):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         if max_poll_interval is not None:
             self._loop_intervals = {k: min(v, max_poll_interval) for k, v in LocalAgent._loop_intervals.items()}
+
+    def start(self) -> None:
+        """Polls for runs until interrupted, from the repository root: the runs it spawns inherit it as
+        their working directory, where the relative script paths of `agents.registration` resolve."""
+        os.chdir(REPO_ROOT)
+        super().start()
 
 
 def max_poll_interval_from_env() -> Optional[float]:

@@ -1,4 +1,4 @@
-"""Registering DAGs: script storage at the file's path, the DAG's labels, an idempotency key.
+"""Registering DAGs: script storage at the file's path in the repository, the DAG's labels, an idempotency key.
 
 Registration is in two phases so that nothing is left half-done: `prepare()` checks and serializes
 every DAG without touching the API; only then `register_prepared()` creates the projects and flows.
@@ -6,9 +6,16 @@ every DAG without touching the API; only then `register_prepared()` creates the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, List, Optional
 
+from agents.config import REPO_ROOT
 from agents.discovery import Dag
+from agents.errors import UserError
+
+# Script storage's `directory` is only where prefect would pickle a flow (never, for a script); prefect's
+# default is the registering machine's absolute home, which would make host and container hashes differ.
+STORAGE_DIRECTORY = "~/.prefect/flows"
 
 
 @dataclass
@@ -48,9 +55,12 @@ class Registered:
 def prepare(dag: Dag) -> Prepared:
     """Attaches script storage to a checked DAG's flow and computes its idempotency key; no API call.
 
-    The storage is `Local(path=<the file>, stored_as_script=True, add_default_labels=False)`: every
-    container built from the common image has the file at the same path, so any agent whose labels
-    match can run the flow, and no hostname label ties it to the registering machine.
+    The storage is `Local(path=<the file>, stored_as_script=True, add_default_labels=False)`, the path
+    relative to the repository root (see `storage_path`): every agent runs its flow runs from the root of
+    its own checkout (the image's /app, a host clone), so a DAG registered on one runs on any other whose
+    labels match, and no hostname label ties it to the registering machine. Nothing in the serialized
+    flow depends on where it was registered, so the same DAG registered from the host and from a
+    container has the same idempotency key and makes no new version.
 
     Args:
         dag: a DAG without problems
@@ -59,41 +69,61 @@ def prepare(dag: Dag) -> Prepared:
         The prepared registration.
 
     Raises:
-        ValueError: the DAG has problems, or its flow fails prefect's own validation or serialization.
+        UserError: the DAG has problems, or its flow fails prefect's own validation or serialization.
     """
     from prefect.run_configs import UniversalRun
     from prefect.serialization.flow import FlowSchema
     from prefect.storage import Local
 
     if not dag.ok:
-        raise ValueError(f"{dag.name}: " + "; ".join(dag.problems))
+        raise UserError(f"{dag.name}: " + "; ".join(dag.problems))
     flow = dag.flow
     # Client.register refuses this, but only after the project exists: check it here, before any write.
     required = {p.name for p in flow.parameters() if p.required}
     if flow.schedule is not None and required:
         clocks = getattr(flow.schedule, "clocks", [])
         if not all(required <= set(getattr(c, "parameter_defaults", {}) or {}) for c in clocks):
-            raise ValueError(
+            raise UserError(
                 f"{dag.name}: the flow has a schedule but required parameter(s) "
                 f"{', '.join(sorted(required))} have no default: give them defaults, or set them in each "
                 "clock's parameter_defaults"
             )
-    storage = Local(path=str(dag.path), stored_as_script=True, add_default_labels=False)
+    storage = Local(path=storage_path(dag.path), stored_as_script=True, add_default_labels=False,
+                    directory=STORAGE_DIRECTORY, validate=False)
     storage.add_flow(flow)
     flow.storage = storage
-    # What `Flow.register` does before registering: a run config (so any agent can deploy the run)
-    # and a result location.
+    # What `Flow.register` does before registering: a run config, so any agent can deploy the run.
+    # Unlike `Flow.register`, no default result from the storage: a run loads the flow from its script,
+    # with the script's own result, so the storage's result would only put a machine's path in the hash.
     if flow.run_config is None:
         flow.run_config = UniversalRun()
-    if not flow.result:
-        flow.result = storage.result
     try:
         serialized = flow.serialize(build=False)
         FlowSchema().load(serialized)
         key = flow.serialized_hash(build=False)
     except Exception as exc:
-        raise ValueError(f"{dag.name}: the flow cannot be serialized for registration: {exc}") from exc
+        raise UserError(f"{dag.name}: the flow cannot be serialized for registration: {exc}") from exc
     return Prepared(dag=dag, idempotency_key=key)
+
+
+def storage_path(path: Path) -> str:
+    """Where script storage records a DAG file: relative to the repository root when the file is in it.
+
+    An agent runs flow runs with the repository root as working directory (see `agents.hosting`), where
+    prefect's `extract_flow_from_file` opens this relative path. A file outside the repository (a
+    DAGS_FOLDER elsewhere) keeps its absolute path: only agents on that machine can run it.
+
+    Args:
+        path: the DAG's .py file
+
+    Returns:
+        A POSIX path such as `dags/flow-test-hello/test-hello.py`, or the absolute path.
+    """
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(resolved)
 
 
 def latest_version(client: Any, name: str, project: str) -> Optional[dict]:

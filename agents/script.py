@@ -20,8 +20,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
-from agents import commands, config, discovery, hosting
-from agents.params import ParamError, check_params, parse_params
+from agents import commands, config, discovery, errors
+from agents.params import OPTION as PARAM_OPTION
+from agents.params import check_params, parse_params
 
 
 def _script_globals(path: Path) -> Dict[str, Any]:
@@ -48,7 +49,7 @@ def run_local(flow: Any, params: Dict[str, Any], echo: Any) -> int:
 def build_command(flow: Any, path: Path, module_globals: Dict[str, Any]) -> click.Command:
     """The click command of one DAG script."""
 
-    @click.command(context_settings={"help_option_names": ["-h", "--help"]},
+    @click.command(cls=errors.Command, context_settings={"help_option_names": ["-h", "--help"]},
                    help=f"Run the DAG {flow.name!r} ({path.name}).\n\n"
                         "With no option: register it in its project and host it with a LocalAgent carrying "
                         "its labels, until interrupted (the tutorial's behaviour).")
@@ -64,28 +65,16 @@ def build_command(flow: Any, path: Path, module_globals: Dict[str, Any]) -> clic
         if params and not local:
             raise click.UsageError("--param is for --local runs; use `python -m agents trigger DAG --param ...` "
                                    "for a registered DAG")
-        try:
-            parsed = parse_params(params)
-        except ParamError as exc:
-            raise click.BadParameter(str(exc), param_hint="--param") from None
-        try:
-            settings = config.load()
-        except config.ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
+        # A UserError on the way is printed by the command class (`errors.Command`) as `Error: ...`.
+        parsed = parse_params(params)
+        settings = config.load()
         if local:
-            try:
-                check_params(flow, parsed)
-            except ParamError as exc:
-                raise click.BadParameter(str(exc), param_hint="--param") from None
+            check_params(flow, parsed, option=PARAM_OPTION)
             sys.exit(run_local(flow, parsed, click.echo))
         dag = discovery.dag_from_script(flow, path, module_globals, settings.default_project)
-        try:
-            code = commands.register(settings, [dag.name], click.echo, dags=[dag])
-            if code == 0 and not register_only:
-                code = commands.host(dag.labels, hosting.agent_name(dag.name), agent_address, click.echo)
-        except commands.UsageError as exc:
-            raise click.ClickException(str(exc)) from None
-        sys.exit(code)
+        if register_only:
+            sys.exit(commands.register(settings, [dag.name], click.echo, dags=[dag]))
+        sys.exit(commands.serve(settings, dag, click.echo, agent_address=agent_address))
 
     return command
 

@@ -8,6 +8,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from agents.config import seconds_from_env
+from agents.errors import UserError
 
 EXIT_SUCCESS = 0
 EXIT_FAILED = 1
@@ -20,24 +21,22 @@ DEFAULT_WATCH_POLL = 1.0
 # we keep reading logs until the flow runner's closing line arrives, for at most heartbeat + this margin.
 LOG_GRACE_MARGIN = 3.0
 CLOSING_LOG_PREFIXES = ("Flow run SUCCESS", "Flow run FAILED")
-
-
-class NotRegisteredError(Exception):
-    """The DAG has no registered version in its project; the message says how to register it."""
+# An agent that has asked for runs within this many seconds is alive (prefect's idle poll tops at 10 s).
+AGENT_FRESH_SECONDS = 60.0
 
 
 def latest_flow_id(name: str, project: str) -> str:
     """The id of the newest version of flow `name` in `project` (as `prefect run --name` finds it).
 
     Raises:
-        NotRegisteredError: no such flow in that project.
+        UserError: no such flow in that project; the message says how to register it.
     """
     from prefect.backend import FlowView
 
     try:
         return FlowView.from_flow_name(name, project_name=project, last_updated=True).flow_id
     except ValueError:
-        raise NotRegisteredError(
+        raise UserError(
             f"DAG {name!r} is not registered in project {project!r}: run `python -m agents register {name}` "
             "(or start its dag service) first"
         ) from None
@@ -53,6 +52,52 @@ def create_run(name: str, project: str, parameters: Dict[str, Any]) -> str:
 
     flow_id = latest_flow_id(name, project)
     return Client().create_flow_run(flow_id=flow_id, parameters=parameters or None)
+
+
+def covers(agent_labels: List[str], run_labels: List[str]) -> bool:
+    """Whether an agent with `agent_labels` may run a flow run with `run_labels`, as Prefect Server decides:
+    the agent has every label of the run, and an unlabelled run goes only to an unlabelled agent."""
+    if not run_labels:
+        return not agent_labels
+    return set(run_labels) <= set(agent_labels)
+
+
+def no_agent_warning(flow_run_id: str, dag_name: str) -> Optional[str]:
+    """A warning when no agent that can run this flow run has polled the API lately, else None.
+
+    It reads `agent { labels last_queried }` (what the UI's Agents page shows) and the run's labels, so a
+    run that would sit at Scheduled forever says why.
+
+    Args:
+        flow_run_id: the run just created
+        dag_name: its DAG, for the fix
+
+    Returns:
+        One line naming the run's labels and how to start an agent for them, or None (also when the API
+        refuses the query).
+    """
+    import pendulum
+    from prefect import Client
+    from prefect.exceptions import ClientError
+    from prefect.utilities.graphql import with_args
+
+    query = {"query": {with_args("flow_run_by_pk", {"id": flow_run_id}): {"labels": True},
+                       "agent": {"labels": True, "last_queried": True}}}
+    try:
+        data = Client().graphql(query).data
+    except ClientError:
+        return None  # only a hint: an API that refuses the agents query must not stop the wait
+    run_labels = sorted(data.flow_run_by_pk.labels or [])
+    now = pendulum.now("utc")
+    for agent in data.agent:
+        if agent.last_queried and covers(list(agent.labels or []), run_labels) \
+                and (now - pendulum.parse(agent.last_queried)).total_seconds() <= AGENT_FRESH_SECONDS:
+            return None
+    start = "".join(f" --label {label}" for label in run_labels)
+    return (f"warning: no agent with labels covering {run_labels} has polled the API in the last "
+            f"{AGENT_FRESH_SECONDS:g}s: the run stays Scheduled until one does; start one with "
+            f"`python -m agents serve {dag_name}` (in the stack: its service dag-{dag_name}) or "
+            f"`python -m agents start{start}`")
 
 
 def watch_poll_interval() -> float:

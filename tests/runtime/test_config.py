@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from agents.config import seconds_from_env
+from agents.errors import UserError
 from tests.processes import free_port
 from tests.runtime.conftest import run_cli, runtime_env
 
@@ -123,6 +124,6 @@ def test_seconds_from_env_reads_numbers_and_defaults(monkeypatch, raw, allow_zer
 ])
 def test_seconds_from_env_names_the_variable_on_bad_values(monkeypatch, raw, allow_zero, message) -> None:
     monkeypatch.setenv("DAGS_TEST_SECONDS", raw)
-    with pytest.raises(ValueError) as excinfo:
+    with pytest.raises(UserError) as excinfo:
         seconds_from_env("DAGS_TEST_SECONDS", 7.0, allow_zero=allow_zero)
     assert str(excinfo.value) == message

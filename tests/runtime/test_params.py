@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from prefect import Flow, Parameter
 
-from agents.params import ParamError, check_params, parse_params
+from agents.errors import UserError
+from agents.params import check_params, parse_params
 
 
 def test_values_are_json_when_valid_else_text() -> None:
@@ -14,7 +15,7 @@ def test_values_are_json_when_valid_else_text() -> None:
 
 @pytest.mark.parametrize("bad", ["novalue", "=3", " =x"])
 def test_malformed_items_say_the_expected_form(bad: str) -> None:
-    with pytest.raises(ParamError, match="write it as KEY=VALUE"):
+    with pytest.raises(UserError, match="write it as KEY=VALUE"):
         parse_params([bad])
 
 
@@ -23,7 +24,7 @@ def test_check_refuses_unknown_and_missing_parameters() -> None:
     flow.add_task(Parameter("required"))
     flow.add_task(Parameter("optional", default=1))
     check_params(flow, {"required": 1})
-    with pytest.raises(ParamError, match="has no parameter 'typo': its parameters are optional, required"):
+    with pytest.raises(UserError, match="has no parameter 'typo': its parameters are optional, required"):
         check_params(flow, {"required": 1, "typo": 2})
-    with pytest.raises(ParamError, match="required parameter\\(s\\) 'required'"):
+    with pytest.raises(UserError, match="required parameter\\(s\\) 'required'"):
         check_params(flow, {"optional": 2})

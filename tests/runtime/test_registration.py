@@ -9,7 +9,7 @@ from typing import Dict, List
 import pytest
 
 from tests.processes import Emulator
-from tests.runtime.conftest import DAGS, repo_dag_names, run_cli, write_plain_dag
+from tests.runtime.conftest import repo_dag_names, run_cli, write_plain_dag
 
 FLOWS = """query($name: String) {
   flow(where: {name: {_eq: $name}}, order_by: {version: desc}) {
@@ -55,7 +55,7 @@ def test_registered_flow_uses_script_storage_at_its_file_and_its_labels(module_e
     run_config = flow["run_config"] if isinstance(flow["run_config"], dict) else json.loads(flow["run_config"])
     assert storage["type"] == "Local"
     assert storage["stored_as_script"] is True
-    assert storage["path"] == str(DAGS / "flow-test-hello" / "test-hello.py")
+    assert storage["path"] == "dags/flow-test-hello/test-hello.py"  # relative to the repository root
     assert run_config["labels"] == ["hello"]  # no hostname label
     assert flow["project"]["name"] == "My Tests"
 

@@ -102,8 +102,9 @@ def test_every_dag_is_registered_with_its_labels_project_and_container_path(stac
     storage = stack.graphql("{ flow { name storage } }")["flow"]
     for entry in storage:
         dag = dags[entry["name"]]
-        # script storage at the file's path inside the image, so any container of the image can load it
-        assert entry["storage"]["path"] == f"/app/dags/{dag.name}/{dag.path.name}"
+        # script storage at the file's path relative to the repository root (/app in the image): any agent
+        # of the image, or of a host checkout, loads it from its own root
+        assert entry["storage"]["path"] == f"dags/{dag.name}/{dag.path.name}"
         assert entry["storage"]["stored_as_script"] is True
 
 
