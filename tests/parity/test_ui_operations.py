@@ -22,9 +22,9 @@ OPERATIONS = Path(__file__).parent / "ui_operations"
 FAILED_STATES = ["Failed", "TimedOut", "TriggerFailed"]  # what the Restart dialog counts as failed
 
 
-def send(api: Api, name: str, **variables: Any) -> Dict[str, Any]:
-    """Sends ui_operations/<name>.gql with the page's variables; returns `data` (errors fail the test)."""
-    return api.data((OPERATIONS / f"{name}.gql").read_text(), variables)
+def send(api: Api, operation: str, **variables: Any) -> Dict[str, Any]:
+    """Sends ui_operations/<operation>.gql with the page's variables; returns `data` (errors fail the test)."""
+    return api.data((OPERATIONS / f"{operation}.gql").read_text(), variables)
 
 
 def state(kind: str, message: str = None) -> Dict[str, Any]:
