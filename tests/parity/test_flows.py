@@ -762,3 +762,17 @@ class TestScheduleRuns:
         runs = scheduled_runs(api, fid, "scheduled_start_time")
         assert len(runs) == 10
         assert pendulum.parse(runs[-1]["scheduled_start_time"]) > pendulum.now("utc").add(minutes=15)
+
+
+class TestHasuraIntervalColumns:
+    """Issue 8: Hasura answers Postgres interval columns (task.retry_delay) in Postgres's text form."""
+
+    @pytest.mark.parametrize("delay, text", [(datetime.timedelta(seconds=10), "00:00:10"),
+                                             (datetime.timedelta(minutes=5), "00:05:00"),
+                                             (datetime.timedelta(days=1, hours=1), "1 day 01:00:00"),
+                                             (None, None)])
+    def test_retry_delay_is_answered_as_interval_text(self, api, project_id, delay, text):
+        task = prefect.Task("retrying", max_retries=1 if delay else 0, retry_delay=delay)
+        fid = register(api, project_id, prefect.Flow("interval", tasks=[task]))
+        tasks = row(api, "flow", fid, "tasks { max_retries retry_delay }")["tasks"]
+        assert tasks == [{"max_retries": 1 if delay else 0, "retry_delay": text}]
