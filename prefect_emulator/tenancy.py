@@ -143,12 +143,17 @@ def api(ctx: RequestContext) -> dict:
 
 
 def reference_data(ctx: RequestContext) -> dict:
-    """Query reference_data: prefect's state classes and their hierarchy (the UI reads it)."""
+    """Query reference_data: prefect's state classes as Server answers it (the UI reads it): state_hierarchy maps
+    each state to itself and every state class derived from it (Success -> Success, Skipped, Mapped, Cached),
+    state_info gives each state's color."""
     from prefect.engine import state as states
-    names = [n for n, v in vars(states).items() if isinstance(v, type) and issubclass(v, states.State)]
-    hierarchy = {n: [b.__name__ for b in getattr(states, n).__mro__ if issubclass(b, states.State)]
-                 for n in names}
-    info = {n: {"color": getattr(getattr(states, n), "color", None)} for n in names}
+    classes = [v for v in vars(states).values() if isinstance(v, type) and issubclass(v, states.State)]
+    hierarchy: Dict[str, list] = {}
+    for cls in classes:
+        for parent in cls.__mro__:
+            if issubclass(parent, states.State):
+                hierarchy.setdefault(parent.__name__, []).append(cls.__name__)
+    info = {cls.__name__: {"color": cls.color} for cls in classes}
     return {"state_hierarchy": hierarchy, "state_info": info}
 
 

@@ -1,13 +1,14 @@
 """Flow groups: Prefect Server's tests/graphql/test_flow_groups.py and tests/api/test_flow_groups.py over HTTP.
 
-Ported: all 13 cases (17 with parameters) of tests/graphql/test_flow_groups.py, and 26 of the 38 cases of
-tests/api/test_flow_groups.py. The api cases pass Server's internal clock dicts to set_flow_group_schedule;
+Ported: all 17 cases (13 definitions) of tests/graphql/test_flow_groups.py, and 35 of the 46 cases
+(38 definitions) of tests/api/test_flow_groups.py (its labels None/[], description and run_config
+parametrizations assert what the graphql cases here assert, and its four heartbeat/lazarus cases are sent
+through the flow-level mutations in test_flows.py's TestFlowMutationsGraphQL, the only GraphQL way). The api cases pass Server's internal clock dicts to set_flow_group_schedule;
 here they send the GraphQL cron_clocks / interval_clocks that Server's resolver turns into those dicts
 (interval seconds x 1,000,000 = Server's microseconds), and assert the stored clocks are Server's.
 Cases that first write a schedule or labels through the database set them with the same mutation first.
-Left out (12): the eight "for none flow group" / "with none id" cases (GraphQL refuses a null UUID! before
-Server's code runs) and the four heartbeat/lazarus cases, which repeat through the flow-level mutations what
-test_flows.py's TestFlowMutationsGraphQL already asserts.
+Left out (11): the "for none flow group" / "with none id" cases (GraphQL refuses a null UUID! before
+Server's code runs).
 """
 from __future__ import annotations
 

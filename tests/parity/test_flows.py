@@ -1,18 +1,21 @@
 """Flows: Prefect Server's tests/graphql/test_flows.py and tests/api/test_flows.py, sent over HTTP.
 
-Ported: all 32 cases of tests/graphql/test_flows.py, and 80 of the 99 cases of tests/api/test_flows.py
-(each api call becomes the GraphQL mutation that runs it; database setup becomes mutations). Adapted:
+Ported: all 32 cases of tests/graphql/test_flows.py, and 95 of the 115 cases (99 definitions) of
+tests/api/test_flows.py (each api call becomes the GraphQL mutation that runs it; database setup becomes
+mutations; Server's schedule_flow_runs after create_flow is the create_flow that schedules). Adapted:
 - graphql-core words its "non-null variable" error differently between versions, so the None-id cases
   assert the part both share (the variable path and "non-nullable").
 - the heartbeat and lazarus cases cannot empty a flow group's settings first (that is a database write),
   so they assert the whole settings object that results from a fresh flow group's settings.
 - cases that delete a flow's runs through the database first delete them with delete_flow_run.
-Left out (19): create_flow_cleans_up_if_task_or_edge_creation_fails (2: needs the database insert to
+Left out (20): create_flow_cleans_up_if_task_or_edge_creation_fails (2: needs the database insert to
 fail); the six TestUnarchiveFlow cases (unarchive_flow is not in Server's GraphQL schema); the None-id
 cases of archive_flow, delete_flow, update_flow_project (2), set_schedule_active, set_schedule_inactive and
 schedule_flow_runs (GraphQL refuses a null UUID! before Server's code runs; the graphql cases cover that);
 and the TestScheduleRuns cases that call the internal schedule_flow_runs on an inactive, archived or unknown
 flow, twice, or with max_runs=50 (5: no GraphQL operation runs the scheduler on demand).
+Added for issue 8: a new version's automatic archive cancels the old version's ad-hoc runs; a project of
+another tenant is refused; task.retry_delay is answered as Hasura's interval text.
 """
 from __future__ import annotations
 

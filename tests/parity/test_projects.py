@@ -1,10 +1,11 @@
 """Projects: Prefect Server's tests/graphql/test_projects.py and tests/api/test_projects.py, over HTTP.
 
-Ported: all 10 cases of tests/graphql/test_projects.py and 13 of the 16 cases of tests/api/test_projects.py.
+Ported: all 10 cases of tests/graphql/test_projects.py and 13 of the 19 cases (16 definitions) of
+tests/api/test_projects.py.
 The api cases where Server's Python function answers False for an unknown id are sent as the mutation, whose
 resolver turns False into "Update failed" (set_project_name/description) or success: false (delete_project).
 Project deletes Server's api tests do in the database are sent as delete_project / delete_tenant.
-Left out (3): the three "fails if none" cases (parametrized None / ""): GraphQL refuses a null or empty
+Left out (6): the three "fails if none" cases, each for None and "": GraphQL refuses a null or empty
 UUID! before Server's code runs.
 """
 from __future__ import annotations
