@@ -7,7 +7,8 @@ mutations; Server's schedule_flow_runs after create_flow is the create_flow that
   assert the part both share (the variable path and "non-nullable").
 - the heartbeat and lazarus cases cannot empty a flow group's settings first (that is a database write),
   so they assert the whole settings object that results from a fresh flow group's settings.
-- cases that delete a flow's runs through the database first delete them with delete_flow_run.
+- cases that first delete a flow's runs in the database start from the fixture flow, which has none
+  (it registers with its schedule off).
 Left out (20): create_flow_cleans_up_if_task_or_edge_creation_fails (2: needs the database insert to
 fail); the six TestUnarchiveFlow cases (unarchive_flow is not in Server's GraphQL schema); the None-id
 cases of archive_flow, delete_flow, update_flow_project (2), set_schedule_active, set_schedule_inactive and
@@ -69,11 +70,6 @@ def task_count(api, flow_ids) -> int:
 
 def edge_count(api, flow_id: str) -> int:
     return row(api, "flow", flow_id, "edges_aggregate { aggregate { count } }")["edges_aggregate"]["aggregate"]["count"]
-
-
-def delete_runs(api, flow_id: str) -> None:
-    for run in rows(api, "flow_run", {"flow_id": {"_eq": flow_id}}, "id"):
-        assert success(api, "delete_flow_run", {"flow_run_id": run["id"]})
 
 
 def set_state(api, flow_run_id: str, state: prefect.engine.state.State) -> None:
