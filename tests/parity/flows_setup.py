@@ -62,6 +62,18 @@ def runs_of(api: Api, flow_id: str) -> int:
     return count(api, "flow_run", {"flow_id": {"_eq": flow_id}})
 
 
+def new_tenant(api: Api) -> str:
+    """A second tenant with a unique name and slug; returns its id."""
+    name = unique("tenant")
+    return api.mutate("create_tenant", {"name": name, "slug": name})["id"]
+
+
+def delete_tenant_removes(api: Api, tenant_id: str, table: str, row_id: str) -> None:
+    """Deletes the tenant (as the UI's Team settings does) and checks the row went with it (Postgres cascade)."""
+    assert success(api, "delete_tenant", {"tenant_id": tenant_id, "confirm": True})
+    assert row(api, table, row_id, "id") is None
+
+
 def success(api: Api, name: str, input: Dict[str, Any]) -> bool:
     """Runs a mutation answering success_payload and returns its `success`."""
     return api.mutate(name, input, "success")["success"]

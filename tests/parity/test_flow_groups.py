@@ -3,10 +3,11 @@
 Ported: all 17 cases (13 definitions) of tests/graphql/test_flow_groups.py, and 35 of the 46 cases
 (38 definitions) of tests/api/test_flow_groups.py (its labels None/[], description and run_config
 parametrizations assert what the graphql cases here assert, and its four heartbeat/lazarus cases are sent
-through the flow-level mutations in test_flows.py's TestFlowMutationsGraphQL, the only GraphQL way). The api cases pass Server's internal clock dicts to set_flow_group_schedule;
-here they send the GraphQL cron_clocks / interval_clocks that Server's resolver turns into those dicts
-(interval seconds x 1,000,000 = Server's microseconds), and assert the stored clocks are Server's.
-Cases that first write a schedule or labels through the database set them with the same mutation first.
+through the flow-level mutations in test_flows.py's TestFlowMutationsGraphQL, the only GraphQL way).
+The api cases pass Server's internal clock dicts to set_flow_group_schedule; here they send the GraphQL
+cron_clocks / interval_clocks that Server's resolver turns into those dicts (interval seconds x 1,000,000
+= Server's microseconds), and assert the stored clocks are Server's. Cases that first write a schedule or
+labels through the database set them with the same mutation first.
 Left out (11): the "for none flow group" / "with none id" cases (GraphQL refuses a null UUID! before
 Server's code runs).
 """
@@ -19,8 +20,8 @@ import prefect
 import pytest
 from prefect.serialization.schedule import ScheduleSchema
 
-from tests.parity.flows_setup import (flow_group_id, flow_id, flow_run_id, register, row, rows, runs_of,  # noqa: F401
-                                      success)
+from tests.parity.flows_setup import (delete_tenant_removes, flow_group_id, flow_id, flow_run_id,  # noqa: F401
+                                      register, row, rows, runs_of, success)
 
 SCHEDULE = "mutation($input: set_flow_group_schedule_input!) { set_flow_group_schedule(input: $input) { success } }"
 
@@ -117,8 +118,7 @@ class TestFlowGroupMutationsGraphQL:
 # ---------------------------------------------------------------------------- tests/api/test_flow_groups.py
 class TestDeleteFlowGroup:
     def test_delete_tenant_deletes_flow_group(self, api, tenant_id, flow_group_id):
-        assert success(api, "delete_tenant", {"tenant_id": tenant_id, "confirm": True})
-        assert row(api, "flow_group", flow_group_id, "id") is None
+        delete_tenant_removes(api, tenant_id, "flow_group", flow_group_id)
 
     def test_delete_flow_group_deletes_flows_and_runs(self, api, flow_group_id, flow_id, flow_run_id):
         assert row(api, "flow", flow_id, "id") and row(api, "flow_run", flow_run_id, "id")
@@ -136,7 +136,8 @@ class TestSetFlowGroupDefaultParameter:
             "meep": "morp", "bleep": "blorp"}
 
     def test_set_flow_group_default_parameter_overwrites_existing(self, api, flow_group_id):
-        assert success(api, "set_flow_group_default_parameters", {"flow_group_id": flow_group_id, "parameters": {"x": 1}})
+        assert success(api, "set_flow_group_default_parameters",
+                       {"flow_group_id": flow_group_id, "parameters": {"x": 1}})
         assert row(api, "flow_group", flow_group_id, "default_parameters")["default_parameters"] == {"x": 1}
         assert success(api, "set_flow_group_default_parameters", {"flow_group_id": flow_group_id, "parameters": {}})
         assert row(api, "flow_group", flow_group_id, "default_parameters")["default_parameters"] == {}
@@ -151,7 +152,8 @@ class TestSetFlowGroupLabels:
         assert len(stored) == 2 and set(stored) == {"meep", "morp"}
 
     def test_set_flow_group_labels_overwrites_existing(self, api, flow_group_id):
-        assert success(api, "set_flow_group_labels", {"flow_group_id": flow_group_id, "labels": ["zaphod", "beeblebrox"]})
+        assert success(api, "set_flow_group_labels",
+                       {"flow_group_id": flow_group_id, "labels": ["zaphod", "beeblebrox"]})
         assert set(row(api, "flow_group", flow_group_id, "labels")["labels"]) == {"zaphod", "beeblebrox"}
         assert success(api, "set_flow_group_labels", {"flow_group_id": flow_group_id, "labels": ["meep", "morp"]})
         assert set(row(api, "flow_group", flow_group_id, "labels")["labels"]) == {"meep", "morp"}

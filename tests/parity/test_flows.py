@@ -31,9 +31,13 @@ from prefect.serialization.task import ParameterSchema
 from prefect.utilities.graphql import compress
 
 from tests.parity.api import unique
-from tests.parity.flows_setup import (count, flow_group_id, flow_id, flow_run_id, project_id_2,  # noqa: F401
-                                      register, row, rows, runs_of, success)
+from tests.parity.flows_setup import (count, delete_tenant_removes, flow_group_id, flow_id,  # noqa: F401
+                                      flow_run_id, new_tenant, project_id_2, register, row, rows, runs_of,
+                                      success)
 
+UPDATE_PROJECT = "mutation($input: update_flow_project_input!) { update_flow_project(input: $input) { id } }"
+CREATE_FLOW = "mutation($input: create_flow_input!) { create_flow(input: $input) { id } }"
+SET_ACTIVE = "mutation($input: set_schedule_active_input!) { set_schedule_active(input: $input) { success } }"
 SET_STATES = """mutation($input: set_flow_run_states_input!) {
   set_flow_run_states(input: $input) { states { id status } } }"""
 
@@ -209,13 +213,13 @@ class TestFlowMutationsGraphQL:
         assert row(api, "flow", flow_id, "project_id")["project_id"] == other
 
     def test_update_flow_project_fails_with_invalid_project_id(self, api, flow_id, project_id):
-        message = api.error("mutation($input: update_flow_project_input!) { update_flow_project(input: $input) { id } }",
+        message = api.error(UPDATE_PROJECT,
                             {"input": {"flow_id": flow_id, "project_id": str(uuid.uuid4())}})
         assert "Invalid flow or project ID" in message
         assert row(api, "flow", flow_id, "project_id")["project_id"] == project_id
 
     def test_update_flow_project_fails_with_none_project_id(self, api, flow_id, project_id):
-        message = api.error("mutation($input: update_flow_project_input!) { update_flow_project(input: $input) { id } }",
+        message = api.error(UPDATE_PROJECT,
                             {"input": {"flow_id": flow_id, "project_id": None}})
         assert "Variable '$input' got invalid value" in message
         assert row(api, "flow", flow_id, "project_id")["project_id"] == project_id
@@ -275,7 +279,7 @@ class TestCreateFlow:
     def test_create_old_and_valid_flow(self, api, project_id, flow):
         serialized = flow.serialize()
         serialized["__version__"] = "0.0.42"
-        message = api.error("mutation($input: create_flow_input!) { create_flow(input: $input) { id } }",
+        message = api.error(CREATE_FLOW,
                             {"input": {"serialized_flow": serialized, "project_id": project_id}})
         assert "require new flows to be built with" in message
 
@@ -284,7 +288,7 @@ class TestCreateFlow:
         for task in serialized["tasks"]:
             if task["name"] == "t4":
                 task["retry_delay"] = "hello there"
-        message = api.error("mutation($input: create_flow_input!) { create_flow(input: $input) { id } }",
+        message = api.error(CREATE_FLOW,
                             {"input": {"serialized_flow": serialized, "project_id": project_id}})
         assert "retry_delay" in message
 
@@ -398,7 +402,7 @@ class TestCreateFlow:
         assert not row(api, "flow", fid, "is_schedule_active")["is_schedule_active"]
 
     def test_create_flow_with_fake_project(self, api):
-        message = api.error("mutation($input: create_flow_input!) { create_flow(input: $input) { id } }",
+        message = api.error(CREATE_FLOW,
                             {"input": {"serialized_flow": prefect.Flow(name="test").serialize(),
                                        "project_id": str(uuid.uuid4())}})
         assert "Invalid project" in message
@@ -426,7 +430,8 @@ class TestCreateFlow:
         assert row(api, "flow", fid, "is_schedule_active")["is_schedule_active"] is False
 
     def test_create_flow_assigns_description(self, api, project_id, flow):
-        assert row(api, "flow", register(api, project_id, flow, description="test"), "description")["description"] == "test"
+        fid = register(api, project_id, flow, description="test")
+        assert row(api, "flow", fid, "description")["description"] == "test"
 
     def test_create_flow_persists_serialized_flow(self, api, project_id, flow):
         persisted = row(api, "flow", register(api, project_id, flow), "serialized_flow")["serialized_flow"]
@@ -456,9 +461,11 @@ class TestCreateFlowVersions:
         register(api, project_id, flow, version_group_id="testing")
         assert count(api, "flow_group", {"name": {"_eq": "testing"}, "tenant_id": {"_eq": tenant_id}}) == 1
 
-    def test_version_auto_increments_for_same_version_group(self, api, project_id):
+    @pytest.mark.parametrize("other_project", [False, True])  # Server: ..._same_version_group(_across_project)
+    def test_version_auto_increments_for_same_version_group(self, api, project_id, project_id_2, other_project):
         first = row(api, "flow", register(api, project_id, prefect.Flow(name="test")), "version_group_id version")
-        second = row(api, "flow", register(api, project_id, prefect.Flow(name="a different test"),
+        second = row(api, "flow", register(api, project_id_2 if other_project else project_id,
+                                           prefect.Flow(name="a different test"),
                                            version_group_id=first["version_group_id"]), "version_group_id version")
         assert first["version_group_id"] == second["version_group_id"]
         assert (first["version"], second["version"]) == (1, 2)
@@ -470,8 +477,7 @@ class TestCreateFlowVersions:
             {"version_group_id": group, "version": 1}, {"version_group_id": group, "version": 2}]
 
     def test_different_tenants_can_create_flow_group_of_the_same_name(self, api, tenant_id, flow):
-        name = unique("tenant-2")
-        tenant_2 = api.mutate("create_tenant", {"name": name, "slug": name})["id"]
+        tenant_2 = new_tenant(api)
         group = unique("testing")
         for tenant in (tenant_id, tenant_2):
             project = api.mutate("create_project", {"tenant_id": tenant, "name": "project"})["id"]
@@ -479,17 +485,8 @@ class TestCreateFlowVersions:
         groups = rows(api, "flow_group", {"name": {"_eq": group}}, "tenant_id")
         assert sorted(g["tenant_id"] for g in groups) == sorted([tenant_id, tenant_2])
 
-    def test_version_auto_increments_for_same_version_group_across_project(self, api, project_id, project_id_2):
-        first = row(api, "flow", register(api, project_id, prefect.Flow(name="test")), "version_group_id version")
-        second = row(api, "flow", register(api, project_id_2, prefect.Flow(name="a different test"),
-                                           version_group_id=first["version_group_id"]), "version_group_id version")
-        assert first["version_group_id"] == second["version_group_id"]
-        assert (first["version"], second["version"]) == (1, 2)
-
     def test_custom_version_group_id_is_respected_only_with_tenant(self, api, project_id):
-        name = unique("tenant-2")
-        tenant_2 = api.mutate("create_tenant", {"name": name, "slug": name})["id"]
-        project_2 = api.mutate("create_project", {"tenant_id": tenant_2, "name": "test 2"})["id"]
+        project_2 = api.mutate("create_project", {"tenant_id": new_tenant(api), "name": "test 2"})["id"]
         group = unique("hello")
         first = register(api, project_id, prefect.Flow(name="test"), version_group_id=group)
         second = register(api, project_2, prefect.Flow(name="a different test"), version_group_id=group)
@@ -542,8 +539,7 @@ class TestArchive:
 
 class TestDeleteFlow:
     def test_delete_tenant_deletes_flow(self, api, tenant_id, flow_id):
-        assert success(api, "delete_tenant", {"tenant_id": tenant_id, "confirm": True})
-        assert row(api, "flow", flow_id, "id") is None
+        delete_tenant_removes(api, tenant_id, "flow", flow_id)
 
     def test_delete_flow_does_not_delete_tenant(self, api, tenant_id, flow_id):
         assert success(api, "delete_flow", {"flow_id": flow_id})
@@ -560,16 +556,14 @@ class TestUpdateFlowProject:
     @pytest.mark.parametrize("bad", ["flow", "project"])
     def test_update_flow_project_fails_with_bad_id(self, api, flow_id, project_id, bad):
         ids = {"flow_id": flow_id, "project_id": project_id, f"{bad}_id": str(uuid.uuid4())}
-        message = api.error("mutation($input: update_flow_project_input!) { update_flow_project(input: $input) { id } }",
+        message = api.error(UPDATE_PROJECT,
                             {"input": ids})
         assert "Invalid flow or project ID" in message
         assert row(api, "flow", flow_id, "project_id")["project_id"] == project_id
 
     def test_update_flow_project_to_another_tenants_project_fails(self, api, flow_id, project_id):
-        name = unique("tenant-2")
-        tenant_2 = api.mutate("create_tenant", {"name": name, "slug": name})["id"]
-        elsewhere = api.mutate("create_project", {"tenant_id": tenant_2, "name": "p"})["id"]
-        message = api.error("mutation($input: update_flow_project_input!) { update_flow_project(input: $input) { id } }",
+        elsewhere = api.mutate("create_project", {"tenant_id": new_tenant(api), "name": "p"})["id"]
+        message = api.error(UPDATE_PROJECT,
                             {"input": {"flow_id": flow_id, "project_id": elsewhere}})
         assert "Invalid flow or project ID" in message
 
@@ -584,8 +578,7 @@ class TestSetScheduleActive:
 
     def test_set_schedule_active_with_required_parameters(self, api, project_id):
         fid = register(api, project_id, minutely_flow(prefect.Parameter("p", required=True)), set_schedule_active=False)
-        message = api.error("mutation($input: set_schedule_active_input!) { set_schedule_active(input: $input) "
-                            "{ success } }", {"input": {"flow_id": fid}})
+        message = api.error(SET_ACTIVE, {"input": {"flow_id": fid}})
         assert "required parameters" in message
 
     def test_set_schedule_active_handles_scheduled_param_defaults(self, api, project_id):
@@ -603,12 +596,10 @@ class TestSetScheduleActive:
 
     def test_set_schedule_active_handles_flow_group_defaults_and_schedule_defaults(self, api, project_id):
         clock = prefect.schedules.clocks.CronClock(cron="* * * * *", parameter_defaults={"b": 2})
-        flow = prefect.Flow("test", tasks=[prefect.Parameter("p", required=True), prefect.Parameter("b", required=True)],
-                            schedule=prefect.schedules.Schedule(clocks=[clock]))
+        required = [prefect.Parameter("p", required=True), prefect.Parameter("b", required=True)]
+        flow = prefect.Flow("test", tasks=required, schedule=prefect.schedules.Schedule(clocks=[clock]))
         fid = register(api, project_id, flow, set_schedule_active=False)
-        assert "required parameters" in api.error(
-            "mutation($input: set_schedule_active_input!) { set_schedule_active(input: $input) { success } }",
-            {"input": {"flow_id": fid}})
+        assert "required parameters" in api.error(SET_ACTIVE, {"input": {"flow_id": fid}})
         group = row(api, "flow", fid, "flow_group_id")["flow_group_id"]
         assert success(api, "set_flow_group_default_parameters", {"flow_group_id": group, "parameters": {"p": 3}})
         assert success(api, "set_schedule_active", {"flow_id": fid}) is True

@@ -14,15 +14,9 @@ import uuid
 
 import pytest
 
-from tests.parity.api import unique
-from tests.parity.flows_setup import flow_id, row, success  # noqa: F401
+from tests.parity.flows_setup import delete_tenant_removes, flow_id, new_tenant, row, success  # noqa: F401
 
 CREATE = "mutation($input: create_project_input!) { create_project(input: $input) { id } }"
-
-
-def new_tenant(api) -> str:
-    name = unique("tenant")
-    return api.mutate("create_tenant", {"name": name, "slug": name})["id"]
 
 
 class TestCreateProject:
@@ -42,7 +36,8 @@ class TestCreateProject:
         assert "Uniqueness violation" in answer["errors"][0]["message"]
 
     def test_same_project_name_in_multiple_tenants(self, api, tenant_id):
-        ids = [api.mutate("create_project", {"tenant_id": t, "name": "test"})["id"] for t in (tenant_id, new_tenant(api))]
+        tenants = (tenant_id, new_tenant(api))
+        ids = [api.mutate("create_project", {"tenant_id": t, "name": "test"})["id"] for t in tenants]
         assert all(row(api, "project", i, "id") for i in ids)
 
 
@@ -56,8 +51,7 @@ class TestDeleteProject:
         assert row(api, "project", project_id, "id")
 
     def test_delete_tenant_deletes_project(self, api, tenant_id, project_id):
-        assert success(api, "delete_tenant", {"tenant_id": tenant_id, "confirm": True})
-        assert row(api, "project", project_id, "id") is None
+        delete_tenant_removes(api, tenant_id, "project", project_id)
 
     def test_delete_project_does_not_delete_tenant(self, api, tenant_id, project_id):
         assert success(api, "delete_project", {"project_id": project_id})
