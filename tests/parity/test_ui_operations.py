@@ -1,4 +1,5 @@
-"""The Prefect UI 1.x's operations (PrefectHQ/ui of the core-1.4.1 era, tag 2022-10-03), sent as the UI sends them.
+"""The Prefect UI 1.x's operations (PrefectHQ/ui of the core-1.4.1 era: tag 2022-12-15, whose documents for
+these pages are those of 2022-10-03), sent as the UI sends them.
 
 Each document in ui_operations/ is written here with the fields and variables the UI's page sends (the UI's
 own .gql files are not copied); each test sends it with the variables the page builds and asserts the answer
