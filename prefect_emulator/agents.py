@@ -12,22 +12,31 @@ from .tenancy import default_tenant_id, require
 
 
 def register_agent(ctx: RequestContext, input: dict) -> dict:
-    """Mutation register_agent: records an agent (type, name, sorted labels); returns {id}."""
+    """Mutation register_agent: records an agent (type, name, sorted labels); returns {id}.
+
+    As on Server, an agent that starts again with the same tenant, name, type, core version (the client's
+    X-PREFECT-CORE-VERSION header) and labels gets its existing row back, so restarts do not pile up rows.
+    """
     tenant_id = input.get("tenant_id") or default_tenant_id(ctx)
     require(ctx, "tenant", tenant_id, "tenant")
     if input.get("agent_config_id"):
         require(ctx, "agent_config", input["agent_config_id"], "agent config")
+    labels = sorted(input.get("labels") or [])
+    for agent in ctx.store.find("agent", "tenant_id", tenant_id):
+        if (agent["name"], agent["type"], agent["core_version"], agent["labels"]) == (
+                input.get("name"), input["type"], ctx.core_version, labels):
+            return {"id": agent["id"]}
     row = ctx.store.insert("agent", {
-        "tenant_id": tenant_id, "name": input.get("name"), "type": input["type"],
-        "labels": sorted(set(input.get("labels") or [])), "agent_config_id": input.get("agent_config_id"),
-        "core_version": ctx.core_version,
+        "tenant_id": tenant_id, "name": input.get("name"), "type": input["type"], "labels": labels,
+        "agent_config_id": input.get("agent_config_id"), "core_version": ctx.core_version,
     })
     return {"id": row["id"]}
 
 
 def delete_agent(ctx: RequestContext, input: dict) -> dict:
-    """Mutation delete_agent: removes an agent; returns success_payload."""
-    require(ctx, "agent", input["agent_id"], "agent")
+    """Mutation delete_agent: removes an agent; success false for an unknown one, as on Server."""
+    if ctx.store.get("agent", input["agent_id"]) is None:
+        return {"success": False, "error": None}
     ctx.store.delete("agent", input["agent_id"])
     return {"success": True, "error": None}
 

@@ -41,6 +41,7 @@ input create_tenant_input { name: String! slug: String! }
 input update_tenant_name_input { tenant_id: UUID! name: String! }
 input update_tenant_slug_input { tenant_id: UUID! slug: String! }
 input update_tenant_settings_input { tenant_id: UUID! settings: JSON }
+input delete_tenant_input { confirm: Boolean! tenant_id: UUID! }
 input create_project_input { tenant_id: UUID! name: String! description: String }
 input delete_project_input { project_id: UUID! }
 input set_project_name_input { project_id: UUID! name: String! }
@@ -125,6 +126,7 @@ type Mutation {
   update_tenant_name(input: update_tenant_name_input!): tenant_id_payload
   update_tenant_slug(input: update_tenant_slug_input!): tenant_id_payload
   update_tenant_settings(input: update_tenant_settings_input!): tenant_id_payload
+  delete_tenant(input: delete_tenant_input!): success_payload
   create_project(input: create_project_input!): project_id_payload
   delete_project(input: delete_project_input!): success_payload
   set_project_name(input: set_project_name_input!): project_id_payload

@@ -1,26 +1,25 @@
 """Auto-scheduled runs for flows whose schedule is active (Prefect Server's scheduler service, simplified).
 
 As on Server: a flow that is not archived, has `is_schedule_active` and a schedule (its flow group's
-schedule wins over its own) gets a Scheduled run for each of its next `MAX_RUNS` clock events later than its
-latest auto-scheduled run; each run carries an idempotency key made from its start time (and its event's
-parameters and labels), so scheduling twice never makes duplicates. It runs when a schedule is activated and
-then from the emulator's background loop.
+schedule wins over its own) gets a Scheduled run for each of its next `MAX_RUNS` clock events; events without
+parameters or labels only when later than its latest auto-scheduled run. Each run carries an idempotency key
+made from its start time (and its event's parameters and labels), so scheduling twice never makes duplicates.
+It runs when a schedule is activated and then from the emulator's background loop (Server's scheduler service).
+
+Flow group schedules are stored as Server stores them: `{"type": "Schedule", "clocks": [...]}` with the
+clocks as the UI sent them (interval in microseconds) and `start_date` null unless a timezone was given.
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 from typing import Callable, Dict, List
 
 import pendulum
-from prefect.schedules import Schedule
-from prefect.schedules.clocks import Clock, CronClock, IntervalClock
-from prefect.serialization.schedule import ScheduleSchema
+from prefect.serialization.schedule import ClockSchema, ScheduleSchema
 
 from .context import RequestContext
 from .errors import ApiError
-from .tenancy import require
 from .runs import create_flow_run, delete_flow_run_rows
 from .console import log
 from .timestamps import parse, to_iso
@@ -55,10 +54,11 @@ def schedule_flow_runs(ctx: RequestContext, flow: dict) -> List[str]:
     created = []
     for event in schedule.next(n=MAX_RUNS, return_events=True):
         start = parse(event.start_time)
-        if last is not None and start <= last:
-            continue
+        distinct = bool(event.parameter_defaults) or event.labels is not None
+        if not distinct and last is not None and start <= last:
+            continue  # Server: events with parameters or labels rely on their idempotency key alone
         key = f"auto-scheduled:{to_iso(start)}"
-        if event.parameter_defaults or event.labels is not None:
+        if distinct:
             digest = hashlib.md5((json.dumps(event.parameter_defaults, sort_keys=True, default=str)
                                   + json.dumps(event.labels)).encode()).hexdigest()
             key += f":{digest}"
@@ -87,46 +87,56 @@ def schedule_all(ctx: RequestContext) -> int:
     return count
 
 
-def _reschedule_group(ctx: RequestContext, group_id: str) -> None:
-    """After a flow group's schedule changed: drop its versions' pending auto runs, make new ones."""
+def _unschedule_group(ctx: RequestContext, group_id: str) -> None:
+    """After a flow group's schedule changed: drop its versions' pending auto runs (the background loop, like
+    Server's scheduler service, makes the new ones)."""
     for flow in ctx.store.find("flow", "flow_group_id", group_id):
         unschedule(ctx, flow["id"])
-        schedule_flow_runs(ctx, flow)
+
+
+def _clocks(input: dict) -> List[dict]:
+    """The UI's cron and interval clocks as Server stores them (interval seconds -> microseconds)."""
+    clocks = [dict(cron, type="CronClock") for cron in input.get("cron_clocks") or []]
+    for interval in input.get("interval_clocks") or []:
+        clock = {"type": "IntervalClock", "interval": interval["interval"] * 1000000}
+        if interval.get("parameter_defaults"):
+            clock["parameter_defaults"] = interval["parameter_defaults"]
+        clocks.append(clock)
+    return clocks
 
 
 def set_flow_group_schedule(ctx: RequestContext, input: dict) -> dict:
     """Mutation set_flow_group_schedule: the UI's schedule editor (cron and interval clocks); the flow group's
-    schedule then wins over the flows' own, and pending auto-scheduled runs are remade from it."""
-    group = require(ctx, "flow_group", input["flow_group_id"], "flow group")
-    timezone = input.get("timezone") or "UTC"
-    try:
-        start = pendulum.now(timezone)
-    except Exception:
-        raise ApiError(f"Invalid timezone {timezone!r}: use an IANA name such as UTC or Europe/Lisbon.")
-    clocks: List[Clock] = []
-    for cron in input.get("cron_clocks") or []:
+    schedule then wins over the flows' own. Success is false for an unknown flow group, as on Server."""
+    timezone = input.get("timezone")
+    start_date = None
+    if timezone:
+        if timezone not in pendulum.timezones:
+            raise ApiError(f"Invalid timezone provided for schedule: {timezone} (use an IANA name such as "
+                           "UTC or Europe/Lisbon)")
+        start_date = {"dt": pendulum.now(timezone).naive().to_iso8601_string(), "tz": timezone}
+    clocks = _clocks(input)
+    for clock in clocks:
+        clock["start_date"] = start_date
         try:
-            clocks.append(CronClock(cron["cron"], start_date=start, parameter_defaults=cron.get("parameter_defaults")))
-        except ValueError as exc:
-            raise ApiError(f"{exc}: use five fields, e.g. '0 6 * * *' for 06:00 every day.")
-    for interval in input.get("interval_clocks") or []:
-        if interval["interval"] < 60:
-            raise ApiError(f"Invalid interval {interval['interval']}: intervals are whole seconds, at least 60.")
-        clocks.append(IntervalClock(datetime.timedelta(seconds=interval["interval"]), start_date=start,
-                                    parameter_defaults=interval.get("parameter_defaults")))
-    if not clocks:
-        raise ApiError("A schedule needs at least one clock: give cron_clocks or interval_clocks "
-                       "(delete_flow_group_schedule removes a schedule).")
-    ctx.store.update("flow_group", group["id"], schedule=ScheduleSchema().dump(Schedule(clocks=clocks)))
-    _reschedule_group(ctx, group["id"])
+            ClockSchema().load(clock)
+        except Exception as exc:
+            # Server's text first; then what prefect said and an example
+            raise ApiError(f"Invalid clock provided for schedule: {clock} ({exc}: a cron has five fields, "
+                           "e.g. '0 6 * * *' for 06:00 every day)")
+    if ctx.store.get("flow_group", input["flow_group_id"]) is None:
+        return {"success": False, "error": None}
+    ctx.store.update("flow_group", input["flow_group_id"], schedule={"type": "Schedule", "clocks": clocks})
+    _unschedule_group(ctx, input["flow_group_id"])
     return {"success": True, "error": None}
 
 
 def delete_flow_group_schedule(ctx: RequestContext, input: dict) -> dict:
-    """Mutation delete_flow_group_schedule: back to the flows' own schedules."""
-    group = require(ctx, "flow_group", input["flow_group_id"], "flow group")
-    ctx.store.update("flow_group", group["id"], schedule=None)
-    _reschedule_group(ctx, group["id"])
+    """Mutation delete_flow_group_schedule: back to the flows' own schedules (success false if unknown)."""
+    if ctx.store.get("flow_group", input["flow_group_id"]) is None:
+        return {"success": False, "error": None}
+    ctx.store.update("flow_group", input["flow_group_id"], schedule=None)
+    _unschedule_group(ctx, input["flow_group_id"])
     return {"success": True, "error": None}
 
 

@@ -15,9 +15,9 @@ from graphql import GraphQLSchema, build_schema
 from graphql.language import ast as gast
 from graphql.utilities import value_from_ast_untyped
 
-from . import agents, filters, logs, registry, runs, scheduler, states, tenancy
+from . import agents, filters, logs, registry, runs, scheduler, states, tenancy, traversal
 from .prefect_sdl import PREFECT_SDL
-from .tables import BOOL, INT, INTERVAL, JSONB, TABLES, TEXT, TIME, UUID
+from .tables import BOOL, FUNCTIONS, INT, INTERVAL, JSONB, TABLES, TEXT, TIME, UUID
 from .timestamps import normalize
 
 _COMMON_OPS = {"_eq": "{t}", "_neq": "{t}", "_in": "[{t}!]", "_nin": "[{t}!]", "_gt": "{t}", "_gte": "{t}",
@@ -39,7 +39,7 @@ def _select_args(table: str) -> str:
 def hasura_sdl() -> str:
     """Builds the SDL of the Hasura part: scalars, comparison inputs and, per table, its types and roots."""
     out: List[str] = [
-        "scalar uuid", "scalar timestamptz", "scalar jsonb", "scalar interval",
+        "scalar uuid", "scalar timestamptz", "scalar jsonb", "scalar interval", "scalar _uuid",
         "enum order_by { asc asc_nulls_first asc_nulls_last desc desc_nulls_first desc_nulls_last }",
     ]
     for kind in (UUID, TEXT, INT, BOOL, TIME, JSONB, INTERVAL):
@@ -75,8 +75,13 @@ def hasura_sdl() -> str:
         out.append(f"type {name}_aggregate {{ aggregate: {name}_aggregate_fields nodes: [{name}!]! }}")
 
         roots.append(f"{name}({_select_args(name)}): [{name}!]!")
-        roots.append(f"{name}_by_pk(id: uuid!): {name}")
+        if "id" in spec.columns:  # Hasura has no _by_pk for a table without a primary key
+            roots.append(f"{name}_by_pk(id: uuid!): {name}")
         roots.append(f"{name}_aggregate({_select_args(name)}): {name}_aggregate!")
+    for name, (table, args) in FUNCTIONS.items():
+        out.append(f"input {name}_args {{ " + " ".join(f"{a}: {t}" for a, t in args.items()) + " }")
+        roots.append(f"{name}(args: {name}_args!, {_select_args(table)}): [{table}!]!")
+        roots.append(f"{name}_aggregate(args: {name}_args!, {_select_args(table)}): {table}_aggregate!")
     out.append("type Query { " + " ".join(roots) + " }")
     return "\n".join(out)
 
@@ -111,6 +116,29 @@ def _parse_interval(value: Any) -> Any:
     raise ValueError(f"expected an interval such as '0:00:05' or a number of seconds, got {value!r}")
 
 
+def _parse_uuid_array(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f'expected a Postgres array literal such as "{{id1,id2}}", got {value!r}')
+    return value
+
+
+def serialize_interval(value: Any) -> Any:
+    """An interval column as Hasura answers it, Postgres's text form: 10 -> "00:00:10",
+    90000 -> "1 day 01:00:00" (the emulator stores intervals as seconds)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return value
+    days, rest = divmod(float(value), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    whole = f"{int(hours):02d}:{int(minutes):02d}:{int(seconds):02d}"
+    if seconds != int(seconds):
+        whole += f"{seconds - int(seconds):.6f}".rstrip("0")[1:]
+    if not days:
+        return whole
+    text = f"{int(days)} day{'s' if days != 1 else ''}"
+    return text if whole == "00:00:00" else f"{text} {whole}"
+
+
 def _serialize_json(value: Any) -> Any:
     if isinstance(value, str):
         # Hasura returns jsonb as JSON values; a row written with a JSON string is decoded on the way out
@@ -125,7 +153,8 @@ _SCALARS = {
     "uuid": (_parse_uuid, str), "UUID": (_parse_uuid, str),
     "timestamptz": (_parse_time, str), "DateTime": (_parse_time, str),
     "jsonb": (_parse_json, lambda v: v), "JSON": (_parse_json, lambda v: v),
-    "interval": (_parse_interval, lambda v: v),
+    "interval": (_parse_interval, serialize_interval),
+    "_uuid": (_parse_uuid_array, str),
 }
 
 
@@ -190,6 +219,18 @@ def _array_aggregate(table: str, name: str) -> Callable:
     return resolve
 
 
+def _function(table: str, downstream: bool, aggregate: bool = False) -> Callable:
+    """A traversal function's root field: its rows, then Hasura's where/order_by/limit/offset on them."""
+    def resolve(_root: Any, info: Any, args: dict, where: dict = None, order_by: list = None, limit: int = None,
+                offset: int = None, distinct_on: list = None) -> Any:
+        ctx = info.context
+        rows = traversal.traverse(ctx, args.get("start_task_ids"), args.get("depth_limit"), downstream)
+        rows = filters.select(ctx.store, table, rows=_visible(ctx, table, rows), where=where, order_by=order_by,
+                              distinct_on=distinct_on, limit=limit, offset=offset)
+        return _aggregate(rows) if aggregate else rows
+    return resolve
+
+
 def _object(table: str, name: str) -> Callable:
     def resolve(row: dict, info: Any) -> Any:
         return filters.related(info.context.store, table, row, name)
@@ -228,7 +269,8 @@ def build() -> GraphQLSchema:
     query = schema.query_type.fields
     for table, spec in TABLES.items():
         query[table].resolve = _root_select(table)
-        query[f"{table}_by_pk"].resolve = _root_by_pk(table)
+        if "id" in spec.columns:
+            query[f"{table}_by_pk"].resolve = _root_by_pk(table)
         query[f"{table}_aggregate"].resolve = _root_aggregate(table)
         obj = schema.type_map[table].fields
         for rel in spec.objects:
@@ -240,6 +282,10 @@ def build() -> GraphQLSchema:
         agg["count"].resolve = _count
         agg["min"].resolve = _extreme(min)
         agg["max"].resolve = _extreme(max)
+
+    for name, (table, _args) in FUNCTIONS.items():
+        query[name].resolve = _function(table, name == "utility_downstream_tasks")
+        query[f"{name}_aggregate"].resolve = _function(table, name == "utility_downstream_tasks", aggregate=True)
 
     resolvers: Dict[str, Callable] = {}
     for module in (tenancy, registry, runs, states, logs, agents, scheduler):

@@ -143,6 +143,18 @@ TABLES: Dict[str, Table] = {
     "message": _table(
         {**_BASE, "user_id": UUID, "read": BOOL, "type": TEXT, "text": TEXT, "content": JSONB},
     ),
+    # Server's utility.traversal: the row type of the traversal functions below (the table itself stays empty)
+    "utility_traversal": _table(
+        {"tenant_id": UUID, "task_id": UUID, "depth": INT},
+        objects={"task": ("task", "task_id", "id")},
+    ),
+}
+
+# Hasura-tracked SQL functions: name -> (the table of their rows, their arguments as name -> Hasura type).
+# start_task_ids is a Postgres array literal ("{id,id}"), Hasura's `_uuid` scalar.
+FUNCTIONS: Dict[str, Tuple[str, Dict[str, str]]] = {
+    "utility_downstream_tasks": ("utility_traversal", {"start_task_ids": "_uuid", "depth_limit": INT}),
+    "utility_upstream_tasks": ("utility_traversal", {"start_task_ids": "_uuid", "depth_limit": INT}),
 }
 
 

@@ -5,10 +5,10 @@ mutation in one store transaction, so a refusal (ApiError) leaves nothing half-w
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Callable, Dict
 
 import prefect
+import slugify
 
 from .context import RequestContext
 from .errors import ApiError
@@ -32,28 +32,65 @@ def default_tenant_id(ctx: RequestContext) -> str:
     return tenants[0]["id"]
 
 
-def create_tenant(ctx: RequestContext, input: dict) -> dict:
-    """Mutation create_tenant: a tenant with a unique, URL-safe slug; returns {id}."""
-    name, slug = input["name"].strip(), input["slug"].strip()
-    if not name or not slug:
-        raise ApiError("A tenant needs a non-empty name and slug.")
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", slug):
-        raise ApiError(f"Invalid tenant slug {slug!r}: use lowercase letters, digits and dashes.")
-    if any(t["slug"] == slug for t in ctx.store.all("tenant")):
+def _check_slug(ctx: RequestContext, slug: str, tenant_id: Any = None) -> None:
+    """Server's slug rules: it must equal its slugified form, and no other tenant may have it."""
+    if not slug or slug != slugify.slugify(slug):
+        raise ApiError(f'Slug must be "slugified" (lowercase; no spaces): {slug!r} could be '
+                       f'{slugify.slugify(slug)!r}.')
+    if any(t["slug"] == slug and t["id"] != tenant_id for t in ctx.store.all("tenant")):
         raise ApiError("Uniqueness violation.")
+
+
+def create_tenant(ctx: RequestContext, input: dict) -> dict:
+    """Mutation create_tenant: a tenant with a unique, slugified slug; returns {id}."""
+    name, slug = input["name"].strip(), input["slug"]
+    if not name:
+        raise ApiError("A tenant needs a non-empty name.")
+    _check_slug(ctx, slug)
     row = ctx.store.insert("tenant", {"name": name, "slug": slug, "info": {}, "settings": {}})
     return {"id": row["id"]}
 
 
-def _update_tenant(column: str) -> Callable:
-    def resolve(ctx: RequestContext, input: dict) -> dict:
-        require(ctx, "tenant", input["tenant_id"], "tenant")
-        if column == "slug" and any(t["slug"] == input["slug"] and t["id"] != input["tenant_id"]
-                                    for t in ctx.store.all("tenant")):
-            raise ApiError("Uniqueness violation.")
-        ctx.store.update("tenant", input["tenant_id"], **{column: input.get(column)})
-        return {"id": input["tenant_id"]}
-    return resolve
+def update_tenant_name(ctx: RequestContext, input: dict) -> dict:
+    """Mutation update_tenant_name: "Update failed." for an unknown tenant, as on Server."""
+    if ctx.store.get("tenant", input["tenant_id"]) is None:
+        raise ApiError("Update failed.")
+    ctx.store.update("tenant", input["tenant_id"], name=input["name"])
+    return {"id": input["tenant_id"]}
+
+
+def update_tenant_slug(ctx: RequestContext, input: dict) -> dict:
+    """Mutation update_tenant_slug: a slugified slug no other tenant has."""
+    _check_slug(ctx, input["slug"], input["tenant_id"])
+    if ctx.store.get("tenant", input["tenant_id"]) is None:
+        raise ApiError("Update failed.")
+    ctx.store.update("tenant", input["tenant_id"], slug=input["slug"])
+    return {"id": input["tenant_id"]}
+
+
+def update_tenant_settings(ctx: RequestContext, input: dict) -> dict:
+    """Mutation update_tenant_settings: merges the given keys into the tenant's settings (Server's update)."""
+    tenant = ctx.store.get("tenant", input["tenant_id"])
+    if tenant is None:
+        raise ApiError(f"Invalid tenant id. Tenant {input['tenant_id']} does not exist.")
+    ctx.store.update("tenant", tenant["id"], settings=dict(tenant["settings"] or {}, **(input.get("settings") or {})))
+    return {"id": tenant["id"]}
+
+
+def delete_tenant(ctx: RequestContext, input: dict) -> dict:
+    """Mutation delete_tenant (the UI's Team settings): needs confirm; deletes the tenant and every row of it,
+    as Postgres cascades do on Server; success false for an unknown tenant."""
+    if not input.get("confirm"):
+        raise ApiError("Must pass `confirm=True` to proceed.")
+    if ctx.store.get("tenant", input["tenant_id"]) is None:
+        return {"success": False, "error": None}
+    from .registry import delete_flow_rows  # late import: registry imports this module
+    for flow in ctx.store.find("flow", "tenant_id", input["tenant_id"]):
+        delete_flow_rows(ctx, flow["id"])
+    for table in ("flow_group", "project", "agent", "agent_config", "message"):
+        ctx.store.delete_where(table, "tenant_id", input["tenant_id"])
+    ctx.store.delete("tenant", input["tenant_id"])
+    return {"success": True, "error": None}
 
 
 def create_project(ctx: RequestContext, input: dict) -> dict:
@@ -71,9 +108,10 @@ def create_project(ctx: RequestContext, input: dict) -> dict:
 
 
 def delete_project(ctx: RequestContext, input: dict) -> dict:
-    """Mutation delete_project: deletes a project with its flows and their runs."""
+    """Mutation delete_project: deletes a project with its flows and their runs (success false if unknown)."""
     from .registry import delete_flow_rows  # late import: registry imports this module
-    require(ctx, "project", input["project_id"], "project")
+    if ctx.store.get("project", input["project_id"]) is None:
+        return {"success": False, "error": None}
     for flow in ctx.store.find("flow", "project_id", input["project_id"]):
         delete_flow_rows(ctx, flow["id"])
     ctx.store.delete("project", input["project_id"])
@@ -82,7 +120,9 @@ def delete_project(ctx: RequestContext, input: dict) -> dict:
 
 def _update_project(column: str) -> Callable:
     def resolve(ctx: RequestContext, input: dict) -> dict:
-        project = require(ctx, "project", input["project_id"], "project")
+        project = ctx.store.get("project", input["project_id"])
+        if project is None:
+            raise ApiError("Update failed")  # Server's text for an unknown project
         if column == "name" and any(p["tenant_id"] == project["tenant_id"] and p["name"] == input["name"]
                                     and p["id"] != project["id"] for p in ctx.store.all("project")):
             raise ApiError("Uniqueness violation.")
@@ -103,11 +143,13 @@ def api(ctx: RequestContext) -> dict:
 
 
 def reference_data(ctx: RequestContext) -> dict:
-    """Query reference_data: prefect's state classes and their hierarchy (the UI reads it)."""
+    """Query reference_data: prefect's state classes as Server answers it (the UI reads it): state_hierarchy maps
+    each state to itself and every state class derived from it (Success -> Success, Skipped, Mapped, Cached),
+    state_info gives each state's color."""
     from prefect.engine import state as states
     from .states import state_hierarchy  # late: states.py imports nothing from here, keep it that way
-    names = [n for n, v in vars(states).items() if isinstance(v, type) and issubclass(v, states.State)]
-    info = {n: {"color": getattr(getattr(states, n), "color", None)} for n in names}
+    classes = [v for v in vars(states).values() if isinstance(v, type) and issubclass(v, states.State)]
+    info = {cls.__name__: {"color": cls.color} for cls in classes}
     return {"state_hierarchy": state_hierarchy(), "state_info": info}
 
 
@@ -123,9 +165,10 @@ def auth_info(ctx: RequestContext) -> dict:
 
 RESOLVERS: Dict[str, Callable] = {
     "create_tenant": create_tenant,
-    "update_tenant_name": _update_tenant("name"),
-    "update_tenant_slug": _update_tenant("slug"),
-    "update_tenant_settings": _update_tenant("settings"),
+    "update_tenant_name": update_tenant_name,
+    "update_tenant_slug": update_tenant_slug,
+    "update_tenant_settings": update_tenant_settings,
+    "delete_tenant": delete_tenant,
     "create_project": create_project,
     "delete_project": delete_project,
     "set_project_name": _update_project("name"),
