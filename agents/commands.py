@@ -66,21 +66,23 @@ def report_problems(dags: List[Dag], echo: Echo) -> int:
 def list_dags(settings: config_mod.Settings) -> List[Dict[str, str]]:
     """Rows of the DAG table: name, file, project, labels, schedule (problems shown as the schedule)."""
     rows = []
-    for dag in discovery.discover(settings.dags_folder, settings.default_project):
+    for dag in discovery.discover(settings.dags_folder, settings.default_project, settings.load_timeout,
+                                  load_flows=False):
         file = str(dag.path.relative_to(settings.dags_folder)) if dag.path else "-"
         rows.append({
             "name": dag.name,
             "file": file,
             "project": dag.project,
             "labels": ",".join(dag.labels) or "-",
-            "schedule": discovery.describe_schedule(dag.flow) if dag.ok else "BROKEN: " + "; ".join(dag.problems),
+            "schedule": dag.schedule if dag.ok else "BROKEN: " + "; ".join(dag.problems),
         })
     return rows
 
 
 def check(settings: config_mod.Settings, echo: Echo) -> int:
     """Loads every DAG and reports each problem; exit 1 if any."""
-    dags = discovery.discover(settings.dags_folder, settings.default_project)
+    dags = discovery.discover(settings.dags_folder, settings.default_project, settings.load_timeout,
+                              load_flows=False)
     if not dags:
         echo(f"no DAG folders in {settings.dags_folder}")
         return 1
@@ -106,7 +108,8 @@ def register(settings: config_mod.Settings, names: List[str], echo: Echo,
     """
     if dags is None:
         try:
-            dags = discovery.select(discovery.discover(settings.dags_folder, settings.default_project), names)
+            dags = discovery.select(discovery.discover(settings.dags_folder, settings.default_project,
+                                                       settings.load_timeout), names)
         except discovery.UnknownDagError as exc:
             raise UsageError(str(exc)) from None
     if not dags:
@@ -165,7 +168,7 @@ def find_dag(settings: config_mod.Settings, name: str) -> Dag:
     if name not in folders:
         known = ", ".join(sorted(folders)) or "(none)"
         raise UsageError(f"unknown DAG {name!r}: known DAGs are {known}")
-    dag = discovery.load_dag(folders[name], settings.default_project)
+    dag = discovery.load_dag(folders[name], settings.default_project, settings.load_timeout)
     if not dag.ok:
         raise UsageError("; ".join(f"{dag.where}: {p}" for p in dag.problems))
     return dag
@@ -198,7 +201,8 @@ def trigger(settings: config_mod.Settings, name: str, params: Dict[str, Any], wa
 def init(settings: config_mod.Settings, wait_timeout: float, echo: Echo) -> int:
     """Waits for the API, creates the tenant (server) if none, and every DAG's project. Idempotent."""
     client = connect(settings, echo, wait_timeout=wait_timeout)
-    dags = discovery.discover(settings.dags_folder, settings.default_project)
+    dags = discovery.discover(settings.dags_folder, settings.default_project, settings.load_timeout,
+                              load_flows=False)
     projects = sorted({d.project for d in dags if d.project} | {settings.default_project})
     created = connection.ensure_projects(client, projects)
     for project in projects:
