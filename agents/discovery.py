@@ -271,8 +271,18 @@ def discover(dags_folder: Path, default_project: str, timeout: float = DEFAULT_L
 
 def _load_all(folders: List[Path], default_project: str, timeout: float, load_flows: bool) -> List[Dag]:
     """Vets the folders' files in parallel children, then loads here those that passed (when asked)."""
-    vetting = [_start_vetting(folder, default_project) for folder in folders]
-    dags = [_finish_vetting(job, timeout) for job in vetting]
+    vetting: List[_Vetting] = []
+    try:
+        for folder in folders:
+            vetting.append(_start_vetting(folder, default_project))
+        dags = [_finish_vetting(job, timeout) for job in vetting]
+    finally:
+        # interrupted (Ctrl-C) or failed: no child may outlive us (a looping one would spin forever)
+        for job in vetting:
+            if job.pid and job.report_fd >= 0:
+                _kill_group(job.pid)
+                os.waitpid(job.pid, 0)
+                os.close(job.report_fd)
     if not load_flows:
         return dags
     return [load_in_process(d.folder, default_project) if d.ok else d for d in dags]
@@ -350,13 +360,12 @@ def _finish_vetting(job: _Vetting, timeout: float) -> Dag:
     dag = job.dag
     if not job.pid:
         return dag
-    try:
-        line, finished = _read_report(job.report_fd, job.started + timeout)
-        if not finished:
-            _kill_group(job.pid)
-        status = os.waitpid(job.pid, 0)[1]
-    finally:
-        os.close(job.report_fd)
+    line, finished = _read_report(job.report_fd, job.started + timeout)
+    if not finished:
+        _kill_group(job.pid)
+    status = os.waitpid(job.pid, 0)[1]
+    os.close(job.report_fd)
+    job.report_fd = -1  # done: nothing left to clean up
     if not finished:
         dag.problems.append(f"loading did not finish within {timeout:g}s ({LOAD_TIMEOUT_ENV}): the file loops or "
                             "blocks at import; move slow work into tasks, or raise DAGS_LOAD_TIMEOUT")

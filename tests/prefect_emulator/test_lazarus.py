@@ -37,11 +37,10 @@ from prefect import Client
 from prefect.engine.state import (Failed, Paused, Pending, Resume, Retrying, Running, Scheduled, State, Submitted,
                                   Success)
 
-from tests.prefect_emulator.prefect_session import (create_tenant_and_project, prefect_session,
-                                                    register_flow_script, write_flow_script)
+from tests.prefect_emulator.conftest import PROJECT
+from tests.prefect_emulator.prefect_session import register_flow_script, write_flow_script
 from tests.processes import Emulator
 
-PROJECT = "lazarus-tests"
 STALE_AFTER = 1.0
 INTERVAL = 0.2
 ROUND_BOUND = 20.0  # seconds a test waits for Lazarus at most (a loaded 2-core CI machine); normally ~1.2 s
@@ -61,16 +60,20 @@ class FastLazarusEmulator(Emulator):
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+def module_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """This module's emulator (conftest's `module_client` points at it): fast Lazarus, no zombie killing."""
     with FastLazarusEmulator(tmp_path_factory.mktemp("lazarus"), heartbeat_timeout=3600) as emu:
         yield emu
 
 
 @pytest.fixture(scope="module")
-def client(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    with prefect_session(emulator.url, tmp_path_factory.mktemp("prefect-home")) as session:
-        create_tenant_and_project(session, PROJECT)
-        yield session
+def emulator(module_emulator: Emulator) -> Emulator:
+    return module_emulator
+
+
+@pytest.fixture(scope="module")
+def client(module_client: Client) -> Client:
+    return module_client
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 that hangs, exits, crashes the interpreter, prints to stdout or leaves a thread running is that DAG's error."""
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from pathlib import Path
@@ -123,3 +124,32 @@ def test_bad_load_timeout_is_refused_before_anything_loads(tmp_path: Path, empty
     assert len(lines) == 1 and lines[0].startswith("Error: DAGS_LOAD_TIMEOUT must be"), result.stdout
     assert repr(value) in lines[0]
     assert not marker.exists()
+
+
+def test_interrupting_a_command_leaves_no_loading_child_behind(tmp_path: Path, empty_env_dir: Path,
+                                                               bad_dags: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    env = runtime_env("http://127.0.0.1:1", tmp_path / "home", empty_env_dir, DAGS_FOLDER=str(bad_dags),
+                      DAGS_LOAD_TIMEOUT="120")
+    cli = subprocess.Popen([sys.executable, "-m", "agents", "check"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        children: list = []
+        while len(children) < 2:  # the looping and the blocking files' children are still at it
+            assert time.monotonic() < deadline and cli.poll() is None, "no loading children seen"
+            children = [c for c in psutil.Process(cli.pid).children() if c.status() != psutil.STATUS_ZOMBIE]
+            time.sleep(0.2)
+        cli.send_signal(signal.SIGINT)  # Ctrl-C
+        cli.wait(timeout=30)
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == [], f"loading children outlived the interrupted command: {alive}"
+    finally:
+        if cli.poll() is None:
+            os.killpg(cli.pid, signal.SIGKILL)
+            cli.wait()
