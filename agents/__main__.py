@@ -1,7 +1,19 @@
 """`python -m agents`: the command line (see `agents.cli`)."""
 from __future__ import annotations
 
-from agents.cli import main
+import sys
+
+from agents.config import check_logging_level
+from agents.errors import UserError
+
+if __name__ == "__main__":
+    # before prefect is imported (agents.cli imports it): prefect dies on a bad level with a traceback
+    try:
+        check_logging_level()
+    except UserError as exc:
+        sys.exit(f"Error: {exc}")
+
+from agents.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

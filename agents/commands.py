@@ -61,21 +61,23 @@ def report_problems(dags: List[Dag], echo: Echo) -> int:
 def list_dags(settings: config_mod.Settings) -> List[Dict[str, str]]:
     """Rows of the DAG table: name, file, project, labels, schedule (problems shown as the schedule)."""
     rows = []
-    for dag in discovery.discover(settings.dags_folder, settings.default_project):
+    for dag in discovery.discover(settings.dags_folder, settings.default_project, settings.load_timeout,
+                                  load_flows=False):
         file = str(dag.path.relative_to(settings.dags_folder)) if dag.path else "-"
         rows.append({
             "name": dag.name,
             "file": file,
             "project": dag.project,
             "labels": ",".join(dag.labels) or "-",
-            "schedule": discovery.describe_schedule(dag.flow) if dag.ok else "BROKEN: " + "; ".join(dag.problems),
+            "schedule": dag.schedule if dag.ok else "BROKEN: " + "; ".join(dag.problems),
         })
     return rows
 
 
 def check(settings: config_mod.Settings, echo: Echo) -> int:
     """Loads every DAG and reports each problem; exit 1 if any."""
-    dags = discovery.discover(settings.dags_folder, settings.default_project)
+    dags = discovery.discover(settings.dags_folder, settings.default_project, settings.load_timeout,
+                              load_flows=False)
     if not dags:
         echo(f"no DAG folders in {settings.dags_folder}")
         return 1
@@ -100,7 +102,8 @@ def register(settings: config_mod.Settings, names: List[str], echo: Echo,
         0 when all registered, 1 if any failed.
     """
     if dags is None:
-        dags = discovery.select(discovery.discover(settings.dags_folder, settings.default_project), names)
+        dags = discovery.select(discovery.discover(settings.dags_folder, settings.default_project,
+                                                   settings.load_timeout), names)
     if not dags:
         raise UserError(f"no DAG folders in {settings.dags_folder}: add dags/<name>/<script>.py "
                         "or set DAGS_FOLDER")
@@ -176,7 +179,7 @@ def find_dag(settings: config_mod.Settings, name: str) -> Dag:
     folders = {f.name: f for f in discovery.dag_folders(settings.dags_folder)}
     if name not in folders:
         raise discovery.unknown_dag([name], folders)
-    dag = discovery.load_dag(folders[name], settings.default_project)
+    dag = discovery.load_dag(folders[name], settings.default_project, settings.load_timeout)
     if not dag.ok:
         raise UserError("; ".join(f"{dag.where}: {p}" for p in dag.problems))
     return dag
@@ -202,7 +205,8 @@ def trigger(settings: config_mod.Settings, name: str, params: Dict[str, Any], wa
 def init(settings: config_mod.Settings, wait_timeout: float, echo: Echo) -> int:
     """Waits for the API, creates the tenant (server) if none, and every DAG's project. Idempotent."""
     client = connect(settings, echo, wait_timeout=wait_timeout)
-    dags = discovery.discover(settings.dags_folder, settings.default_project)
+    dags = discovery.discover(settings.dags_folder, settings.default_project, settings.load_timeout,
+                              load_flows=False)
     projects = sorted({d.project for d in dags if d.project} | {settings.default_project})
     created = connection.ensure_projects(client, projects)
     for project in projects:

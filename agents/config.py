@@ -11,6 +11,8 @@ and secrets), `env/defaults.env` (committed). The tutorial's `PREFECT_AUTH_KEY` 
 """
 from __future__ import annotations
 
+import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,19 @@ BACKENDS = ("server", "cloud")
 # Env files read in this order; a variable already set (by the process or an earlier file) is kept.
 DEFAULTS_FILE = "defaults.env"
 ENV_FILES = ("local.env", DEFAULTS_FILE)
+# Our durations (seconds), checked when the settings load so that a bad value stops a command before it acts
+# (the API wait, DAG loading, `trigger --wait` polling, the agents' polling): name -> whether 0 is allowed.
+# Each module that uses one keeps its default.
+DURATIONS = {
+    "DAGS_API_WAIT_TIMEOUT": True,
+    "DAGS_LOAD_TIMEOUT": False,
+    "DAGS_WATCH_POLL_INTERVAL": False,
+    "DAGS_AGENT_MAX_POLL_INTERVAL": False,
+}
+# Seconds a DAG file may take to load (DAGS_LOAD_TIMEOUT). Loading only builds a Flow; the slowest repo DAG
+# loads in about 2 s on a busy 2-core machine (pandas import), so 30 s flags a hang without false alarms.
+DEFAULT_LOAD_TIMEOUT = 30.0
+LOGGING_LEVEL_ENV = "PREFECT__LOGGING__LEVEL"
 
 
 @dataclass
@@ -38,6 +53,7 @@ class Settings:
         backend: "server" or "cloud" (PREFECT__BACKEND)
         api_url: the GraphQL endpoint prefect talks to (prefect's `cloud.api`)
         env_files: the env files that were read, in precedence order
+        load_timeout: seconds a DAG file may take to load (DAGS_LOAD_TIMEOUT)
     """
 
     dags_folder: Path
@@ -45,11 +61,41 @@ class Settings:
     backend: str
     api_url: str
     env_files: List[Path]
+    load_timeout: float = DEFAULT_LOAD_TIMEOUT
 
 
 def env_dir() -> Path:
     """Returns the folder holding the env files: DAGS_ENV_DIR, else <repo>/env."""
     return Path(os.environ.get("DAGS_ENV_DIR") or REPO_ROOT / "env")
+
+
+def check_env_dir() -> Path:
+    """Returns `env_dir()`, refusing a DAGS_ENV_DIR that names no folder (a typo would silently drop every
+    setting of its env files).
+
+    Raises:
+        UserError: DAGS_ENV_DIR is set to something that is not a folder.
+    """
+    folder = env_dir()
+    if os.environ.get("DAGS_ENV_DIR") and not folder.is_dir():
+        raise UserError(f"DAGS_ENV_DIR={os.environ['DAGS_ENV_DIR']!r} is not a folder: point it at the folder "
+                          "holding local.env and defaults.env, or unset it to use the repository's env/")
+    return folder
+
+
+def check_logging_level() -> None:
+    """Refuses a PREFECT__LOGGING__LEVEL that Python's logging does not know (prefect fails on it at import
+    with a traceback, and every flow run an agent starts would too). Safe to call before prefect is imported.
+
+    Raises:
+        UserError: the level is not a logging level name (DEBUG, INFO, WARNING, ERROR, CRITICAL) or number.
+    """
+    level = os.environ.get(LOGGING_LEVEL_ENV)
+    # getLevelName maps a known name to its number; prefect passes the text as is (case-sensitive)
+    if level is None or level.strip().isdigit() or isinstance(logging.getLevelName(level), int):
+        return
+    raise UserError(f"{LOGGING_LEVEL_ENV}={level!r} is not a logging level: use DEBUG, INFO, WARNING, ERROR or "
+                      "CRITICAL (upper case), in the environment or env/local.env")
 
 
 def load_env_files(folder: Optional[Path] = None) -> List[Path]:
@@ -65,7 +111,7 @@ def load_env_files(folder: Optional[Path] = None) -> List[Path]:
     Returns:
         The files that exist and were read.
     """
-    folder = folder or env_dir()
+    folder = folder or check_env_dir()
     read = []
     for name in ENV_FILES:
         if name == DEFAULTS_FILE:
@@ -74,11 +120,24 @@ def load_env_files(folder: Optional[Path] = None) -> List[Path]:
         if not path.is_file():
             continue
         read.append(path)
-        for key, value in dotenv_values(path).items():
+        for key, value in _env_file_values(path).items():
             # The process environment (and an earlier, higher-precedence file) wins.
             if value is not None and key not in os.environ:
                 os.environ[key] = value
     return read
+
+
+def _env_file_values(path: Path) -> Dict[str, Optional[str]]:
+    """The variables of one env file; a file that is not UTF-8 text is a UserError naming it."""
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise UserError(f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line}): save it "
+                          "as UTF-8 (e.g. `iconv -f latin1 -t utf-8`) or remove that character") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}: fix its permissions or remove it") from None
+    return dotenv_values(path, encoding="utf-8")
 
 
 def _map_tutorial_key() -> None:
@@ -133,6 +192,8 @@ def seconds_from_env(name: str, default: Optional[float], allow_zero: bool = Fal
         value = float(raw)
     except ValueError:
         raise UserError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not math.isfinite(value):  # nan compares false with everything: a nan bound never ends a wait
+        raise UserError(f"{name} must be a finite number of seconds, got {raw!r}")
     if value < 0 or (value == 0 and not allow_zero):
         raise UserError(f"{name} must be {'>=' if allow_zero else '>'} 0, got {raw!r}")
     return value
@@ -148,9 +209,16 @@ def load(folder: Optional[Path] = None) -> Settings:
         The settings.
 
     Raises:
-        UserError: on an unknown backend.
+        UserError: on an unknown backend, an unreadable env file or folder, a bad logging level or duration.
     """
     files = load_env_files(folder)
+    check_logging_level()
+    durations = {}
+    for name, allow_zero in DURATIONS.items():
+        try:
+            durations[name] = seconds_from_env(name, None, allow_zero=allow_zero)
+        except UserError as exc:
+            raise UserError(f"{exc}: fix it in the environment or {env_dir() / 'local.env'}") from None
     apply_prefect_config()
     import prefect
 
@@ -168,6 +236,7 @@ def load(folder: Optional[Path] = None) -> Settings:
         backend=backend,
         api_url=str(prefect.config.cloud.api),
         env_files=files,
+        load_timeout=durations["DAGS_LOAD_TIMEOUT"] or DEFAULT_LOAD_TIMEOUT,
     )
 
 

@@ -25,7 +25,8 @@ def wait_for_api(url: str, timeout: float, echo: Optional[Callable[[str], None]]
     """Waits until the GraphQL API at `url` answers an HTTP request, with bounded retries and backoff.
 
     Any HTTP answer below 500 counts: the API process is up (authentication is checked later by
-    the real calls). Connection errors, timeouts and 5xx (e.g. Apollo up before Hasura) are retried.
+    the real calls), except 404: a wrong path, an error at once. Connection errors, timeouts and 5xx
+    (e.g. Apollo up before Hasura) are retried.
 
     Args:
         url: the GraphQL endpoint
@@ -36,7 +37,8 @@ def wait_for_api(url: str, timeout: float, echo: Optional[Callable[[str], None]]
         The number of attempts it took.
 
     Raises:
-        UserError: no answer within `timeout`; the message names the URL and what to check.
+        UserError: no answer within `timeout`, or HTTP 404 (no API at that path); the message names the URL
+            and what to check.
     """
     deadline = time.monotonic() + timeout
     delay = FIRST_DELAY
@@ -45,6 +47,13 @@ def wait_for_api(url: str, timeout: float, echo: Optional[Callable[[str], None]]
         attempt += 1
         try:
             response = requests.post(url, json={"query": "query { hello }"}, timeout=5)
+            if response.status_code == 404:
+                # something answers, but not GraphQL at this path: waiting longer cannot help
+                raise UserError(
+                    f"the Prefect API URL {url} answers HTTP 404 (no GraphQL API at that path): fix the path in "
+                    "PREFECT__SERVER__ENDPOINT (server backend, e.g. http://localhost:4200) or PREFECT__CLOUD__API "
+                    "(e.g. https://api.prefect.io), in env/local.env or the environment"
+                )
             if response.status_code < 500:
                 return attempt
             last = f"HTTP {response.status_code}"

@@ -1,11 +1,13 @@
 """Command line: `python -m prefect_emulator [--host H] [--port P] [--db PATH] [--api-key KEY]
-[--heartbeat-timeout SECONDS]`.
+[--heartbeat-timeout SECONDS] [--lazarus-interval SECONDS] [--lazarus-stale-after SECONDS]`.
 
 Every option can also come from the environment (PREFECT_EMULATOR_HOST, _PORT, _DB, _API_KEY,
-_HEARTBEAT_TIMEOUT), so that an API key never has to appear on a command line.
+_HEARTBEAT_TIMEOUT, _LAZARUS_INTERVAL, _LAZARUS_STALE_AFTER), so that an API key never has to appear on a
+command line.
 """
 from __future__ import annotations
 
+import math
 import signal
 import sqlite3
 import sys
@@ -14,6 +16,23 @@ from typing import NoReturn, Optional
 
 import click
 
+
+class Seconds(click.ParamType):
+    """A positive, finite number of seconds (click's FloatRange lets nan through: nan compares false)."""
+
+    name = "seconds"
+
+    def convert(self, value: object, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> float:
+        try:
+            seconds = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail(f"{value!r} must be a finite number of seconds above 0.", param, ctx)
+        return seconds
+
+
+SECONDS = Seconds()
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--host", envvar="PREFECT_EMULATOR_HOST", default="127.0.0.1", show_default=True,
@@ -26,10 +45,20 @@ import click
               help="Require 'Authorization: Bearer KEY'. Prefer the env variable PREFECT_EMULATOR_API_KEY, "
                    "so the key stays off command lines.")
 @click.option("--heartbeat-timeout", envvar="PREFECT_EMULATOR_HEARTBEAT_TIMEOUT",
-              type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, metavar="SECONDS",
+              type=SECONDS, default=60.0, show_default=True, metavar="SECONDS",
               help="Seconds without a heartbeat before a Running flow run is marked Failed. "
                    "Env: PREFECT_EMULATOR_HEARTBEAT_TIMEOUT.")
-def main(host: str, port: int, db: Optional[str], api_key: Optional[str], heartbeat_timeout: float) -> None:
+@click.option("--lazarus-interval", envvar="PREFECT_EMULATOR_LAZARUS_INTERVAL",
+              type=SECONDS, default=600.0, show_default=True,
+              metavar="SECONDS", help="Seconds between two rounds of Lazarus, which reschedules Submitted or Running "
+                                      "runs that stopped beating (as Server's, every 10 minutes). "
+                                      "Env: PREFECT_EMULATOR_LAZARUS_INTERVAL.")
+@click.option("--lazarus-stale-after", envvar="PREFECT_EMULATOR_LAZARUS_STALE_AFTER",
+              type=SECONDS, default=600.0, show_default=True,
+              metavar="SECONDS", help="Seconds since a run's last heartbeat after which Lazarus may reschedule it "
+                                      "(Server: 10 minutes). Env: PREFECT_EMULATOR_LAZARUS_STALE_AFTER.")
+def main(host: str, port: int, db: Optional[str], api_key: Optional[str], heartbeat_timeout: float,
+         lazarus_interval: float, lazarus_stale_after: float) -> None:
     """Offline emulator of Prefect Server 1.4.1's GraphQL API, for tests: GraphQL at POST / and
     POST /graphql, health at GET /health. Stops on SIGTERM or Ctrl-C."""
     # imported here so that --help and option errors answer without importing prefect and graphql-core
@@ -45,7 +74,8 @@ def main(host: str, port: int, db: Optional[str], api_key: Optional[str], heartb
     from .schema import build
     from .server import Emulator, Server
 
-    emulator = Emulator(build(), store, api_key=api_key, heartbeat_timeout=heartbeat_timeout)
+    emulator = Emulator(build(), store, api_key=api_key, heartbeat_timeout=heartbeat_timeout,
+                        lazarus_interval=lazarus_interval, lazarus_stale_after=lazarus_stale_after)
     try:
         server = Server((host, port), emulator)
     except OSError as exc:
@@ -61,7 +91,8 @@ def main(host: str, port: int, db: Optional[str], api_key: Optional[str], heartb
     emulator.start_background_loop()
     bound_host, bound_port = server.server_address[:2]
     log(f"EMULATOR listening on http://{bound_host}:{bound_port} (db={db or 'memory'}, "
-        f"api_key={'set' if api_key else 'none'}, heartbeat_timeout={heartbeat_timeout:g}s)")
+        f"api_key={'set' if api_key else 'none'}, heartbeat_timeout={heartbeat_timeout:g}s, "
+        f"lazarus_interval={lazarus_interval:g}s, lazarus_stale_after={lazarus_stale_after:g}s)")
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

@@ -2,6 +2,12 @@
 
 graphql-core has already validated the arguments against the generated schema, so the shapes here are known
 good: a bool_exp is a dict of `_and`/`_or`/`_not`, column comparisons and nested relation expressions.
+
+Pattern operators (`_like`, `_ilike`, `_similar` and their negations) never become a backtracking regular
+expression: a pattern is split on `%` into fixed-length pieces that are matched left to right, each at its
+leftmost place (see `LikePattern`), so a hostile pattern costs at most about len(text) x len(pattern) steps
+instead of freezing the emulator. `_similar` keeps only the LIKE wildcards (`%`, `_`), not SIMILAR TO's regex
+syntax.
 """
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import re
 from typing import Any, Callable, Dict, List, Optional
 
 from . import timestamps
+from .errors import ApiError
 from .store import Store
 from .tables import TABLES, TIME
 
@@ -32,7 +39,14 @@ def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: O
 
     Returns:
         the selected rows
+
+    Raises:
+        ApiError: a negative limit or offset (Hasura refuses them with the same message)
     """
+    for name, value in (("limit", limit), ("offset", offset)):
+        if value is not None and value < 0:
+            raise ApiError(f"unexpected negative value ({name}: {value}): give a {name} of 0 or more",
+                           code="not-supported")
     if rows is None:
         rows = store.all(table)
     if where:
@@ -51,7 +65,7 @@ def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: O
     if offset:
         rows = rows[offset:]
     if limit is not None:
-        rows = rows[:max(limit, 0)]
+        rows = rows[:limit]
     return rows
 
 
@@ -109,9 +123,57 @@ def _comparable(kind: str, value: Any) -> Any:
     return value
 
 
-def _like(pattern: str, flags: int = 0) -> "re.Pattern":
-    regex = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern)
-    return re.compile(f"^{regex}$", flags | re.DOTALL)
+class LikePattern:
+    """A SQL LIKE pattern (`%` any run of characters, `_` one character, `\\` escapes the next one), matched
+    without backtracking.
+
+    The pattern is split on `%` into pieces of fixed length. The first piece must match at the start, the last at
+    the end, and each piece in between is searched for at its leftmost place after the previous one: taking the
+    leftmost place never loses a match, because it leaves the most text for the pieces after it. Each piece is a
+    regex of literals and `.` only (no repetition), so each search is bounded by len(text) x len(piece).
+
+    Args:
+        pattern: the LIKE pattern
+        ignore_case: True for ILIKE
+    """
+
+    def __init__(self, pattern: str, ignore_case: bool = False) -> None:
+        flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+        pieces: List[List[str]] = [[]]
+        chars = iter(pattern)
+        for ch in chars:
+            if ch == "%":
+                pieces.append([])
+            elif ch == "_":
+                pieces[-1].append(".")
+            else:
+                if ch == "\\":
+                    ch = next(chars, "\\")  # a trailing backslash stands for itself
+                pieces[-1].append(re.escape(ch))
+        self._lengths = [len(piece) for piece in pieces]
+        self._pieces = [re.compile("".join(piece), flags) for piece in pieces]
+
+    def matches(self, text: str) -> bool:
+        """True when the whole of `text` matches the pattern."""
+        first, last = self._pieces[0], self._pieces[-1]
+        if len(self._pieces) == 1:  # no %: the text is exactly as long as the pattern
+            return len(text) == self._lengths[0] and first.fullmatch(text) is not None
+        start, end = self._lengths[0], len(text) - self._lengths[-1]
+        if end < start or first.match(text, 0, start) is None or last.fullmatch(text, end) is None:
+            return False
+        for piece, length in zip(self._pieces[1:-1], self._lengths[1:-1]):
+            if not length:
+                continue  # %% is one %
+            found = piece.search(text, start, end)
+            if found is None:
+                return False
+            start = found.end()
+        return True
+
+
+@functools.lru_cache(maxsize=256)
+def _like(pattern: str, ignore_case: bool) -> LikePattern:
+    return LikePattern(pattern, ignore_case)
 
 
 def _contains(container: Any, item: Any) -> bool:
@@ -165,8 +227,7 @@ def compare(kind: str, value: Any, cond: Dict[str, Any]) -> bool:
         elif op in ("_like", "_nlike", "_ilike", "_nilike", "_similar", "_nsimilar"):
             if not isinstance(left, str):
                 return False
-            flags = re.IGNORECASE if "ilike" in op else 0
-            ok = bool(_like(right, flags).match(left))
+            ok = _like(right, "ilike" in op).matches(left)
             if op.startswith("_n"):
                 ok = not ok
         else:

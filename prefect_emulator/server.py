@@ -1,5 +1,5 @@
 """The HTTP side: GraphQL over `POST /` and `POST /graphql`, `GET /health`, API-key checks, one log line per
-operation, and the zombie-killer thread.
+operation, and the background thread (zombie killer, Lazarus, scheduler).
 
 Answers follow Hasura/Apollo as Prefect Server runs them: GraphQL errors (syntax, validation, refusals)
 come with HTTP 200 and `{"errors": [...]}`; an unparseable JSON body gets 400, a body over 10 MB gets 413,
@@ -20,6 +20,7 @@ from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, 
 from graphql.utilities import get_operation_ast
 
 from .console import log
+from . import lazarus
 from .context import RequestContext
 from .scheduler import schedule_all
 from .states import kill_zombies
@@ -38,14 +39,19 @@ class Emulator:
         store: the tables
         api_key: when set, every GraphQL request must carry `Authorization: Bearer <api_key>`
         heartbeat_timeout: seconds without heartbeat after which a Running flow run is marked Failed
+        lazarus_interval: seconds between two Lazarus rounds (Server: 600)
+        lazarus_stale_after: seconds since a run's last heartbeat after which Lazarus revives it (Server: 600)
     """
 
     def __init__(self, schema: GraphQLSchema, store: Store, api_key: Optional[str] = None,
-                 heartbeat_timeout: float = 60.0) -> None:
+                 heartbeat_timeout: float = 60.0, lazarus_interval: float = lazarus.INTERVAL_SECONDS,
+                 lazarus_stale_after: float = lazarus.STALE_AFTER_SECONDS) -> None:
         self.schema = schema
         self.store = store
         self.api_key = api_key or None
         self.heartbeat_timeout = heartbeat_timeout
+        self.lazarus_interval = lazarus_interval
+        self.lazarus_stale_after = lazarus_stale_after
         self._stop = threading.Event()
 
     # --------------------------------------------------------------------------------------- GraphQL
@@ -135,15 +141,16 @@ class Emulator:
             answer["errors"] = [e.formatted for e in result.errors]
         return answer
 
-    # ---------------------------------------------------------------------------------------- zombies
+    # ------------------------------------------------------------------------------ background services
     def start_background_loop(self) -> threading.Thread:
         """Starts the thread that plays Server's services: the zombie killer, every min(1 s, timeout/4), fails
-        Running flow runs whose heartbeat is older than the timeout; the scheduler, every SCHEDULE_SECONDS,
-        tops up the runs of flows with an active schedule."""
-        interval = max(0.1, min(1.0, self.heartbeat_timeout / 4))
+        Running flow runs whose heartbeat is older than the timeout; Lazarus, every `lazarus_interval` (first
+        round at start, as Server's loop services do), reschedules stuck runs (see lazarus.py); the scheduler,
+        every SCHEDULE_SECONDS, tops up the runs of flows with an active schedule."""
+        interval = max(0.1, min(1.0, self.heartbeat_timeout / 4, self.lazarus_interval))
 
         def loop() -> None:
-            next_schedule = 0.0
+            next_schedule = next_lazarus = 0.0
             while not self._stop.wait(interval):
                 try:
                     with self.store.transaction():
@@ -151,6 +158,9 @@ class Emulator:
                     for run_id in killed:
                         log(f"ZOMBIE flow run {run_id} marked Failed: no heartbeat for "
                             f"{self.heartbeat_timeout:g} s")
+                    if time.monotonic() >= next_lazarus:
+                        next_lazarus = time.monotonic() + self.lazarus_interval
+                        self._lazarus_round()
                     if time.monotonic() >= next_schedule:
                         next_schedule = time.monotonic() + SCHEDULE_SECONDS
                         with self.store.transaction():
@@ -163,6 +173,15 @@ class Emulator:
         thread = threading.Thread(target=loop, name="background-services", daemon=True)
         thread.start()
         return thread
+
+    def _lazarus_round(self) -> None:
+        with self.store.transaction():
+            rescheduled, failed = lazarus.resurrect(RequestContext(self.store), self.lazarus_stale_after)
+        for run_id, attempt in rescheduled:
+            log(f"LAZARUS flow run {run_id} rescheduled: no heartbeat for {self.lazarus_stale_after:g} s and no "
+                f"task run in progress (attempt {attempt} of {lazarus.ATTEMPT_LIMIT})")
+        for run_id in failed:
+            log(f"LAZARUS flow run {run_id} marked Failed: rescheduled {lazarus.ATTEMPT_LIMIT} times already")
 
     def stop(self) -> None:
         self._stop.set()

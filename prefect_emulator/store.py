@@ -179,7 +179,8 @@ class Store:
         self._index.clear()
 
     def integrity_check(self) -> str:
-        """Runs SQLite's integrity check (used by the /health answer)."""
+        """Runs SQLite's integrity check. It takes the store lock, so /health must not call it: /health answers
+        while a long query holds the lock."""
         with self.lock:
             return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
 

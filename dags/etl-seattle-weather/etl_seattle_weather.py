@@ -13,6 +13,9 @@ load     writes everything to the output folder atomically: every file is first 
 Parameters (relative paths are taken from the repository root, /app inside the containers):
     input_path   the CSV to read            (default data/seattle-weather.csv)
     output_dir   where the outputs go       (default data/output/etl-seattle-weather)
+Both must stay inside the repository's data/ folder once resolved (symlinks followed): a run's parameters come
+from whoever can trigger it, and must not make the agent read or write anywhere else it can. Errors name the
+file and what is wrong with it, never what it holds.
 
 Run it here with `python dags/etl-seattle-weather/etl_seattle_weather.py --local`, or register and host it
 with `python dags/etl-seattle-weather/etl_seattle_weather.py`.
@@ -40,6 +43,8 @@ PROJECT = "My Tests"
 FLOW_NAME = "etl-seattle-weather"
 # dags/<name>/<file>.py -> the repository root (/app in the image), where data/ lives
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+# the only folder the parameters may point into (inputs shipped with the repo, outputs of runs)
+DATA_ROOT = REPO_ROOT / "data"
 
 COLUMNS = ("date", "precipitation", "temp_max", "temp_min", "wind", "weather")
 WEATHER_TYPES = ("drizzle", "fog", "rain", "snow", "sun")
@@ -62,20 +67,43 @@ OUTPUT_FILES = ("monthly.csv", "rejects.csv", "chart.png", "report.md", "report.
 # ---------------------------------------------------------------- paths and files
 
 def resolve_path(value: Any, parameter: str) -> pathlib.Path:
-    """Turns a path parameter into an absolute path, relative ones being taken from the repository root.
+    """Turns a path parameter into an absolute path inside the data folder, relative ones being taken from the
+    repository root.
 
     Args:
         value: the parameter's value
         parameter: its name, for the error message
 
     Returns:
-        The absolute path.
+        The absolute path with every symlink resolved.
+
+    Raises:
+        ValueError: not a path, or a path that resolves outside the data folder.
     """
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
         raise ValueError(f"parameter {parameter} must be a non-empty path, got {value!r}: "
                          f"pass e.g. --param {parameter}=data/seattle-weather.csv")
     path = pathlib.Path(str(value).strip()).expanduser()
-    return path if path.is_absolute() else REPO_ROOT / path
+    return inside_data(path if path.is_absolute() else REPO_ROOT / path, parameter)
+
+
+def inside_data(path: pathlib.Path, parameter: str) -> pathlib.Path:
+    """Resolves `path` (symlinks followed, missing parts kept) and refuses it unless it is in the data folder.
+
+    Args:
+        path: an absolute path
+        parameter: the parameter it came from, for the error message
+
+    Returns:
+        The resolved path.
+    """
+    root = DATA_ROOT.resolve()
+    resolved = path.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise ValueError(f"parameter {parameter} must point inside the data folder {root}, but {path} resolves "
+                         f"to {resolved} (symlinks followed): put the file under data/ and pass a path such as "
+                         f"data/seattle-weather.csv or data/output/{FLOW_NAME}")
+    return resolved
 
 
 def write_files_atomically(directory: pathlib.Path, files: "OrderedDict[str, bytes]") -> None:
@@ -98,6 +126,10 @@ def write_files_atomically(directory: pathlib.Path, files: "OrderedDict[str, byt
     except OSError as exc:
         raise RuntimeError(f"cannot create the output folder {directory}: {exc.strerror or exc}; "
                            f"pass a writable folder with the parameter output_dir") from exc
+    if directory.resolve() != directory:
+        # it was resolved before; a symlink that appears meanwhile must not redirect the writes
+        raise RuntimeError(f"the output folder {directory} changed while it was created (it now resolves to "
+                           f"{directory.resolve()}); nothing was written")
     for name in files:
         if (directory / name).is_dir():
             raise RuntimeError(f"cannot write {directory / name}: a folder of that name is in the way; "
@@ -159,8 +191,8 @@ def read_weather_csv(path: pathlib.Path) -> Dict[str, Any]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"input file {path} is not UTF-8 text, so not a CSV file (byte "
-                         f"0x{data[exc.start]:02x} at offset {exc.start}): {fix}") from exc
+        raise ValueError(f"input file {path} is not UTF-8 text, so not a CSV file (invalid byte at offset "
+                         f"{exc.start}): {fix}") from exc
     reader = csv.reader(io.StringIO(text, newline=""))
     records: List[Tuple[int, List[str]]] = []
     try:
@@ -171,16 +203,16 @@ def read_weather_csv(path: pathlib.Path) -> Dict[str, Any]:
                          f"{fix}") from exc
     header = [cell.strip() for cell in records[0][1]] if records else []
     missing = [c for c in COLUMNS if c not in header]
-    duplicated = sorted({c for c in header if header.count(c) > 1})
+    # only our own column names are ever named: the header is the file's content, which errors never quote
+    duplicated = [c for c in COLUMNS if header.count(c) > 1]
     if missing or duplicated:
         problems = []
         if missing:
             problems.append("missing column(s) " + ", ".join(missing))
         if duplicated:
             problems.append("duplicated column(s) " + ", ".join(duplicated))
-        shown = ",".join(header)
         raise ValueError(f"input file {path} has the wrong header: {'; '.join(problems)} "
-                         f"(first line is {shown[:200]!r}; extra columns would be ignored): {fix}")
+                         f"(extra columns would be ignored): {fix}")
     rows = [(number, record) for number, record in records[1:] if record]  # blank lines are empty records
     if not rows:
         raise ValueError(f"input file {path} has a header but no data rows: {fix}")
@@ -274,7 +306,8 @@ def validate_rows(extracted: Dict[str, Any]) -> Dict[str, Any]:
         row["line"] = line
         accepted.append(row)
     if not accepted:
-        sample = "; ".join(f"line {r['line']}: {r['reason']}" for r in rejected[:3])
+        # codes only: a reason quotes the cell, and an error never quotes the file
+        sample = "; ".join(f"line {r['line']}: {r['code']}" for r in rejected[:3])
         raise ValueError(f"input file {extracted['path']} has no valid row: all {len(rejected)} rows were "
                          f"rejected ({sample}); fix the file or pass another input_path")
     return {"accepted": accepted, "rejected": rejected, "rows_read": len(extracted["rows"])}

@@ -87,9 +87,9 @@ def serve_and_trigger(env: Dict[str, str], dag: str, agent: str, params: Dict[st
         stop(server)
 
 
-def test_etl_run_by_an_agent_records_the_agent_and_the_run_in_its_report(emulator_and_env, tmp_path):
+def test_etl_run_by_an_agent_records_the_agent_and_the_run_in_its_report(emulator_and_env, tmp_path, data_tmp):
     emulator, orchestrator = emulator_and_env
-    out = tmp_path / "out"
+    out = data_tmp / "out"  # the ETL DAG writes only inside data/
     run_id, _ = serve_and_trigger(orchestrator, "etl-seattle-weather", "etl-agent-under-test",
                                {"output_dir": str(out)}, tmp_path / "agent.log")
     report = json.loads((out / "report.json").read_text())

@@ -6,7 +6,9 @@ import csv
 import hashlib
 import json
 import logging
+import os
 import resource
+import shutil
 import signal
 import statistics
 from pathlib import Path
@@ -15,9 +17,11 @@ from typing import Dict, List
 import pytest
 from PIL import Image
 
+from tests.dags.conftest import DATA, data_scratch
 from tests.dags.dag_files import ETL_DAG, FIXTURES, WEATHER_CSV, dag_env, load_flow, run_local, task_state
 
-DIRTY = FIXTURES / "dirty-weather.csv"
+# the fixture lives with the tests, outside data/: each test copies it into its scratch folder under data/
+DIRTY_SOURCE = FIXTURES / "dirty-weather.csv"
 # monthly.csv rounds to 2 decimals: half a cent, plus float noise
 ROUNDING = 0.005 + 1e-9
 OUTPUTS = {"monthly.csv", "rejects.csv", "chart.png", "report.md", "report.json"}
@@ -56,10 +60,26 @@ def snapshot(folder: Path) -> Dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+def failure_messages(state) -> List[str]:
+    return [str(s.result) for s in state.result.values() if type(s).__name__ == "Failed"]
+
+
+@pytest.fixture
+def dirty(data_tmp: Path) -> Path:
+    """The dirty fixture, copied into the test's scratch folder under data/."""
+    return Path(shutil.copy(DIRTY_SOURCE, data_tmp / DIRTY_SOURCE.name))
+
+
 @pytest.fixture(scope="module")
-def dirty_run(tmp_path_factory):
+def dirty_run():
     """One run over the dirty fixture, shared by the tests that read its outputs (keeps the suite quick)."""
-    out = tmp_path_factory.mktemp("etl") / "out"
+    with data_scratch() as scratch:
+        yield run_dirty(scratch)
+
+
+def run_dirty(scratch: Path):
+    out = scratch / "out"
+    dirty = Path(shutil.copy(DIRTY_SOURCE, scratch / DIRTY_SOURCE.name))
     records: List[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[assignment]
@@ -68,7 +88,7 @@ def dirty_run(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("DAGS_AGENT_NAME", "agent-under-test")
     try:
-        state = run_flow(DIRTY, out)
+        state = run_flow(dirty, out)
     finally:
         mp.undo()
         logger.removeHandler(handler)
@@ -125,7 +145,7 @@ def test_report_records_counts_agent_and_checksums_of_the_files_it_came_with(dir
     assert report["rows"] == {"read": 17, "accepted": 7, "rejected": 10}
     assert report["agent_name"] == "agent-under-test"
     assert report["rejected_by_reason"]["precipitation"] == 3
-    assert report["input"]["sha256"] == hashlib.sha256(DIRTY.read_bytes()).hexdigest()
+    assert report["input"]["sha256"] == hashlib.sha256(DIRTY_SOURCE.read_bytes()).hexdigest()
     for name in ("monthly.csv", "rejects.csv", "chart.png", "report.md"):
         assert report["files"][name]["sha256"] == hashlib.sha256((out / name).read_bytes()).hexdigest(), name
     markdown = (out / "report.md").read_text()
@@ -148,10 +168,10 @@ def test_chart_is_a_valid_png_of_sensible_size(dirty_run):
     assert (out / "chart.png").stat().st_size > 2000
 
 
-def test_real_dataset_loads_every_day_of_2012_to_2015(tmp_path):
-    state = run_flow(WEATHER_CSV, tmp_path / "out")
+def test_real_dataset_loads_every_day_of_2012_to_2015(data_tmp):
+    state = run_flow(WEATHER_CSV, data_tmp / "out")
     assert state.is_successful(), state.result
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    report = json.loads((data_tmp / "out" / "report.json").read_text())
     assert report["rows"] == {"read": 1461, "accepted": 1461, "rejected": 0}
     with WEATHER_CSV.open(newline="") as fh:
         total = sum(float(r["precipitation"]) for r in csv.DictReader(fh))
@@ -160,7 +180,7 @@ def test_real_dataset_loads_every_day_of_2012_to_2015(tmp_path):
     for month in report["monthly"]:
         year, number = map(int, month["month"].split("-"))
         assert month["days"] == calendar.monthrange(year, number)[1], month["month"]
-    with Image.open(tmp_path / "out" / "chart.png") as image:
+    with Image.open(data_tmp / "out" / "chart.png") as image:
         assert image.size == (1000, 560)
 
 
@@ -176,31 +196,31 @@ def test_real_dataset_loads_every_day_of_2012_to_2015(tmp_path):
     ("header-only.csv", b"date,precipitation,temp_max,temp_min,wind,weather\n", "has a header but no data rows"),
     ("all-bad.csv", b"date,precipitation,temp_max,temp_min,wind,weather\nx,y,z,w,v,u\n", "has no valid row"),
 ])
-def test_malformed_input_fails_with_an_error_naming_the_file_and_the_problem(tmp_path, name, content, expected):
-    path = tmp_path / name
+def test_malformed_input_fails_with_an_error_naming_the_file_and_the_problem(data_tmp, name, content, expected):
+    path = data_tmp / name
     if content is not None:
         path.write_bytes(content)
-    state = run_flow(path, tmp_path / "out")
+    state = run_flow(path, data_tmp / "out")
     assert state.is_failed()
     failed = [s for s in state.result.values() if type(s).__name__ == "Failed"]
     assert len(failed) == 1, failed
     message = str(failed[0].result)
     assert str(path) in message and expected in message, message
     assert "input_path" in message or "another input_path" in message, "the error says how to fix it"
-    assert not (tmp_path / "out").exists(), "nothing is written when the input is bad"
+    assert not (data_tmp / "out").exists(), "nothing is written when the input is bad"
 
 
-def test_input_path_that_is_a_folder_is_refused(tmp_path):
-    state = run_flow(tmp_path, tmp_path / "out")
+def test_input_path_that_is_a_folder_is_refused(data_tmp):
+    state = run_flow(data_tmp, data_tmp / "out")
     message = str(task_state(state, "extract").result)
-    assert f"input file {tmp_path} is a folder, not a file" in message
+    assert f"input file {data_tmp} is a folder, not a file" in message
 
 
-def test_run_killed_mid_load_leaves_the_previous_output_intact_and_no_temp_files(tmp_path):
+def test_run_killed_mid_load_leaves_the_previous_output_intact_and_no_temp_files(tmp_path, data_tmp, dirty):
     """The second run's chart.png write hits a file-size limit (as a full disk would) after monthly.csv and
     rejects.csv have been written to their temporary files: nothing of it may show in the output folder."""
-    out = tmp_path / "out"
-    first = run_local(ETL_DAG, {"input_path": str(DIRTY), "output_dir": str(out)}, dag_env(tmp_path / "home"))
+    out = data_tmp / "out"
+    first = run_local(ETL_DAG, {"input_path": str(dirty), "output_dir": str(out)}, dag_env(tmp_path / "home"))
     assert first.returncode == 0, first.stdout + first.stderr
     before = snapshot(out)
     assert set(before) == OUTPUTS
@@ -222,9 +242,9 @@ def test_run_killed_mid_load_leaves_the_previous_output_intact_and_no_temp_files
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS), "temporary files were left behind"
 
 
-def test_folder_in_the_way_of_an_output_fails_before_anything_is_replaced(tmp_path):
-    out = tmp_path / "out"
-    assert run_flow(DIRTY, out).is_successful()
+def test_folder_in_the_way_of_an_output_fails_before_anything_is_replaced(data_tmp, dirty):
+    out = data_tmp / "out"
+    assert run_flow(dirty, out).is_successful()
     (out / "chart.png").unlink()
     (out / "chart.png").mkdir()
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
@@ -235,31 +255,109 @@ def test_folder_in_the_way_of_an_output_fails_before_anything_is_replaced(tmp_pa
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
 
 
-def test_unwritable_output_path_gives_a_clear_error(tmp_path):
-    blocker = tmp_path / "a-file"
+def test_unwritable_output_path_gives_a_clear_error(data_tmp, dirty):
+    blocker = data_tmp / "a-file"
     blocker.write_text("not a folder")
-    state = run_flow(DIRTY, blocker / "out")
+    state = run_flow(dirty, blocker / "out")
     message = str(task_state(state, "load").result)
     assert f"cannot create the output folder {blocker / 'out'}" in message
     assert "pass a writable folder with the parameter output_dir" in message
 
 
 @pytest.mark.parametrize("value", ["", "   ", 42])
-def test_output_dir_that_is_no_path_is_refused(tmp_path, value):
-    state = load_flow(ETL_DAG).run(parameters={"input_path": str(DIRTY), "output_dir": value})
+def test_output_dir_that_is_no_path_is_refused(dirty, value):
+    state = load_flow(ETL_DAG).run(parameters={"input_path": str(dirty), "output_dir": value})
     assert state.is_failed()
-    messages = [str(s.result) for s in state.result.values() if type(s).__name__ == "Failed"]
+    messages = failure_messages(state)
     assert any("parameter output_dir must be a non-empty path" in m for m in messages), messages
 
 
-def test_extra_columns_in_any_order_are_ignored(tmp_path):
-    source = tmp_path / "reordered.csv"
+def test_extra_columns_in_any_order_are_ignored(data_tmp):
+    source = data_tmp / "reordered.csv"
     source.write_text("station,weather,date,wind,temp_min,temp_max,precipitation\r\n"
                       "SEA,rain,2014/03/01,4.0,2.0,9.0,5.5\r\n"
                       "SEA,sun,2014/03/02,2.0,1.0,11.0,0\r\n")
-    state = run_flow(source, tmp_path / "out")
+    state = run_flow(source, data_tmp / "out")
     assert state.is_successful(), state.result
-    with (tmp_path / "out" / "monthly.csv").open(newline="") as fh:
+    with (data_tmp / "out" / "monthly.csv").open(newline="") as fh:
         (march,) = list(csv.DictReader(fh))
     assert (march["month"], march["days"], march["precipitation_mm"]) == ("2014-03", "2", "5.5")
     assert (march["days_rain"], march["days_sun"], march["temp_max_highest"]) == ("1", "1", "11.0")
+
+
+SECRET = "TOPSECRET-hunter2"
+
+
+@pytest.fixture
+def outside_file(tmp_path: Path) -> Path:
+    """A readable file outside data/ whose first line is a secret (what the agent could read elsewhere)."""
+    path = tmp_path / "secret.csv"
+    path.write_text(f"{SECRET},date,precipitation,temp_max,temp_min,wind,weather\n")
+    return path
+
+
+def assert_refused_outside(state, parameter: str) -> str:
+    messages = failure_messages(state)
+    assert state.is_failed() and len(messages) == 1, messages
+    assert f"parameter {parameter} must point inside the data folder {DATA.resolve()}" in messages[0], messages
+    return messages[0]
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dot-dot", "symlink", "symlinked-folder"])
+def test_input_outside_data_is_refused_without_reading_it(data_tmp: Path, outside_file: Path, kind: str) -> None:
+    if kind == "absolute":
+        given = str(outside_file)
+    elif kind == "dot-dot":
+        # relative to the repo root: into data/, then up and out of the repository
+        given = "data/../" + os.path.relpath(outside_file, DATA.parent)
+    elif kind == "symlink":
+        (data_tmp / "link.csv").symlink_to(outside_file)
+        given = str(data_tmp / "link.csv")
+    else:
+        (data_tmp / "elsewhere").symlink_to(outside_file.parent, target_is_directory=True)
+        given = str(data_tmp / "elsewhere" / outside_file.name)
+    state = load_flow(ETL_DAG).run(parameters={"input_path": given, "output_dir": str(data_tmp / "out")})
+    message = assert_refused_outside(state, "input_path")
+    assert SECRET not in message
+    assert not (data_tmp / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dot-dot", "symlink"])
+def test_output_outside_data_is_refused_and_nothing_is_written_there(tmp_path: Path, data_tmp: Path, dirty: Path,
+                                                                    kind: str) -> None:
+    target = tmp_path / "escaped"
+    if kind == "absolute":
+        given = str(target)
+    elif kind == "dot-dot":
+        given = "data/" + "../" * 20 + str(target.relative_to("/"))  # climbs to / and back down to target
+    else:
+        target.mkdir()
+        (data_tmp / "out-link").symlink_to(target, target_is_directory=True)
+        given = str(data_tmp / "out-link")
+    state = load_flow(ETL_DAG).run(parameters={"input_path": str(dirty), "output_dir": given})
+    assert_refused_outside(state, "output_dir")
+    assert not target.exists() or list(target.iterdir()) == []
+
+
+def test_paths_inside_data_by_any_spelling_are_accepted(data_tmp: Path, dirty: Path) -> None:
+    relative_in = dirty.relative_to(DATA.parent)  # data/.pytest-.../dirty-weather.csv
+    roundabout_out = f"data/output/../{data_tmp.name}/./out"
+    (data_tmp / "inner-link.csv").symlink_to(dirty)  # a symlink that stays inside data/ is fine
+    for input_path in (str(relative_in), str(data_tmp / "inner-link.csv")):
+        state = load_flow(ETL_DAG).run(parameters={"input_path": input_path, "output_dir": roundabout_out})
+        assert state.is_successful(), state.result
+    assert sorted(p.name for p in (data_tmp / "out").iterdir()) == sorted(OUTPUTS)
+
+
+@pytest.mark.parametrize("content", [
+    f"{SECRET},precipitation\n2012/01/01,0\n",  # wrong header: the first line must not be quoted
+    f"date,precipitation,temp_max,temp_min,wind,weather\n{SECRET},{SECRET},1,0,1,{SECRET}\n",  # no valid row
+    f"date,date,precipitation,temp_max,temp_min,wind,weather,{SECRET},{SECRET}\n",  # duplicated columns
+])
+def test_errors_never_quote_the_input_file(data_tmp: Path, content: str) -> None:
+    path = data_tmp / "leaky.csv"
+    path.write_text(content)
+    state = load_flow(ETL_DAG).run(parameters={"input_path": str(path), "output_dir": str(data_tmp / "out")})
+    messages = failure_messages(state)
+    assert state.is_failed() and len(messages) == 1, messages
+    assert str(path) in messages[0] and SECRET not in messages[0], messages[0]

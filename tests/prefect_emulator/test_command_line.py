@@ -25,8 +25,13 @@ def emulator_cli(args: List[str], env: Optional[Dict[str, str]] = None) -> subpr
 @pytest.mark.parametrize("args, expected", [
     (["--port", "70000"], "Invalid value for '--port': 70000 is not in the range 0<=x<=65535"),
     (["--port", "http"], "Invalid value for '--port': 'http' is not a valid integer"),
-    (["--heartbeat-timeout", "0"], "Invalid value for '--heartbeat-timeout': 0.0 is not in the range x>0"),
-    (["--heartbeat-timeout", "soon"], "Invalid value for '--heartbeat-timeout': 'soon' is not a valid float"),
+    (["--heartbeat-timeout", "0"], "Invalid value for '--heartbeat-timeout': '0' must be a finite number of "
+                                   "seconds above 0"),
+    (["--heartbeat-timeout", "soon"], "Invalid value for '--heartbeat-timeout': 'soon' is not a number of seconds"),
+    (["--heartbeat-timeout", "nan"], "Invalid value for '--heartbeat-timeout': 'nan' must be a finite number"),
+    (["--lazarus-interval", "inf"], "Invalid value for '--lazarus-interval': 'inf' must be a finite number"),
+    (["--lazarus-interval", "-1"], "Invalid value for '--lazarus-interval': '-1' must be a finite number"),
+    (["--lazarus-stale-after", "nan"], "Invalid value for '--lazarus-stale-after': 'nan' must be a finite number"),
     (["--db", "/nonexistent-folder/emulator.sqlite"], "error: cannot open database"),
     (["--verbose"], "No such option: --verbose"),
 ])
@@ -51,6 +56,7 @@ def test_port_already_in_use_exits_2_with_a_hint() -> None:
 def test_options_come_from_the_environment_and_sigterm_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     env = dict(os.environ, PREFECT_EMULATOR_PORT=str(port), PREFECT_EMULATOR_HEARTBEAT_TIMEOUT="7",
+               PREFECT_EMULATOR_LAZARUS_INTERVAL="5", PREFECT_EMULATOR_LAZARUS_STALE_AFTER="9",
                PREFECT_EMULATOR_DB=str(tmp_path / "env.sqlite"), PREFECT_EMULATOR_API_KEY="from-env")
     log_path = tmp_path / "emulator.log"
     with open(log_path, "wb") as log:
@@ -70,6 +76,7 @@ def test_options_come_from_the_environment_and_sigterm_stops_cleanly(tmp_path: P
         stop(proc)
     text = log_path.read_text()
     assert "heartbeat_timeout=7s" in text and "env.sqlite" in text
+    assert "lazarus_interval=5s, lazarus_stale_after=9s" in text
     assert "EMULATOR stopped" in text
     assert "from-env" not in text  # the key itself is never logged
     assert (tmp_path / "env.sqlite").exists()

@@ -1,0 +1,155 @@
+"""A bad DAG file cannot stop the others: each file loads in a child process under DAGS_LOAD_TIMEOUT, and a file
+that hangs, exits, crashes the interpreter, prints to stdout or leaves a thread running is that DAG's error."""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+from tests.processes import Emulator
+from tests.runtime.conftest import run_cli, runtime_env, write_plain_dag
+
+LOAD_TIMEOUT = 3  # seconds; every command below must end in about this long, not hang
+# folder -> (source of its file, what the report must say)
+BAD_FILES = {
+    "loops": ("while True:\n    pass\n", "did not finish within 3s (DAGS_LOAD_TIMEOUT)"),
+    "blocks": ("import time\ntime.sleep(3600)\n", "did not finish within 3s (DAGS_LOAD_TIMEOUT)"),
+    "thread": ("import threading, time\nthreading.Thread(target=time.sleep, args=(3600,), name='sleeper').start()\n"
+               "from prefect import Flow\nflow = Flow('thread')\n", "non-daemon thread(s) running after loading "
+               "(sleeper)"),
+    "exits": ("import os\nos._exit(0)\n", "ended the process with exit code 0"),
+    "exits-3": ("import os\nos._exit(3)\n", "ended the process with exit code 3"),
+    "sys-exit": ("import sys\nsys.exit(0)\n", "loading failed with SystemExit: 0"),
+    "aborts": ("import os\nos.abort()\n", "crashed the interpreter (SIGABRT)"),
+    "segfaults": ("import ctypes\nctypes.string_at(0)\n", "crashed the interpreter (SIGSEGV)"),
+    "prints": ("print('hello from import')\nfrom prefect import Flow\nflow = Flow('prints')\n",
+               "prints to stdout when loaded ('hello from import'"),
+    "reads-stdin": ("input()\n", "loading failed with EOFError"),
+}
+
+
+@pytest.fixture
+def bad_dags(tmp_path: Path) -> Path:
+    """A DAGs folder with every kind of bad file beside two good DAGs with unique names."""
+    dags = tmp_path / "dags"
+    for name, (source, _) in BAD_FILES.items():
+        (dags / name).mkdir(parents=True)
+        (dags / name / "dag.py").write_text(source)
+    suffix = uuid.uuid4().hex[:6]
+    for good in ("good-a-" + suffix, "good-b-" + suffix):
+        write_plain_dag(dags, good, ["loading-" + suffix])
+    return dags
+
+
+def good_names(dags: Path):
+    return sorted(p.name for p in dags.iterdir() if p.name.startswith("good-"))
+
+
+def timed_cli(args, env):
+    """Runs the CLI and prints how long it took (a figure, not an assertion: the subprocess timeout bounds it)."""
+    started = time.monotonic()
+    result = run_cli(args, env, timeout=60)
+    print(f"`{' '.join(args)}` with {len(BAD_FILES)} bad DAG files took {time.monotonic() - started:.1f}s "
+          f"(DAGS_LOAD_TIMEOUT={LOAD_TIMEOUT})")
+    return result
+
+
+def assert_each_bad_file_reported(output: str, dags: Path) -> None:
+    for name, (_, reason) in BAD_FILES.items():
+        line = next((ln for ln in output.splitlines() if ln.startswith(f"{dags / name / 'dag.py'}: ")), None)
+        assert line is not None and reason in line, f"{name}: {reason!r} not reported:\n{output}"
+    assert "Traceback" not in output
+    assert "hello from import" not in output.replace("('hello from import'", "")  # only quoted in its report
+
+
+def test_check_reports_every_bad_file_and_passes_the_good_ones(tmp_path: Path, empty_env_dir: Path,
+                                                              bad_dags: Path) -> None:
+    env = runtime_env("http://127.0.0.1:1", tmp_path / "home", empty_env_dir, DAGS_FOLDER=str(bad_dags),
+                      DAGS_LOAD_TIMEOUT=str(LOAD_TIMEOUT))
+    result = timed_cli(["check"], env)
+    assert result.returncode == 1, result.stdout
+    assert_each_bad_file_reported(result.stdout, bad_dags)
+    assert f"2 of {len(BAD_FILES) + 2} DAGs OK" in result.stdout
+
+
+def test_list_shows_the_good_dags_and_each_broken_one(tmp_path: Path, empty_env_dir: Path, bad_dags: Path) -> None:
+    env = runtime_env("http://127.0.0.1:1", tmp_path / "home", empty_env_dir, DAGS_FOLDER=str(bad_dags),
+                      DAGS_LOAD_TIMEOUT=str(LOAD_TIMEOUT))
+    result = timed_cli(["list"], env)
+    assert result.returncode == 0, result.stdout
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[2:]}
+    for name in good_names(bad_dags):
+        assert "BROKEN" not in rows[name] and "loading-" in rows[name], rows[name]
+    for name in BAD_FILES:
+        assert "BROKEN: " in rows[name], rows[name]
+
+
+def test_register_and_init_finish_and_the_good_dags_register(module_emulator: Emulator, module_env: Dict[str, str],
+                                                            bad_dags: Path) -> None:
+    env = dict(module_env, DAGS_FOLDER=str(bad_dags), DAGS_LOAD_TIMEOUT=str(LOAD_TIMEOUT))
+    init = timed_cli(["init", "--wait-timeout", "10"], env)
+    assert init.returncode == 0, init.stdout
+    assert "project 'My Tests'" in init.stdout
+    assert f"{len(BAD_FILES)} DAG(s) have problems" in init.stdout
+    register = timed_cli(["register"], env)
+    assert register.returncode == 1, register.stdout  # a DAG failed to load: not a success
+    assert_each_bad_file_reported(register.stdout, bad_dags)
+    for name in good_names(bad_dags):
+        assert f"registered {name} version 1 (new version)" in register.stdout, register.stdout
+        answer = module_emulator.graphql("query($n: String) { flow(where: {name: {_eq: $n}}) { id } }", {"n": name})
+        assert len(answer["data"]["flow"]) == 1, answer
+
+
+def test_a_hanging_dag_named_alone_is_a_clear_error(module_env: Dict[str, str], bad_dags: Path) -> None:
+    env = dict(module_env, DAGS_FOLDER=str(bad_dags), DAGS_LOAD_TIMEOUT=str(LOAD_TIMEOUT))
+    result = timed_cli(["trigger", "loops"], env)
+    assert result.returncode == 1, result.stdout
+    assert f"{bad_dags / 'loops' / 'dag.py'}: loading did not finish within 3s" in result.stdout
+    assert "Traceback" not in result.stdout
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
+def test_bad_load_timeout_is_refused_before_anything_loads(tmp_path: Path, empty_env_dir: Path, value: str) -> None:
+    marker = tmp_path / "loaded"
+    write_plain_dag(tmp_path / "dags", "marks", ["plain"], extra=f"\nopen({str(marker)!r}, 'w').close()\n")
+    env = runtime_env("http://127.0.0.1:1", tmp_path / "home", empty_env_dir, DAGS_FOLDER=str(tmp_path / "dags"),
+                      DAGS_LOAD_TIMEOUT=value)
+    result = run_cli(["check"], env, timeout=60)
+    assert result.returncode == 1, result.stdout
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: DAGS_LOAD_TIMEOUT must be"), result.stdout
+    assert repr(value) in lines[0]
+    assert not marker.exists()
+
+
+def test_interrupting_a_command_leaves_no_loading_child_behind(tmp_path: Path, empty_env_dir: Path,
+                                                               bad_dags: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    env = runtime_env("http://127.0.0.1:1", tmp_path / "home", empty_env_dir, DAGS_FOLDER=str(bad_dags),
+                      DAGS_LOAD_TIMEOUT="120")
+    cli = subprocess.Popen([sys.executable, "-m", "agents", "check"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        children: list = []
+        while len(children) < 2:  # the looping and the blocking files' children are still at it
+            assert time.monotonic() < deadline and cli.poll() is None, "no loading children seen"
+            children = [c for c in psutil.Process(cli.pid).children() if c.status() != psutil.STATUS_ZOMBIE]
+            time.sleep(0.2)
+        cli.send_signal(signal.SIGINT)  # Ctrl-C
+        cli.wait(timeout=30)
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == [], f"loading children outlived the interrupted command: {alive}"
+    finally:
+        if cli.poll() is None:
+            os.killpg(cli.pid, signal.SIGKILL)
+            cli.wait()
