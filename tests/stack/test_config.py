@@ -292,7 +292,7 @@ def test_settings_in_env_local_reach_the_process_in_a_container(tmp_path, built_
     folder = write_local_env(tmp_path, LOCAL_SETTINGS + "DAGS_DEFAULT_PROJECT=From Local Env\n")
     script = "python -m agents config; env | grep -E '^(DAGS_AGENT_MAX_POLL_INTERVAL|DASK_SCHEDULER_ADDRESS)='"
     proc = compose_command([folder / "compose.yaml"],
-                           ["-p", f"dagsprec{os.getpid()}", "run", "--rm", "--no-deps", "--no-build",
+                           ["-p", f"dagsprec{os.getpid()}", "run", "--rm", "--no-deps",
                             "--entrypoint", "sh", "agent-etl", "-c", script],
                            project_dir=folder, DAGS_IMAGE=built_image, DAGS_DATA_DIR=str(tmp_path / "data"),
                            **EMULATOR)
