@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import time
 import uuid
@@ -23,6 +22,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional
 
 import pytest
 
+from tests.checkout import copy_checkout
 from tests.processes import REPO_ROOT, free_port
 
 README = REPO_ROOT / "README.md"
@@ -82,20 +82,6 @@ def test_the_portuguese_readme_shows_only_commands_the_english_one_runs():
     english = set(commands(README))
     missing = [c for c in commands(README_PT) if c not in english]
     assert not missing, f"README.pt-BR.md has commands README.md (the tested one) does not: {missing}"
-
-
-def copy_checkout(target: Path) -> None:
-    """What a clone has (tracked files, with their uncommitted edits, and new files not ignored), plus the
-    wheelhouse that scripts/prepare-offline.sh would otherwise download."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=REPO_ROOT, capture_output=True, check=True, timeout=60).stdout
-    for name in filter(None, listed.decode().split("\0")):
-        source = REPO_ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    if (REPO_ROOT / "wheels").is_dir():
-        shutil.copytree(REPO_ROOT / "wheels", target / "wheels")
 
 
 def add_new_dag(root: Path, python: str, service: str) -> None:
