@@ -26,7 +26,7 @@ cd "$WORK"
 # the copy's own .env: the offline stack, this project, the API on a free port, healthchecks every second
 scripts/configure.sh emulator PYTHON_VERSION=3.11 "COMPOSE_PROJECT_NAME=$PROJECT" "APOLLO_HOST_PORT=$PORT" \
   DAGS_HEALTH_INTERVAL=1s >/dev/null
-export DAGS_IMAGE="$IMAGE"
+export DAGS_IMAGE="$IMAGE" EMULATOR_IMAGE="$IMAGE"
 COMPOSE=(docker compose -p "$PROJECT")
 cleanup() {
   "${COMPOSE[@]}" down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true

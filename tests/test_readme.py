@@ -114,7 +114,8 @@ def checkout(tmp_path: Path) -> Iterator[Dict[str, object]]:
     finally:
         subprocess.run(["docker", "compose", "down", "-v", "--remove-orphans", "--timeout", "5"], cwd=root,
                        env=env, capture_output=True, timeout=300)
-        subprocess.run(["docker", "image", "rm", f"{project}-dags:latest"], capture_output=True, timeout=120)
+        subprocess.run(["docker", "image", "rm", f"{project}-dags:latest", f"{project}-emulator:latest"],
+                       capture_output=True, timeout=120)
 
 
 def run_block(root: Path, env: Dict[str, str], block: Block, timeout: float = 900) -> str:

@@ -41,6 +41,7 @@ def stack_env(api_port: int, data_dir: Optional[Path] = None) -> Dict[str, str]:
         "COMPOSE_PROFILES": "emulator",
         "PYTHON_VERSION": "3.11",
         "DAGS_IMAGE": TEST_IMAGE,
+        "EMULATOR_IMAGE": TEST_IMAGE,
         "APOLLO_HOST_PORT": str(api_port),
         "DAGS_HEALTH_INTERVAL": "2s",
         "DAGS_AGENT_MAX_POLL_INTERVAL": "1",

@@ -194,14 +194,17 @@ def test_a_dag_service_is_one_stanza_of_at_most_three_lines_in_compose_yaml():
         assert stanza[1].strip() == "<<: *dag", stanza
 
 
-def test_the_image_is_named_per_compose_project():
+def test_the_images_are_named_per_compose_project():
     images = {}
     for project in ("checkout-a", "checkout-b"):
         services = compose_config([COMPOSE_FILE], COMPOSE_PROJECT_NAME=project, **EMULATOR)["services"]
-        names = {s["image"] for n, s in services.items() if "build" in s}
+        names = {s["image"] for n, s in services.items() if "build" in s and n != "emulator"}
         assert len(names) == 1, f"services built here use several images: {names}"
-        images[project] = names.pop()
-    assert images == {"checkout-a": "checkout-a-dags:latest", "checkout-b": "checkout-b-dags:latest"}
+        images[project] = (names.pop(), services["emulator"]["image"])
+        # the emulator: the same build, its own tag (a watch rebuild for a DAG must not replace the API)
+        assert services["emulator"]["build"] == services["init"]["build"]
+    assert images == {"checkout-a": ("checkout-a-dags:latest", "checkout-a-emulator:latest"),
+                      "checkout-b": ("checkout-b-dags:latest", "checkout-b-emulator:latest")}
 
 
 def test_docker_compose_watch_rebuilds_the_services_when_dags_or_agents_change():

@@ -69,4 +69,5 @@ def test_watch_rebuilds_and_restarts_a_dag_service_when_its_file_changes(tmp_pat
             stop(watch)
         subprocess.run(["docker", "compose", "down", "-v", "--timeout", "5"], cwd=root, env=env,
                        capture_output=True, timeout=300)
-        subprocess.run(["docker", "image", "rm", f"{project}-dags:latest"], capture_output=True, timeout=120)
+        subprocess.run(["docker", "image", "rm", f"{project}-dags:latest", f"{project}-emulator:latest"],
+                       capture_output=True, timeout=120)
