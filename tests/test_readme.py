@@ -8,7 +8,7 @@ new DAG's file and its three compose lines from "Adding a DAG") the test does fr
 and yaml blocks. The only departures from the letter, all through the environment: pip installs from the
 wheelhouse (PIP_NO_INDEX, PIP_FIND_LINKS: the registry-free variant of `pip install`), the API is published
 on a free port (APOLLO_HOST_PORT, with PREFECT__SERVER__ENDPOINT pointing the host at it) so that the test
-never meets another stack's 4200, and prefect's home is a temporary folder.
+never meets another stack's 4200, and HOME is a temporary folder (prefect's `prefect backend` writes there).
 """
 from __future__ import annotations
 
@@ -108,7 +108,10 @@ def checkout(tmp_path: Path) -> Iterator[Dict[str, object]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT", "COMPOSE_", "DAGS_", "VIRTUAL_ENV"))}
     env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(root / "wheels"), PIP_DISABLE_PIP_VERSION_CHECK="1",
                APOLLO_HOST_PORT=str(port), PREFECT__SERVER__ENDPOINT=f"http://127.0.0.1:{port}",
-               PREFECT__HOME_DIR=str(tmp_path / "prefect-home"), DAGS_HEALTH_INTERVAL="2s")
+               HOME=str(tmp_path / "home"), DAGS_HEALTH_INTERVAL="2s")
+    # a home of its own (prefect's ~/.prefect/backend.toml, pip's cache), keeping the docker CLI's plugins
+    env.setdefault("DOCKER_CONFIG", os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker"))
+    (tmp_path / "home").mkdir()
     try:
         yield {"root": root, "env": env, "project": project}
     finally:
