@@ -8,12 +8,13 @@ from pathlib import Path
 from tests.processes import REPO_ROOT
 
 
-def copy_checkout(target: Path) -> None:
+def copy_checkout(target: Path, wheels: bool = True) -> None:
     """Copies what a clone has (tracked files, with their uncommitted edits, and new files git does not
     ignore) into `target`, plus the wheelhouse that scripts/prepare-offline.sh would otherwise download.
 
     Args:
         target: an existing folder; its name is the compose project name of a stack started there
+        wheels: also copy wheels/ (needed to build the image or a venv without an index)
     """
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             cwd=REPO_ROOT, capture_output=True, check=True, timeout=60).stdout
@@ -22,5 +23,5 @@ def copy_checkout(target: Path) -> None:
         if source.is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
-    if (REPO_ROOT / "wheels").is_dir():
+    if wheels and (REPO_ROOT / "wheels").is_dir():
         shutil.copytree(REPO_ROOT / "wheels", target / "wheels")
