@@ -1,8 +1,8 @@
 # The one image every service of compose.yaml runs: DAG services, shared agents, the Dask scheduler and
-# workers, the one-shot init, and (for tests and offline work) the Prefect Server emulator.
+# workers, the one-shot init, and (profile emulator: offline, development, CI) the Prefect Server emulator.
 #
 #   docker compose build                               # what `docker compose up` does on first use
-#   docker build -t dags-prefect-io .                  # the same image without compose
+#   docker build -t my-dags .                          # the same image without compose
 #   docker build --build-arg PYTHON_VERSION=3.11 .     # another Python (3.8 is the default)
 #   docker build --build-arg BASE_IMAGE=my/python:3.8 .  # another base (it must have python3 + venv)
 #
@@ -60,7 +60,11 @@ COPY prefect_emulator/ prefect_emulator/
 COPY agents/ agents/
 COPY data/ data/
 COPY dags/ dags/
-RUN mkdir -p data/output && chown app:app data/output
+# data/output for the runs; /var/lib/prefect-emulator for the emulator's database: compose mounts a fresh
+# named volume there, and Docker gives a new volume the owner of the image's folder, so the app user
+# (non-root) can write it.
+RUN mkdir -p data/output /var/lib/prefect-emulator \
+ && chown app:app data/output /var/lib/prefect-emulator
 
 USER ${APP_UID}
 # Agents serve prefect's health endpoint here (GET /api/health), which compose's healthchecks call.

@@ -5,14 +5,14 @@
 #   - rebuild after editing one DAG (dependencies come from the layer cache);
 #   - cold start: from `docker compose up -d` (image built) to every DAG registered and every agent healthy.
 # It works on a copy of the tracked files (plus wheels/) in a temporary folder, so the DAG it edits is a
-# copy, and runs the stack with the emulator override under its own project name, removed at the end.
+# copy, and runs the offline stack (profile emulator) under its own project name, removed at the end.
 #
 #   scripts/benchmark.sh            (after scripts/prepare-offline.sh on a machine without registries)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd)"
 PROJECT="dagsbench$$"
-IMAGE="dags-prefect-io:benchmark"
+IMAGE="$PROJECT-dags:latest"
 PORT="${BENCH_API_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
 WORK="$(mktemp -d /tmp/dags-bench.XXXXXX)"
 
@@ -23,8 +23,11 @@ since() { python3 -c "import sys,time; print('%.1f' % (time.monotonic() - float(
 git ls-files -z --cached --others --exclude-standard | (cd "$REPO" && xargs -0 cp --parents -t "$WORK" 2>/dev/null || true)
 [ -d wheels ] && cp -r wheels "$WORK/"
 cd "$WORK"
-export DAGS_IMAGE="$IMAGE" EMULATOR_HOST_PORT="$PORT" DAGS_HEALTH_INTERVAL=1s COMPOSE_PROJECT_NAME="$PROJECT"
-COMPOSE=(docker compose -p "$PROJECT" -f compose.yaml -f tests/compose.emulator.yaml)
+# the copy's own .env: the offline stack, this project, the API on a free port, healthchecks every second
+scripts/configure.sh emulator PYTHON_VERSION=3.11 "COMPOSE_PROJECT_NAME=$PROJECT" "APOLLO_HOST_PORT=$PORT" \
+  DAGS_HEALTH_INTERVAL=1s >/dev/null
+export DAGS_IMAGE="$IMAGE" EMULATOR_IMAGE="$IMAGE"
+COMPOSE=(docker compose -p "$PROJECT")
 cleanup() {
   "${COMPOSE[@]}" down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
   docker image rm "$IMAGE" ${first_id:-} >/dev/null 2>&1 || true

@@ -12,10 +12,12 @@
 #      so no buildx plugin is needed (checked on Docker Engine 20.10 with no buildx installed).
 #   2. A base image: when python:3.11-slim is not in the engine (it cannot be pulled here), a Debian bookworm root made by debootstrap (python3, python3-venv, ca-certificates) is imported as
 #      python:3.11-slim. Bookworm's python IS 3.11, hence the tag, and the offline path builds with
-#      PYTHON_VERSION=3.11 (tests/compose.emulator.yaml defaults to it).
+#      PYTHON_VERSION=3.11 (step 4 writes it to .env).
 #   3. The wheelhouse wheels/ (git-ignored): `pip wheel -r requirements.txt` with a host Python of the
 #      image's version, so that the image builds with --no-index.
-# After it: docker compose -f compose.yaml -f tests/compose.emulator.yaml up -d
+#   4. The offline switch: .env (git-ignored, read by Compose on every command) gets COMPOSE_PROFILES=emulator
+#      and PYTHON_VERSION=3.11 through scripts/configure.sh (ENV_FILE names another file).
+# After it: docker compose up -d --wait
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -120,4 +122,14 @@ else
   say "wheelhouse: $(ls wheels/*.whl | wc -l) wheels in wheels/"
 fi
 
-say "ready. Build with PYTHON_VERSION=$OFFLINE_PYTHON_VERSION, e.g.: docker compose -f compose.yaml -f tests/compose.emulator.yaml up -d"
+# --- 4. The offline switch --------------------------------------------------------------------------
+env_file="${ENV_FILE:-.env}"
+if [ -f "$env_file" ] && grep -qx "COMPOSE_PROFILES=emulator" "$env_file" \
+   && grep -qx "PYTHON_VERSION=$OFFLINE_PYTHON_VERSION" "$env_file" && grep -q "^DAGS_UID=" "$env_file"; then
+  say "offline switch: $env_file already selects the emulator and Python $OFFLINE_PYTHON_VERSION"
+else
+  ENV_FILE="$env_file" scripts/configure.sh emulator "PYTHON_VERSION=$OFFLINE_PYTHON_VERSION" >/dev/null
+  say "offline switch: $env_file now selects the emulator (COMPOSE_PROFILES=emulator) and Python $OFFLINE_PYTHON_VERSION"
+fi
+
+say "ready. Start the offline stack: docker compose up -d --wait"

@@ -1,75 +1,101 @@
-"""The stack under test: compose.yaml + tests/compose.emulator.yaml, one project per test module.
+"""The stack under test: compose.yaml with the emulator profile (the offline stack), one project per module.
 
 The image is built once per session (`docker compose build emulator`: one service, so it is built once;
 every service runs that same image). Each module that asks for `stack` gets its own project, with a unique
-name, the emulator published on a free 127.0.0.1 port, and is always taken down (`down -v`) at the end.
+name, the emulator published on a free 127.0.0.1 port and its own data folder (a copy of data/'s inputs in
+a temporary folder, so no test writes into the checkout's data/output), and is always taken down
+(`down -v`) at the end.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
-from typing import Dict, Iterator, Sequence
+from typing import Dict, Iterator, Optional, Sequence
 
 import pytest
 
 from tests.processes import REPO_ROOT, free_port
-from tests.stack.stack import COMPOSE_FILE, EMULATOR_OVERRIDE, Stack
+from tests.stack.stack import COMPOSE_FILE, Stack
+
+# One image per checkout for every test stack (the projects differ, the image must not be rebuilt for
+# each): DAGS_IMAGE when set, else a name made from this checkout's path.
+TEST_IMAGE = os.environ.get("DAGS_IMAGE") or (
+    f"dagstest-{hashlib.sha1(str(REPO_ROOT).encode()).hexdigest()[:8]}-dags:latest")
 
 
-def stack_env(api_port: int) -> Dict[str, str]:
-    """Compose variables for a test stack: fast healthchecks and polling, the emulator on `api_port`.
+def services_uid() -> Dict[str, str]:
+    """DAGS_UID/DAGS_GID as scripts/configure.sh sets them: the test runner's, or 5678 for root (CI)."""
+    uid, gid = (os.getuid(), os.getgid()) if os.getuid() != 0 else (5678, 5678)
+    return {"DAGS_UID": str(uid), "DAGS_GID": str(gid)}
 
-    Containers run as the test runner's uid when it is not root, so that it can delete the outputs the
-    runs write to data/ on the host; as root (CI) they keep the image's uid 5678.
-    """
+
+def stack_env(api_port: int, data_dir: Optional[Path] = None) -> Dict[str, str]:
+    """Compose variables for a test stack: the offline setup, fast healthchecks and polling, the emulator
+    on `api_port`, the data folder `data_dir` (default the checkout's data/, for commands that run none)."""
     env = {
-        "EMULATOR_HOST_PORT": str(api_port),
+        "COMPOSE_PROFILES": "emulator",
+        "PYTHON_VERSION": "3.11",
+        "DAGS_IMAGE": TEST_IMAGE,
+        "EMULATOR_IMAGE": TEST_IMAGE,
+        "APOLLO_HOST_PORT": str(api_port),
         "DAGS_HEALTH_INTERVAL": "2s",
         "DAGS_AGENT_MAX_POLL_INTERVAL": "1",
         "DAGS_INIT_WAIT_TIMEOUT": "120",
         # 30 concurrent flow runs on 2 cores delay heartbeats: no zombie verdict for a busy run
         "EMULATOR_HEARTBEAT_TIMEOUT": "300",
+        **services_uid(),
     }
-    if os.getuid() != 0:
-        env.update(DAGS_UID=str(os.getuid()), DAGS_GID=str(os.getgid()))
+    if data_dir is not None:
+        env["DAGS_DATA_DIR"] = str(data_dir)
     return env
+
+
+def copy_data_inputs(target: Path) -> Path:
+    """A data folder for a test stack: data/'s inputs (not its outputs) copied into `target`/data."""
+    data = target / "data"
+    shutil.copytree(REPO_ROOT / "data", data, ignore=shutil.ignore_patterns("output"))
+    return data
 
 
 @pytest.fixture(scope="session")
 def built_image() -> str:
     """Builds the common image (cached layers make this seconds when nothing changed); returns its name."""
-    probe = Stack("dagsbuild", [COMPOSE_FILE, EMULATOR_OVERRIDE], stack_env(free_port()))
+    probe = Stack("dagsbuild", [COMPOSE_FILE], stack_env(free_port()))
     probe.run("build", "emulator", timeout=1800)
-    return probe.env.get("DAGS_IMAGE", "dags-prefect-io:latest")
+    return TEST_IMAGE
 
 
 @contextlib.contextmanager
 def running_stack(extra_files: Sequence[Path] = (), services: Sequence[str] = ()) -> Iterator[Stack]:
-    """Brings up a stack (compose.yaml + the emulator override + `extra_files`) under a unique project
-    name and takes it down with its volumes afterwards, whatever happens.
+    """Brings up a stack (compose.yaml with the emulator profile, then `extra_files`) under a unique project
+    name and a temporary data folder, and takes it down with its volumes afterwards, whatever happens.
 
     Args:
-        extra_files: more override files, applied last
+        extra_files: override files, applied last
         services: start only these (and what they depend on); default every service
 
     Yields:
-        The running stack; its `output_dir` attribute is a folder under data/output/ (relative to the
-        repo root, as the DAGs' parameters take it) that is this stack's own, removed at the end.
+        The running stack; its `output_dir` (data/output/<project>, relative to /app as the DAGs'
+        parameters take it) is under its own data folder; `stack.host_path` maps it to the host.
     """
     project = f"dagstest{uuid.uuid4().hex[:8]}"
     api_port = free_port()
-    stk = Stack(project, [COMPOSE_FILE, EMULATOR_OVERRIDE, *extra_files], stack_env(api_port),
-                api_port=api_port, output_dir=f"data/output/{project}")
+    workdir = Path(tempfile.mkdtemp(prefix=f"{project}-"))
+    data_dir = copy_data_inputs(workdir)
+    stk = Stack(project, [COMPOSE_FILE, *extra_files], stack_env(api_port, data_dir),
+                api_port=api_port, output_dir=f"data/output/{project}", data_dir=data_dir)
     try:
         # --no-build: the session fixture built the image; a build per service would only repeat it
         stk.up("--no-build", *services, timeout=420)
         yield stk
     finally:
         stk.down()
-        shutil.rmtree(REPO_ROOT / stk.output_dir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +103,3 @@ def stack(built_image: str) -> Iterator[Stack]:
     """The whole stack with the emulator as the API: every service healthy, init completed."""
     with running_stack() as stk:
         yield stk
-
-
-def host_path(relative: str) -> Path:
-    """A path given to a DAG relative to the repo root (/app in the containers), on the host."""
-    return REPO_ROOT / relative

@@ -1,7 +1,9 @@
 """A compose project under test: `docker compose` with the project's files, the API it publishes, its containers.
 
-Every command of one stack runs with the same files, project name and variables: compose recreates a
-container whose configuration changed, so a command run with other variables would restart the stack.
+Every command of one stack runs with the same project name and variables: compose recreates a container
+whose configuration changed, so a command run with other variables would restart the stack. The variables
+are the test's own: `--env-file` replaces the checkout's .env (the developer's settings), so that nothing
+of it reaches a test stack.
 """
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ import requests
 from tests.processes import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
-EMULATOR_OVERRIDE = REPO_ROOT / "tests" / "compose.emulator.yaml"
 # Flow run states after which nothing more happens.
 FINAL_STATES = {"Success", "Failed", "Cancelled", "TimedOut", "TriggerFailed", "Skipped"}
 
@@ -34,19 +35,20 @@ class Stack:
         files: compose files, the first one's folder is the project folder
         env: variables for compose's substitution (added to a copy of os.environ)
         api_port: the host port where the stack publishes its API (the emulator), on 127.0.0.1
-        output_dir: a folder for the runs' outputs, relative to the repo root (/app in the containers)
+        output_dir: a folder for the runs' outputs, relative to /app in the containers (under data/)
+        data_dir: the host folder mounted at /app/data (DAGS_DATA_DIR), where outputs land
     """
 
     def __init__(self, project: str, files: Sequence[Path], env: Dict[str, str],
-                 api_port: Optional[int] = None, output_dir: str = "") -> None:
+                 api_port: Optional[int] = None, output_dir: str = "",
+                 data_dir: Optional[Path] = None) -> None:
         self.project = project
         self.output_dir = output_dir
+        self.data_dir = data_dir
         self.files = list(files)
         self.api_port = api_port
-        self.env = dict(os.environ)
-        # prefect variables of the test process must not leak into compose's substitution
-        for key in [k for k in self.env if k.startswith("PREFECT")]:
-            del self.env[key]
+        # variables of the test process that compose or the stack read must not leak into a test stack
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT", "COMPOSE_", "DAGS_"))}
         self.env.update(env)
         # `up` reconciles every service to its scale: remember the scales asked for so far
         self.scales: Dict[str, int] = {}
@@ -54,7 +56,7 @@ class Stack:
     # --- compose commands --------------------------------------------------------------------------
     def args(self, *command: str) -> List[str]:
         """The full `docker compose` command line for `command`."""
-        args = ["docker", "compose", "-p", self.project]
+        args = ["docker", "compose", "-p", self.project, "--env-file", os.devnull]
         for file in self.files:
             args += ["-f", str(file)]
         return args + list(command)
@@ -114,6 +116,12 @@ class Stack:
         if since:
             args += ["--since", since]
         return self.run(*args, service, timeout=120).stdout
+
+    def host_path(self, relative: str) -> Path:
+        """Where a path given to a DAG relative to /app (e.g. data/output/x) is on the host."""
+        if self.data_dir is None or not relative.startswith("data/"):
+            raise StackError(f"{relative!r} is not under this stack's data folder")
+        return self.data_dir / relative[len("data/"):]
 
     # --- containers --------------------------------------------------------------------------------
     def containers(self, all_states: bool = False) -> List[Dict[str, str]]:

@@ -12,7 +12,8 @@ from typing import Iterator
 import pytest
 import requests
 
-from tests.stack.conftest import running_stack
+from tests.processes import free_port
+from tests.stack.conftest import running_stack, stack_env
 from tests.stack.stack import COMPOSE_FILE, Stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -31,8 +32,7 @@ def write_cloud_override(folder: Path, key: str) -> Path:
     emulator_env.write_text(f"PREFECT_EMULATOR_API_KEY={key}\n")
     for path in (cloud_env, emulator_env):
         path.chmod(0o600)
-    services = subprocess.run(["docker", "compose", "-f", str(COMPOSE_FILE), "config", "--services"],
-                              capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    services = Stack("dagsprobe", [COMPOSE_FILE], stack_env(free_port())).run("config", "--services").stdout.split()
     prefect_services = [s for s in services if s == "init" or s.startswith(("dag-", "agent-"))]
     override = {"services": {s: {"env_file": [{"path": str(cloud_env)}]} for s in prefect_services}}
     override["services"]["emulator"] = {"env_file": [{"path": str(emulator_env)}]}

@@ -1,5 +1,6 @@
-"""`docker compose config` of the three setups (Prefect Server, Prefect Cloud, emulator), the DAG services
-matching dags/, and the image's contents. No stack is started here."""
+"""`docker compose config` of the three setups (profiles server, emulator, none for Prefect Cloud), the DAG
+services matching dags/, the image's contents, and settings from env/local.env reaching the containers.
+No stack is started here (the precedence test runs one container)."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,8 @@ from typing import Dict, List, Optional
 import pytest
 
 from tests.processes import REPO_ROOT
-from tests.stack.stack import COMPOSE_FILE, EMULATOR_OVERRIDE
+from tests.stack.conftest import services_uid
+from tests.stack.stack import COMPOSE_FILE
 
 pytestmark = pytest.mark.docker
 
@@ -32,18 +34,27 @@ SERVER_IMAGES = {
 PREFECT_SERVICES_PREFIXES = ("dag-", "agent-")
 
 
-def compose_config(files: List[Path], project_dir: Optional[Path] = None, **env: str) -> Dict:
-    """`docker compose config --format json` for these files, with extra variables; fails the test with
-    compose's message when the configuration is invalid."""
-    args = ["docker", "compose"]
+def compose_command(files: List[Path], command: List[str], project_dir: Optional[Path] = None,
+                    **env: str) -> subprocess.CompletedProcess:
+    """`docker compose <command>` for these files with only the given variables (besides the uid that
+    scripts/configure.sh would write): the checkout's .env and the caller's COMPOSE_/DAGS_ variables are
+    left out, so that the developer's settings change no test."""
+    args = ["docker", "compose", "--env-file", os.devnull]
     if project_dir is not None:
         args += ["--project-directory", str(project_dir)]
     for file in files:
         args += ["-f", str(file)]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "PREFECT", "DAGS_"))}
+    full_env.update(services_uid())
     full_env.update(env)
-    proc = subprocess.run(args + ["config", "--format", "json"], cwd=project_dir or REPO_ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(args + command, cwd=project_dir or REPO_ROOT, env=full_env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def compose_config(files: List[Path], project_dir: Optional[Path] = None, **env: str) -> Dict:
+    """`docker compose config --format json` (see compose_command); fails the test with compose's message
+    when the configuration is invalid."""
+    proc = compose_command(files, ["config", "--format", "json"], project_dir, **env)
     assert proc.returncode == 0, f"docker compose config failed:\n{proc.stderr}"
     return json.loads(proc.stdout)
 
@@ -59,10 +70,21 @@ def command_of(service: Dict) -> List[str]:
     return shlex.split(command) if isinstance(command, str) else list(command)
 
 
-def test_default_setup_runs_prefect_server_as_prefect_1_4_1_does():
-    config = compose_config([COMPOSE_FILE])
+SERVER = {"COMPOSE_PROFILES": "server"}
+EMULATOR = {"COMPOSE_PROFILES": "emulator"}
+SERVER_ENDPOINT = "http://apollo:4200/graphql"
+
+
+def prefect_services(services: Dict) -> Dict:
+    """The services that run prefect (init, DAG services, shared agents)."""
+    return {n: s for n, s in services.items() if n.startswith(PREFECT_SERVICES_PREFIXES) or n == "init"}
+
+
+def test_server_profile_runs_prefect_server_as_prefect_1_4_1_does():
+    config = compose_config([COMPOSE_FILE], **SERVER)
     services = config["services"]
-    assert SERVER_SERVICES <= set(services), "plain `docker compose up` must start Prefect Server (.env profile)"
+    assert SERVER_SERVICES <= set(services), "the server profile must start Prefect Server"
+    assert "emulator" not in services
     for name, image in SERVER_IMAGES.items():
         assert services[name]["image"] == image
     # the API and the UI on 127.0.0.1 only, at the ports the UI expects
@@ -73,14 +95,13 @@ def test_default_setup_runs_prefect_server_as_prefect_1_4_1_does():
     for name, ports in published.items():
         for host_ip, _, _ in ports:
             assert host_ip == "127.0.0.1", f"{name} publishes a port beyond 127.0.0.1"
-    for name in services:
-        if name.startswith(PREFECT_SERVICES_PREFIXES) or name == "init":
-            assert services[name]["environment"]["PREFECT__SERVER__ENDPOINT"] == "http://apollo:4200/graphql"
+    for name, service in prefect_services(services).items():
+        assert service["environment"]["PREFECT__SERVER__ENDPOINT"] == SERVER_ENDPOINT, name
     assert services["init"]["depends_on"]["apollo"]["condition"] == "service_healthy"
 
 
 def test_every_long_running_service_has_a_healthcheck_and_waits_for_init():
-    services = compose_config([COMPOSE_FILE])["services"]
+    services = compose_config([COMPOSE_FILE], **SERVER)["services"]
     assert services["init"]["restart"] == "no"
     assert "python -m agents init" in " ".join(command_of(services["init"]))
     for name, service in services.items():
@@ -95,21 +116,21 @@ def test_every_long_running_service_has_a_healthcheck_and_waits_for_init():
             assert service["environment"]["DASK_SCHEDULER_ADDRESS"] == "tcp://dask-scheduler:8786"
 
 
-def test_cloud_setup_starts_no_server_container_and_reads_backend_and_key_from_env_local(tmp_path):
+def test_cloud_setup_starts_no_api_container_and_reads_backend_and_key_from_env_local(tmp_path):
     # A copy of the project's compose file and env folder, so that the user's env/local.env is untouched.
     shutil.copy(COMPOSE_FILE, tmp_path / "compose.yaml")
     shutil.copytree(REPO_ROOT / "env", tmp_path / "env", ignore=shutil.ignore_patterns("local.env"))
     (tmp_path / "env" / "local.env").write_text("PREFECT__BACKEND=cloud\nPREFECT__CLOUD__API_KEY=pcu_not_a_real_key\n")
     config = compose_config([tmp_path / "compose.yaml"], project_dir=tmp_path, COMPOSE_PROFILES="")
     services = config["services"]
-    assert not SERVER_SERVICES & set(services), "cloud mode must not start Prefect Server"
+    assert not (SERVER_SERVICES | {"emulator"}) & set(services), "cloud mode must start no API container"
     assert {"init", "agent-etl", "agent-dask", "dask-scheduler", "dask-worker"} <= set(services)
-    for name, service in services.items():
-        if name.startswith(PREFECT_SERVICES_PREFIXES) or name == "init":
-            assert service["environment"]["PREFECT__BACKEND"] == "cloud", name
-            assert service["environment"]["PREFECT__CLOUD__API_KEY"] == "pcu_not_a_real_key", name
-    # apollo is an optional dependency of init: absent in cloud mode, and that is not an error
+    for name, service in prefect_services(services).items():
+        assert service["environment"]["PREFECT__BACKEND"] == "cloud", name
+        assert service["environment"]["PREFECT__CLOUD__API_KEY"] == "pcu_not_a_real_key", name
+    # the APIs are optional dependencies of init: absent in cloud mode, and that is not an error
     assert services["init"]["depends_on"]["apollo"]["required"] is False
+    assert services["init"]["depends_on"]["emulator"]["required"] is False
 
 
 def test_cloud_setup_without_env_local_is_still_valid(tmp_path):
@@ -119,36 +140,88 @@ def test_cloud_setup_without_env_local_is_still_valid(tmp_path):
     assert config["services"]["init"]["environment"]["PREFECT__BACKEND"] == "server"
 
 
-def test_emulator_setup_points_every_prefect_service_at_the_emulator_and_starts_no_server():
-    services = compose_config([COMPOSE_FILE, EMULATOR_OVERRIDE])["services"]
-    assert not SERVER_SERVICES & set(services), "the emulator override must start no Prefect Server container"
-    assert "emulator" in services
+def test_emulator_profile_is_the_api_under_the_name_apollo_and_starts_no_server():
+    services = compose_config([COMPOSE_FILE], **EMULATOR)["services"]
+    assert not SERVER_SERVICES & set(services), "the emulator profile must start no Prefect Server container"
     emulator = services["emulator"]
-    assert command_of(emulator)[:3] == ["python", "-m", "prefect_emulator"]
+    command = command_of(emulator)
+    assert command[:3] == ["python", "-m", "prefect_emulator"]
     assert [(p["host_ip"], p["target"]) for p in emulator["ports"]] == [("127.0.0.1", 4200)]
-    for name, service in services.items():
-        if name.startswith(PREFECT_SERVICES_PREFIXES) or name == "init":
-            assert service["environment"]["PREFECT__SERVER__ENDPOINT"] == "http://emulator:4200", name
-        if "build" in service:
-            # the offline base image is Debian bookworm's python: 3.11
-            assert service["build"]["args"]["PYTHON_VERSION"] == "3.11", name
+    # reached as Prefect Server's API is: no service needs another endpoint in offline mode
+    assert "apollo" in emulator["networks"]["default"]["aliases"]
+    for name, service in prefect_services(services).items():
+        assert service["environment"]["PREFECT__SERVER__ENDPOINT"] == SERVER_ENDPOINT, name
     assert services["init"]["depends_on"]["emulator"]["condition"] == "service_healthy"
+    # its database is on a named volume, which `down` keeps and `down -v` drops
+    db = command[command.index("--db") + 1]
+    [volume] = [v for v in emulator["volumes"] if v["type"] == "volume"]
+    assert db.startswith(volume["target"] + "/"), (db, volume)
+    # it runs as the image's uid (which owns the volume's folder), not as root
+    assert emulator.get("user") in (None, "", "5678", "5678:5678")
 
 
-@pytest.mark.parametrize("files", [[COMPOSE_FILE], [COMPOSE_FILE, EMULATOR_OVERRIDE]],
-                         ids=["compose.yaml", "with-emulator"])
-def test_every_dag_folder_has_a_dag_service_and_every_dag_service_a_folder(files):
-    services = compose_config(files)["services"]
+def test_a_checkout_without_env_gets_an_error_naming_scripts_configure(tmp_path):
+    shutil.copy(COMPOSE_FILE, tmp_path / "compose.yaml")
+    shutil.copytree(REPO_ROOT / "env", tmp_path / "env")
+    proc = compose_command([tmp_path / "compose.yaml"], ["config", "--quiet"], project_dir=tmp_path,
+                           DAGS_UID="", DAGS_GID="")
+    assert proc.returncode != 0
+    assert "DAGS_UID" in proc.stderr and "scripts/configure.sh" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("profile", [SERVER, EMULATOR], ids=["server", "emulator"])
+def test_every_dag_folder_has_a_dag_service_and_every_dag_service_a_folder(profile):
+    services = compose_config([COMPOSE_FILE], **profile)["services"]
     dag_services = sorted(name[len("dag-"):] for name in services if name.startswith("dag-"))
     assert dag_services == dag_folders(), (
-        "compose.yaml (and tests/compose.emulator.yaml) need exactly one dag-<name> service per dags/<name>/ "
-        f"folder: services {dag_services}, folders {dag_folders()}")
+        "compose.yaml needs exactly one dag-<name> service per dags/<name>/ folder: "
+        f"services {dag_services}, folders {dag_folders()}")
     for name in dag_services:
         assert command_of(services[f"dag-{name}"]) == ["python", "-m", "agents", "serve", name]
 
 
+def test_a_dag_service_is_one_stanza_of_at_most_three_lines_in_compose_yaml():
+    lines = COMPOSE_FILE.read_text().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("  dag-") and line.endswith(":")]
+    assert len(starts) == len(dag_folders())
+    for start in starts:
+        stanza = [lines[start]]
+        for line in lines[start + 1:]:
+            if not line.startswith("    "):
+                break
+            stanza.append(line)
+        assert len(stanza) <= 3, "a DAG service is `dag-<name>:`, `<<: *dag`, `command: ...`:\n" + "\n".join(stanza)
+        assert stanza[1].strip() == "<<: *dag", stanza
+
+
+def test_the_images_are_named_per_compose_project():
+    images = {}
+    for project in ("checkout-a", "checkout-b"):
+        services = compose_config([COMPOSE_FILE], COMPOSE_PROJECT_NAME=project, **EMULATOR)["services"]
+        names = {s["image"] for n, s in services.items() if "build" in s and n != "emulator"}
+        assert len(names) == 1, f"services built here use several images: {names}"
+        images[project] = (names.pop(), services["emulator"]["image"])
+        # the emulator: the same build, its own tag (a watch rebuild for a DAG must not replace the API)
+        assert services["emulator"]["build"] == services["init"]["build"]
+    assert images == {"checkout-a": ("checkout-a-dags:latest", "checkout-a-emulator:latest"),
+                      "checkout-b": ("checkout-b-dags:latest", "checkout-b-emulator:latest")}
+
+
+def test_docker_compose_watch_rebuilds_the_services_when_dags_or_agents_change():
+    services = compose_config([COMPOSE_FILE], **EMULATOR)["services"]
+    for name, service in services.items():
+        if "build" not in service:
+            continue
+        rules = {(r["action"], Path(r["path"]).relative_to(REPO_ROOT).as_posix())
+                 for r in service.get("develop", {}).get("watch", [])}
+        if name == "emulator":
+            assert ("rebuild", "prefect_emulator") in rules, name
+        else:
+            assert {("rebuild", "dags"), ("rebuild", "agents"), ("rebuild", "requirements.txt")} <= rules, name
+
+
 def test_scalable_services_have_no_container_name_and_no_fixed_host_port():
-    services = compose_config([COMPOSE_FILE, EMULATOR_OVERRIDE])["services"]
+    services = compose_config([COMPOSE_FILE], **EMULATOR)["services"]
     for name, service in services.items():
         if name.startswith(PREFECT_SERVICES_PREFIXES) or name.startswith("dask-"):
             assert "container_name" not in service, name
@@ -156,7 +229,7 @@ def test_scalable_services_have_no_container_name_and_no_fixed_host_port():
 
 
 def test_shared_agents_have_distinct_labels_covering_the_dags():
-    services = compose_config([COMPOSE_FILE])["services"]
+    services = compose_config([COMPOSE_FILE], **SERVER)["services"]
     agent_labels = {}
     for name, service in services.items():
         if name.startswith("agent-"):
@@ -167,17 +240,74 @@ def test_shared_agents_have_distinct_labels_covering_the_dags():
     assert all(agent_labels.values()), "a shared agent without labels would run only unlabelled runs"
 
 
-def test_data_folder_is_mounted_and_init_hands_data_output_to_the_services_uid():
-    services = compose_config([COMPOSE_FILE])["services"]
+def data_mounts(service: Dict) -> set:
+    return {(v["source"], v["target"]) for v in service.get("volumes", []) if v["type"] == "bind"}
+
+
+def test_data_folder_is_mounted_and_init_hands_data_output_to_the_services_uid(tmp_path):
+    services = compose_config([COMPOSE_FILE], DAGS_UID="1234", DAGS_GID="4321", **SERVER)["services"]
     for name, service in services.items():
         if name in SERVER_SERVICES:
             continue
-        mounts = {(v["source"], v["target"]) for v in service.get("volumes", []) if v["type"] == "bind"}
-        assert (str(REPO_ROOT / "data"), "/app/data") in mounts, name
+        assert (str(REPO_ROOT / "data"), "/app/data") in data_mounts(service), name
         if name != "init":
-            assert service["user"] == "5678:5678", name
+            assert service["user"] == "1234:4321", name
     assert services["init"]["user"] == "0:0"
+    assert services["init"]["environment"]["DAGS_UID"] == "1234"
     assert "setpriv" in " ".join(command_of(services["init"]))
+    # DAGS_DATA_DIR moves the mount (tests use it to stay out of the checkout's data/output)
+    moved = compose_config([COMPOSE_FILE], DAGS_DATA_DIR=str(tmp_path), **EMULATOR)["services"]
+    for name, service in moved.items():
+        if name != "emulator":
+            assert data_mounts(service) == {(str(tmp_path), "/app/data")}, name
+
+
+def write_local_env(tmp_path: Path, text: str) -> Path:
+    """A copy of compose.yaml and env/ in `tmp_path` whose env/local.env holds `text`; returns the folder."""
+    shutil.copy(COMPOSE_FILE, tmp_path / "compose.yaml")
+    shutil.copytree(REPO_ROOT / "env", tmp_path / "env", ignore=shutil.ignore_patterns("local.env"))
+    (tmp_path / "env" / "local.env").write_text(text)
+    return tmp_path
+
+
+LOCAL_SETTINGS = ("PREFECT__SERVER__ENDPOINT=http://elsewhere:4200/graphql\n"
+                  "DAGS_AGENT_MAX_POLL_INTERVAL=3\nDASK_SCHEDULER_ADDRESS=tcp://my-dask:8786\n")
+
+
+def test_settings_in_env_local_beat_the_stacks_defaults_in_every_prefect_service(tmp_path):
+    folder = write_local_env(tmp_path, LOCAL_SETTINGS)
+    services = compose_config([folder / "compose.yaml"], project_dir=folder, **EMULATOR)["services"]
+    for name, service in prefect_services(services).items():
+        env = service["environment"]
+        assert env["PREFECT__SERVER__ENDPOINT"] == "http://elsewhere:4200/graphql", name
+        assert env["DAGS_AGENT_MAX_POLL_INTERVAL"] == "3", name
+        assert env["DASK_SCHEDULER_ADDRESS"] == "tcp://my-dask:8786", name
+    # and without env/local.env, the compose variables give the stack's defaults
+    (folder / "env" / "local.env").unlink()
+    services = compose_config([folder / "compose.yaml"], project_dir=folder, DAGS_AGENT_MAX_POLL_INTERVAL="7",
+                              **EMULATOR)["services"]
+    for name, service in prefect_services(services).items():
+        assert service["environment"]["PREFECT__SERVER__ENDPOINT"] == SERVER_ENDPOINT, name
+        assert service["environment"]["DAGS_AGENT_MAX_POLL_INTERVAL"] == "7", name
+
+
+def test_settings_in_env_local_reach_the_process_in_a_container(tmp_path, built_image):
+    folder = write_local_env(tmp_path, LOCAL_SETTINGS + "DAGS_DEFAULT_PROJECT=From Local Env\n")
+    script = "python -m agents config; env | grep -E '^(DAGS_AGENT_MAX_POLL_INTERVAL|DASK_SCHEDULER_ADDRESS)='"
+    proc = compose_command([folder / "compose.yaml"],
+                           ["-p", f"dagsprec{os.getpid()}", "run", "--rm", "--no-deps",
+                            "--entrypoint", "sh", "agent-etl", "-c", script],
+                           project_dir=folder, DAGS_IMAGE=built_image, DAGS_DATA_DIR=str(tmp_path / "data"),
+                           **EMULATOR)
+    try:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "http://elsewhere:4200/graphql" in proc.stdout, proc.stdout
+        assert "From Local Env" in proc.stdout, proc.stdout
+        assert "DAGS_AGENT_MAX_POLL_INTERVAL=3" in proc.stdout.splitlines(), proc.stdout
+        assert "DASK_SCHEDULER_ADDRESS=tcp://my-dask:8786" in proc.stdout.splitlines(), proc.stdout
+    finally:
+        compose_command([folder / "compose.yaml"], ["-p", f"dagsprec{os.getpid()}", "down", "-v"],
+                        project_dir=folder, **EMULATOR)
 
 
 def test_image_runs_as_uid_5678_and_holds_no_secret_nor_test_code_nor_host_clutter(built_image):
@@ -215,7 +345,7 @@ def test_server_services_match_what_prefect_server_start_runs(tmp_path):
         pytest.skip("`prefect server config` needs Compose v1's docker-compose binary, which is not installed")
     assert proc.returncode == 0, proc.stderr
     theirs = yaml.safe_load(proc.stdout)["services"]
-    ours = compose_config([COMPOSE_FILE])["services"]
+    ours = compose_config([COMPOSE_FILE], **SERVER)["services"]
     assert set(theirs) == SERVER_SERVICES
     # Deliberate differences: telemetry off by default (no traffic leaves the machine unasked), and
     # prefect's DB command variable is already inlined in the graphql command.

@@ -1,4 +1,4 @@
-"""scripts/prepare-offline.sh and the image's offline install: idempotent on a prepared machine, and a clear
+"""scripts/prepare-offline.sh (and scripts/configure.sh, the offline switch it calls) and the image's offline install: idempotent on a prepared machine, and a clear
 error naming the fix for each thing that is missing."""
 from __future__ import annotations
 
@@ -42,14 +42,40 @@ def test_prepare_offline_names_a_python_it_cannot_find():
 
 
 @pytest.mark.docker
-def test_prepare_offline_does_nothing_on_a_prepared_machine():
-    run_script(dict(os.environ))  # prepares, if this machine is not yet
+def test_prepare_offline_does_nothing_on_a_prepared_machine(tmp_path):
+    # the offline switch goes to a file of the test's own, not to the developer's .env
+    env = dict(os.environ, ENV_FILE=str(tmp_path / "env"))
+    first = run_script(env)  # prepares, if this machine is not yet
+    assert first.returncode == 0, first.stdout + first.stderr
     started = time.monotonic()
-    proc = run_script(dict(os.environ))
+    proc = run_script(env)
     took = time.monotonic() - started
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("already") == 3, proc.stdout
+    assert proc.stdout.count("already") == 4, proc.stdout
     assert took < 30, f"a warm prepare-offline took {took:.1f}s"
+
+
+@pytest.mark.docker
+def test_prepare_offline_switches_env_to_the_emulator_and_keeps_the_users_lines(tmp_path):
+    env_file = tmp_path / "env"
+    env_file.write_text("COMPOSE_PROFILES=server\nDASK_WORKER_THREADS=4\n")
+    proc = run_script(dict(os.environ, ENV_FILE=str(env_file)))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "now selects the emulator" in proc.stdout, proc.stdout
+    lines = env_file.read_text().splitlines()
+    assert "COMPOSE_PROFILES=emulator" in lines and "COMPOSE_PROFILES=server" not in lines
+    assert "PYTHON_VERSION=3.11" in lines and "DASK_WORKER_THREADS=4" in lines
+    expected_uid = 5678 if os.getuid() == 0 else os.getuid()
+    assert f"DAGS_UID={expected_uid}" in lines, lines
+
+
+def test_configure_refuses_an_unknown_mode_naming_the_valid_ones(tmp_path):
+    proc = subprocess.run([BASH, str(REPO_ROOT / "scripts" / "configure.sh"), "offline"], cwd=REPO_ROOT,
+                          env=dict(os.environ, ENV_FILE=str(tmp_path / "env")), capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 2
+    assert "unknown mode 'offline'" in proc.stderr and "server, emulator, cloud" in proc.stderr, proc.stderr
+    assert not (tmp_path / "env").exists(), "nothing is written on bad input"
 
 
 @pytest.mark.docker

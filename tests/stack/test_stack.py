@@ -18,7 +18,6 @@ import pytest
 
 from agents import discovery
 from tests.processes import REPO_ROOT
-from tests.stack.conftest import host_path
 from tests.stack.stack import Stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -122,7 +121,7 @@ def test_each_dag_triggered_in_the_stack_ends_in_success(stack, dags, name):
     assert f"flow run {run_id} finished: Success" in proc.stdout
     if output_dir is not None:
         # the run wrote into data/ inside its container: the files are on the host, from this very run
-        folder = host_path(output_dir)
+        folder = stack.host_path(output_dir)
         records = [json.loads(p.read_text()) for p in folder.rglob("*.json")]
         assert any(r.get("flow_run_id") == run_id for r in records), f"no output of run {run_id} in {folder}"
 
@@ -133,7 +132,7 @@ def test_etl_outputs_appear_under_data_on_the_host(stack, dags):
     run_id = stack.create_run(stack.latest_flow_id(ETL), {"output_dir": output_dir})
     [run] = stack.wait_for_runs([run_id], timeout=300)
     assert run["state"] == "Success", run
-    folder = host_path(output_dir)
+    folder = stack.host_path(output_dir)
     report = json.loads((folder / "report.json").read_text())
     assert report["flow_run_id"] == run_id
     assert report["rows"]["accepted"] > 0
@@ -152,7 +151,7 @@ def test_runs_go_only_to_agents_whose_labels_cover_them(stack, dags, service_lab
             if has_output_dir(dag):
                 params = {"output_dir": f"{stack.output_dir}/routing/{name}-{i}"}
             run_id = stack.create_run(flow_id, params)
-            outputs[run_id] = host_path(params["output_dir"]) if params else None
+            outputs[run_id] = stack.host_path(params["output_dir"]) if params else None
     runs = stack.wait_for_runs(list(outputs), timeout=420)
     hostnames = stack.service_of_hostname()
     for run in runs:
@@ -174,7 +173,7 @@ def test_with_dag_services_stopped_shared_agents_run_only_runs_their_labels_cove
         for name, dag in dags.items():
             params = {"output_dir": f"{stack.output_dir}/shared/{name}"} if has_output_dir(dag) else None
             run_id = stack.create_run(stack.latest_flow_id(name), params)
-            outputs[run_id] = host_path(params["output_dir"]) if params else None
+            outputs[run_id] = stack.host_path(params["output_dir"]) if params else None
             services = [s for s, labels in shared.items() if set(dag.labels) <= labels]
             if services:
                 assert len(services) == 1, f"{name} is covered by several shared agents: {services}"
@@ -209,7 +208,7 @@ def test_distributed_partitions_run_on_at_least_two_dask_workers(stack):
     run_id = stack.create_run(stack.latest_flow_id(DISTRIBUTED), {"output_dir": output_dir})
     [run] = stack.wait_for_runs([run_id], timeout=420)
     assert run["state"] == "Success", run
-    result = json.loads((host_path(output_dir) / "result.json").read_text())
+    result = json.loads((stack.host_path(output_dir) / "result.json").read_text())
     assert result["flow_run_id"] == run_id
     assert result["executor"]["address"] == "tcp://dask-scheduler:8786"
     ran_on = {p["hostname"] for p in result["partitions"]}
@@ -226,7 +225,7 @@ def test_scaled_agent_service_shares_30_runs_each_run_executed_once(stack, dags,
     outputs: Dict[str, Path] = {}
     for i in range(30):
         output_dir = f"{stack.output_dir}/scale/{i}"
-        outputs[stack.create_run(flow_id, {"output_dir": output_dir})] = host_path(output_dir)
+        outputs[stack.create_run(flow_id, {"output_dir": output_dir})] = stack.host_path(output_dir)
         # runs arrive over a few seconds, as they would from schedules and users, not in one poll
         time.sleep(0.2)
     runs = stack.wait_for_runs(list(outputs), timeout=780)
