@@ -9,6 +9,8 @@ import click
 from agents import commands, config, discovery, hosting
 from agents.params import ParamError, parse_params
 
+LIMIT_HELP = ("Most flow runs this agent holds (Submitted or Running) at once; the rest stay Scheduled for "
+              "other agents. Default: DAGS_AGENT_MAX_RUNS, else 4; 0 for no limit.")
 AGENT_ADDRESS_HELP = ("Serve the agent health endpoint (/api/health) here, e.g. http://0.0.0.0:8080; "
                       "default: PREFECT__CLOUD__AGENT__AGENT_ADDRESS, else none.")
 
@@ -80,17 +82,20 @@ def register(dags: Tuple[str, ...]) -> None:
 @click.argument("dag")
 @click.option("--name", help="Agent name; default <dag>@<hostname>.")
 @click.option("--agent-address", help=AGENT_ADDRESS_HELP)
-def serve(dag: str, name: Optional[str], agent_address: Optional[str]) -> None:
+@click.option("--limit", type=click.IntRange(min=0), default=None, help=LIMIT_HELP)
+def serve(dag: str, name: Optional[str], agent_address: Optional[str], limit: Optional[int]) -> None:
     """Register DAG, then host it with a LocalAgent carrying the DAG's labels."""
     settings = _settings()
-    _run(lambda: commands.serve(settings, commands.find_dag(settings, dag), click.echo, name, agent_address))
+    _run(lambda: commands.serve(settings, commands.find_dag(settings, dag), click.echo, name, agent_address,
+                                limit=limit))
 
 
 @cli.command()
 @click.option("--label", "-l", "labels", multiple=True, help="An agent label (repeat for more).")
 @click.option("--name", help="Agent name; default <labels joined by +>@<hostname>.")
 @click.option("--agent-address", help=AGENT_ADDRESS_HELP)
-def start(labels: Tuple[str, ...], name: Optional[str], agent_address: Optional[str]) -> None:
+@click.option("--limit", type=click.IntRange(min=0), default=None, help=LIMIT_HELP)
+def start(labels: Tuple[str, ...], name: Optional[str], agent_address: Optional[str], limit: Optional[int]) -> None:
     """Run a shared LocalAgent with these labels: it runs every flow run whose labels it covers."""
     for label in labels:
         problem = discovery.label_problem(label)
@@ -102,7 +107,7 @@ def start(labels: Tuple[str, ...], name: Optional[str], agent_address: Optional[
         # Wait for the API (and the server's tenant) first: in compose the agent may start before it.
         commands.connect(settings, click.echo)
         agent_name = name or hosting.agent_name(hosting.labels_name(labels))
-        return commands.host(list(labels), agent_name, agent_address, click.echo)
+        return commands.host(list(labels), agent_name, agent_address, click.echo, limit=limit)
 
     _run(body)
 

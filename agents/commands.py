@@ -24,7 +24,7 @@ def connect(settings: config_mod.Settings, echo: Echo, wait_timeout: Optional[fl
     Args:
         settings: the loaded settings
         echo: progress output
-        wait_timeout: seconds to wait for the API; default DAGS_API_WAIT_TIMEOUT or 30
+        wait_timeout: seconds to wait for the API; default DAGS_API_WAIT_TIMEOUT or 120
 
     Returns:
         A prefect Client.
@@ -139,10 +139,11 @@ def register(settings: config_mod.Settings, names: List[str], echo: Echo,
     return 1 if failed else 0
 
 
-def host(labels: List[str], name: str, agent_address: Optional[str], echo: Echo) -> int:
-    """Runs a LocalAgent with these labels until interrupted (SIGINT/SIGTERM)."""
+def host(labels: List[str], name: str, agent_address: Optional[str], echo: Echo,
+         limit: Optional[int] = None) -> int:
+    """Runs a LocalAgent with these labels until interrupted (SIGINT/SIGTERM); `limit`: most runs at once."""
     try:
-        agent = hosting.build_agent(labels=labels, name=name, agent_address=agent_address)
+        agent = hosting.build_agent(labels=labels, name=name, agent_address=agent_address, limit=limit)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     echo(f"agent {name!r} with labels {sorted(labels)} polling for runs")
@@ -151,12 +152,12 @@ def host(labels: List[str], name: str, agent_address: Optional[str], echo: Echo)
 
 
 def serve(settings: config_mod.Settings, dag: Dag, echo: Echo, name: Optional[str] = None,
-          agent_address: Optional[str] = None) -> int:
+          agent_address: Optional[str] = None, limit: Optional[int] = None) -> int:
     """Registers one DAG, then hosts it with an agent carrying the DAG's labels."""
     code = register(settings, [dag.name], echo, dags=[dag])
     if code:
         return code
-    return host(dag.labels, name or hosting.agent_name(dag.name), agent_address, echo)
+    return host(dag.labels, name or hosting.agent_name(dag.name), agent_address, echo, limit=limit)
 
 
 def find_dag(settings: config_mod.Settings, name: str) -> Dag:
