@@ -39,9 +39,11 @@ def run_cli(args: List[str], env: Dict[str, str], timeout: float = 180, cwd: Opt
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
-def write_plain_dag(dags_folder: Path, name: str, labels: List[str], extra: str = "") -> Path:
-    """Copies the plain flow fixture into `dags_folder/<name>/<name>.py` with this name and labels."""
-    text = (FIXTURES / "plain_flow.py").read_text()
+def write_plain_dag(dags_folder: Path, name: str, labels: List[str], extra: str = "",
+                    fixture: Path = FIXTURES / "plain_flow.py") -> Path:
+    """Copies a flow fixture (the plain flow by default) into `dags_folder/<name>/<name>.py` with this name
+    and labels (the fixture's FLOW_NAME and LABELS lines are rewritten)."""
+    text = fixture.read_text()
     text = re.sub(r'^FLOW_NAME = .*$', f"FLOW_NAME = {name!r}", text, flags=re.M)
     text = re.sub(r'^LABELS = .*$', f"LABELS = {labels!r}", text, flags=re.M)
     folder = dags_folder / name
