@@ -104,6 +104,7 @@ def start(labels: Tuple[str, ...], name: Optional[str], agent_address: Optional[
     settings = _settings()
 
     def body() -> int:
+        commands.check_agent_settings(limit)
         # Wait for the API (and the server's tenant) first: in compose the agent may start before it.
         commands.connect(settings, click.echo)
         agent_name = name or hosting.agent_name(hosting.labels_name(labels))

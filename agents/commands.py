@@ -139,6 +139,14 @@ def register(settings: config_mod.Settings, names: List[str], echo: Echo,
     return 1 if failed else 0
 
 
+def check_agent_settings(limit: Optional[int] = None) -> None:
+    """Refuses bad agent settings (DAGS_AGENT_..., DAGS_STRANDED_AFTER, --limit) before anything is done."""
+    try:
+        hosting.agent_settings(limit)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def host(labels: List[str], name: str, agent_address: Optional[str], echo: Echo,
          limit: Optional[int] = None) -> int:
     """Runs a LocalAgent with these labels until interrupted (SIGINT/SIGTERM); `limit`: most runs at once."""
@@ -154,6 +162,7 @@ def host(labels: List[str], name: str, agent_address: Optional[str], echo: Echo,
 def serve(settings: config_mod.Settings, dag: Dag, echo: Echo, name: Optional[str] = None,
           agent_address: Optional[str] = None, limit: Optional[int] = None) -> int:
     """Registers one DAG, then hosts it with an agent carrying the DAG's labels."""
+    check_agent_settings(limit)
     code = register(settings, [dag.name], echo, dags=[dag])
     if code:
         return code

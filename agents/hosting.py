@@ -217,6 +217,23 @@ def labels_name(labels: Iterable[str]) -> str:
     return "+".join(labels) if labels else "unlabelled"
 
 
+def agent_settings(limit: Optional[int] = None) -> Dict[str, Any]:
+    """DagsAgent's own settings from the environment (and `--limit`), checked: call it before acting.
+
+    Returns:
+        max_poll_interval, max_runs, stranded_after and health_timeout, as DagsAgent takes them.
+
+    Raises:
+        ValueError: a bad value; the message names the variable.
+    """
+    return dict(
+        max_poll_interval=max_poll_interval_from_env(),
+        max_runs=max_runs_from_env(limit),
+        stranded_after=seconds_from_env(recovery.STRANDED_ENV, recovery.DEFAULT_STRANDED_AFTER),
+        health_timeout=seconds_from_env(health.HEALTH_ENV, health.DEFAULT_HEALTH_TIMEOUT),
+    )
+
+
 def build_agent(labels: List[str], name: str, agent_address: Optional[str] = None,
                 show_flow_logs: bool = True, env_vars: Optional[Dict[str, str]] = None,
                 limit: Optional[int] = None) -> DagsAgent:
@@ -240,10 +257,7 @@ def build_agent(labels: List[str], name: str, agent_address: Optional[str] = Non
     runs_env = {"DAGS_AGENT_NAME": name}
     runs_env.update(env_vars or {})
     return DagsAgent(
-        max_poll_interval=max_poll_interval_from_env(),
-        max_runs=max_runs_from_env(limit),
-        stranded_after=seconds_from_env(recovery.STRANDED_ENV, recovery.DEFAULT_STRANDED_AFTER),
-        health_timeout=seconds_from_env(health.HEALTH_ENV, health.DEFAULT_HEALTH_TIMEOUT),
+        **agent_settings(limit),
         name=name,
         labels=sorted(labels),
         env_vars=runs_env,

@@ -125,3 +125,24 @@ def figures(scenario: str, ids: List[str], rows: List[dict], markers: Path,
 
 def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
+
+
+def peak_held(rows: List[dict]) -> Dict[str, int]:
+    """Agent id -> the most runs it held at once according to the API: a run counts from its (last)
+    Submitted state to its finished state."""
+    events: Dict[str, List[tuple]] = collections.defaultdict(list)
+    for row in rows:
+        times = [(parse_time(s["timestamp"]), s["state"]) for s in row["states"]]
+        submitted = [t for t, state in times if state == "Submitted"]
+        ended = [t for t, state in times if state in FINISHED]
+        if row["agent_id"] and submitted:
+            # an end sorts before a start at the same instant: a slot freed and taken is not an overlap
+            events[row["agent_id"]] += [(submitted[-1], 1), (ended[-1] if ended else utc_now(), -1)]
+    peaks = {}
+    for agent, changes in events.items():
+        held = peak = 0
+        for _, change in sorted(changes, key=lambda e: (e[0], e[1])):
+            held += change
+            peak = max(peak, held)
+        peaks[agent] = peak
+    return peaks
