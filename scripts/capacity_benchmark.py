@@ -1,0 +1,87 @@
+"""Measures what an agent's run limit (`--limit`, DAGS_AGENT_MAX_RUNS) does to a small host.
+
+For each limit, starts an emulator and one `python -m agents start --limit N` agent, creates RUNS runs of a
+trivial DAG at once and prints: runs per minute, p50 seconds from creation to Success, the peak number of
+flow-run processes alive, and the peak 1-minute load average. Figures, no verdict: the README's default
+limit was chosen from them.
+
+    .venv/bin/python scripts/capacity_benchmark.py [--runs 60] [--limits 1,2,4,8,0]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.faults.faults import counted_env, create_runs, flow_id, parse_time, register, runs, wait_finished  # noqa: E402
+from tests.processes import Emulator  # noqa: E402
+from tests.runtime.conftest import start_agent  # noqa: E402
+
+
+def flow_run_processes() -> int:
+    """How many `python -m agents.flowrun` processes are alive on this host."""
+    count = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if b"agents.flowrun" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                count += 1
+        except OSError:
+            pass
+    return count
+
+
+def measure(limit: int, count: int, workdir: Path) -> Dict[str, float]:
+    """One limit: the figures of `count` runs on one agent."""
+    peaks = {"processes": 0, "load": 0.0}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            peaks["processes"] = max(peaks["processes"], flow_run_processes())
+            peaks["load"] = max(peaks["load"], os.getloadavg()[0])
+
+    with Emulator(workdir) as emu:
+        env = counted_env(emu.url, workdir, "bench-dag", ["bench"])
+        register(env)
+        with start_agent(["start", "-l", "bench", "--name", "bench", "--limit", str(limit)], env,
+                         workdir / "agent.log"):
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            started = time.monotonic()
+            ids = create_runs(emu, flow_id(emu, "bench-dag"), count)
+            rows = wait_finished(emu, ids, timeout=1800)
+            minutes = (time.monotonic() - started) / 60
+            done.set()
+    latencies: List[float] = []
+    for row in rows:
+        states = row["states"]
+        if row["state"] == "Success":
+            latencies.append((parse_time(states[-1]["timestamp"]) - parse_time(states[0]["timestamp"])).total_seconds())
+    return {"runs/min": len(latencies) / minutes, "p50 s": statistics.median(latencies) if latencies else float("nan"),
+            "peak processes": peaks["processes"], "peak load": peaks["load"], "success": len(latencies)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=60, help="runs per limit (default 60)")
+    parser.add_argument("--limits", default="1,2,4,8,0", help="comma-separated limits; 0 = no limit")
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs; {args.runs} runs per limit on one agent")
+    print(f"{'limit':>6} {'runs/min':>9} {'p50 s':>7} {'peak processes':>15} {'peak load':>10} {'success':>8}")
+    for limit in (int(x) for x in args.limits.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            fig = measure(limit, args.runs, Path(tmp))
+        print(f"{limit or 'none':>6} {fig['runs/min']:>9.0f} {fig['p50 s']:>7.1f} {fig['peak processes']:>15.0f} "
+              f"{fig['peak load']:>10.1f} {fig['success']:>8.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
