@@ -21,7 +21,7 @@ from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.faults.faults import counted_env, create_runs, flow_id, parse_time, register, runs, wait_finished  # noqa: E402
+from tests.faults.faults import create_runs, parse_time, registered_dag, wait_finished  # noqa: E402
 from tests.processes import Emulator  # noqa: E402
 from tests.runtime.conftest import start_agent  # noqa: E402
 
@@ -49,14 +49,13 @@ def measure(limit: int, count: int, workdir: Path) -> Dict[str, float]:
             peaks["load"] = max(peaks["load"], os.getloadavg()[0])
 
     with Emulator(workdir) as emu:
-        env = counted_env(emu.url, workdir, "bench-dag", ["bench"])
-        register(env)
-        with start_agent(["start", "-l", "bench", "--name", "bench", "--limit", str(limit)], env,
+        label, env, flow = registered_dag(emu, workdir, "bench-dag")
+        with start_agent(["start", "-l", label, "--name", "bench", "--limit", str(limit)], env,
                          workdir / "agent.log"):
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
             started = time.monotonic()
-            ids = create_runs(emu, flow_id(emu, "bench-dag"), count)
+            ids = create_runs(emu, flow, count)
             rows = wait_finished(emu, ids, timeout=1800)
             minutes = (time.monotonic() - started) / 60
             done.set()

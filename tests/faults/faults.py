@@ -9,14 +9,15 @@ from __future__ import annotations
 import collections
 import datetime
 import time
+import uuid
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from tests.processes import Emulator
 from tests.runtime.conftest import run_cli, runtime_env, write_plain_dag
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "counted_flow.py"
-FINISHED = {"Success", "Failed", "Cancelled", "TimedOut", "Skipped"}
+FINISHED = {"Success", "Failed", "Cancelled", "TimedOut", "Skipped", "TriggerFailed"}
 # the text of the log line agents.recovery writes on a re-queued run, and agents.flowrun on a given-up one
 REQUEUED = "stranded-run recovery"
 GAVE_UP = "gives this run up"
@@ -40,6 +41,18 @@ def register(env: Dict[str, str]) -> None:
     for command in (["init"], ["register"]):
         result = run_cli(command, env)
         assert result.returncode == 0, result.stdout
+
+
+def registered_dag(emu: Emulator, workdir: Path, name: str, **extra: str) -> Tuple[str, Dict[str, str], str]:
+    """A counted DAG `name` with a fresh label, initialised and registered on `emu`.
+
+    Returns:
+        (its label, the environment for `python -m agents` (see `counted_env`), its flow id)
+    """
+    label = f"{name}-{uuid.uuid4().hex[:6]}"
+    env = counted_env(emu.url, workdir, name, [label], **extra)
+    register(env)
+    return label, env, flow_id(emu, name)
 
 
 def flow_id(emu: Emulator, name: str) -> str:
@@ -80,14 +93,20 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: f
     return time.monotonic() - started
 
 
-def wait_finished(emu: Emulator, ids: List[str], timeout: float) -> List[dict]:
-    """Waits until every run is finished (or the timeout passes: the unfinished ones count as lost)."""
+def wait_all_finished(read: Callable[[], List[dict]], timeout: float) -> List[dict]:
+    """Reads runs (rows with a `state`) until all are finished or the timeout passes (the unfinished ones
+    then count as lost); returns the last rows read."""
     deadline = time.monotonic() + timeout
     while True:
-        rows = runs(emu, ids)
+        rows = read()
         if all(r["state"] in FINISHED for r in rows) or time.monotonic() > deadline:
             return rows
         time.sleep(1)
+
+
+def wait_finished(emu: Emulator, ids: List[str], timeout: float) -> List[dict]:
+    """`wait_all_finished` for these runs of the emulator."""
+    return wait_all_finished(lambda: runs(emu, ids), timeout)
 
 
 def executions(markers: Path) -> Dict[str, int]:

@@ -2,7 +2,6 @@
 themselves and their health says the truth, with real emulator and agent processes."""
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -11,7 +10,8 @@ from typing import List
 import pytest
 import requests
 
-from tests.faults.faults import counted_env, create_runs, figures, flow_id, register, runs, wait_finished, wait_until
+from tests.faults.faults import (counted_env, create_runs, figures, flow_id, register, registered_dag, runs,
+                                 wait_finished, wait_until)
 from tests.processes import Emulator, free_port, wait_for_http
 from tests.runtime.conftest import Background, start_agent
 
@@ -35,12 +35,10 @@ def run_batch(emu: Emulator, name: str, count: int) -> List[str]:
 
 @pytest.mark.parametrize("keeps_data", [True, False], ids=["db", "in-memory"])
 def test_agents_recover_by_themselves_after_an_emulator_restart(tmp_path: Path, keeps_data: bool) -> None:
-    label = "restart-" + uuid.uuid4().hex[:6]
     db = tmp_path / "api.sqlite" if keeps_data else None
     emu = Emulator(tmp_path, db=db).start()
     try:
-        env = counted_env(emu.url, tmp_path, "restart-dag", [label], **HEALTH)
-        register(env)
+        label, env, _ = registered_dag(emu, tmp_path, "restart-dag", **HEALTH)
         with start_agent(["start", "-l", label, "--name", "r1"], env, tmp_path / "r1.log") as one, \
                 start_agent(["start", "-l", label, "--name", "r2"], env, tmp_path / "r2.log") as two:
             before = run_batch(emu, "restart-dag", 4)

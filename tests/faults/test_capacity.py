@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.faults.faults import counted_env, create_runs, figures, flow_id, peak_held, register, wait_finished
+from tests.faults.faults import counted_env, create_runs, figures, peak_held, registered_dag, wait_finished
 from tests.processes import Emulator
 from tests.runtime.conftest import run_cli, start_agent
 
@@ -18,15 +17,13 @@ LIMIT = 3
 
 
 def test_200_runs_on_3_agents_with_a_limit_run_once_each_within_the_limit(tmp_path: Path) -> None:
-    label = "cap-" + uuid.uuid4().hex[:6]
     with Emulator(tmp_path) as emu:
-        env = counted_env(emu.url, tmp_path, "cap-dag", [label])
-        register(env)
+        label, env, flow = registered_dag(emu, tmp_path, "cap-dag")
         agents = [start_agent(["start", "-l", label, "--name", f"cap-{i}", "--limit", str(LIMIT)], env,
                               tmp_path / f"cap-{i}.log") for i in range(AGENTS)]
         try:
             started = time.monotonic()
-            ids = create_runs(emu, flow_id(emu, "cap-dag"), RUNS)
+            ids = create_runs(emu, flow, RUNS)
             rows = wait_finished(emu, ids, timeout=420)
             minutes = (time.monotonic() - started) / 60
         finally:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.faults import (GAVE_UP, REQUEUED, counted_env, create_runs, figures, flow_id, register,
-                                 runs, utc_now, wait_finished, wait_until)
+from tests.faults.faults import (GAVE_UP, REQUEUED, create_runs, figures, registered_dag, runs, utc_now,
+                                 wait_finished, wait_until)
 from tests.processes import REPO_ROOT, Emulator
 from tests.runtime.conftest import start_agent
 from agents.flowrun import ownership_problem
@@ -32,11 +32,8 @@ def taken_and_running(emu: Emulator, run_id: str) -> bool:
 
 
 def test_runs_submitted_to_a_killed_agent_are_requeued_and_run_once(tmp_path: Path) -> None:
-    label = "killed-" + uuid.uuid4().hex[:6]
     with Emulator(tmp_path) as emu:
-        env = counted_env(emu.url, tmp_path, "killed-dag", [label])
-        register(env)
-        flow = flow_id(emu, "killed-dag")
+        label, env, flow = registered_dag(emu, tmp_path, "killed-dag")
         # the doomed agent's flow runs take 20 s to load their DAG: killed while every run is Submitted
         doomed = start_agent(["start", "-l", label, "--name", "doomed", "--limit", "0"],
                              dict(env, DAGS_TEST_LOAD_DELAY="20"), tmp_path / "doomed.log")
@@ -59,11 +56,8 @@ def test_runs_submitted_to_a_killed_agent_are_requeued_and_run_once(tmp_path: Pa
 
 
 def test_a_paused_agent_whose_flow_run_wakes_after_its_run_was_taken_gives_it_up(tmp_path: Path) -> None:
-    label = "paused-" + uuid.uuid4().hex[:6]
     with Emulator(tmp_path) as emu:
-        env = counted_env(emu.url, tmp_path, "paused-dag", [label])
-        register(env)
-        flow = flow_id(emu, "paused-dag")
+        label, env, flow = registered_dag(emu, tmp_path, "paused-dag")
         paused = start_agent(["start", "-l", label, "--name", "paused"], dict(env, DAGS_TEST_LOAD_DELAY="3"),
                              tmp_path / "paused.log")
         try:
@@ -91,15 +85,13 @@ def test_a_paused_agent_whose_flow_run_wakes_after_its_run_was_taken_gives_it_up
 
 def test_a_flow_run_process_started_with_a_stale_submission_writes_nothing(tmp_path: Path) -> None:
     # the flow-run command itself, started by hand as a late agent would have: another agent holds the run
-    label = "stale-" + uuid.uuid4().hex[:6]
     with Emulator(tmp_path) as emu:
-        env = counted_env(emu.url, tmp_path, "stale-dag", [label])
-        register(env)
+        label, env, flow = registered_dag(emu, tmp_path, "stale-dag")
         with start_agent(["start", "-l", label, "--name", "owner"], env, tmp_path / "owner.log"):
-            [run_id] = create_runs(emu, flow_id(emu, "stale-dag"), 1, {"seconds": 2})
+            [run_id] = create_runs(emu, flow, 1, {"seconds": 2})
             wait_until(lambda: runs(emu, [run_id])[0]["state"] == "Running", 60, "the run Running")
             before = runs(emu, [run_id])[0]
-            late = dict(env, PREFECT__CONTEXT__FLOW_RUN_ID=run_id, PREFECT__CONTEXT__FLOW_ID=flow_id(emu, "stale-dag"),
+            late = dict(env, PREFECT__CONTEXT__FLOW_RUN_ID=run_id, PREFECT__CONTEXT__FLOW_ID=flow,
                         DAGS_AGENT_ID=str(uuid.uuid4()), DAGS_SUBMISSION_ID=uuid.uuid4().hex,
                         PREFECT__CLOUD__SEND_FLOW_RUN_LOGS="true")
             proc = subprocess.run([sys.executable, "-m", "agents.flowrun"], env=late, cwd=REPO_ROOT,

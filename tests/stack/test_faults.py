@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional
 
 import pytest
 
-from tests.faults.faults import REQUEUED
+from tests.faults.faults import requeue_times, utc_now, wait_all_finished
 from tests.stack.conftest import running_stack
 from tests.stack.stack import FINAL_STATES, Stack
 
@@ -31,14 +31,6 @@ def stack(built_image: str):
     with running_stack() as stk:
         stk.up("--no-build", scales={"agent-etl": REPLICAS})
         yield stk
-
-
-def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def parse_time(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def history(stack: Stack, ids: List[str]) -> List[dict]:
@@ -81,19 +73,9 @@ def running_on(stack: Stack, ids: List[str], container: Dict[str, str]) -> List[
             if r["state"] == "Running" and (r["agent"] or {}).get("name", "").endswith("@" + container["hostname"])]
 
 
-def wait_finished(stack: Stack, ids: List[str], timeout: float) -> List[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = history(stack, ids)
-        if all(r["state"] in FINAL_STATES for r in rows) or time.monotonic() > deadline:
-            return rows
-        time.sleep(1)
-
-
 def figures(scenario: str, ids: List[str], rows: List[dict], fault_at: Optional[datetime.datetime] = None,
             killed_running: List[str] = ()) -> Dict[str, object]:
-    back = [parse_time(s["timestamp"]) for r in rows for s in r["states"]
-            if s["state"] == "Scheduled" and REQUEUED in (s["message"] or "")]
+    back = requeue_times(rows)
     unfinished = [r["id"] for r in rows if r["state"] not in FINAL_STATES]
     result = {
         "created": len(ids),
@@ -120,7 +102,7 @@ def agent_fault(stack: Stack, scenario: str, fault: Callable[[Dict[str, str]], N
     killed_running = running_on(stack, ids, victim)
     fault_at = utc_now()
     fault(victim)
-    rows = wait_finished(stack, ids, timeout=240)
+    rows = wait_all_finished(lambda: history(stack, ids), timeout=240)
     check(figures(scenario, ids, rows, fault_at, killed_running))
     stack.up("--no-build")  # replicas back to their scale and healthy before the next scenario
 
@@ -172,7 +154,7 @@ def restart_and_rerun(stack: Stack, scenario: str, restart: Callable[[], None]) 
     print(f"stack healthy {time.monotonic() - started:.0f}s after the restart; runs kept by the API: {len(kept)}")
     after = create_etl_runs(stack, scenario + "-after")
     ids = [i for i in before if i in kept] + after
-    rows = wait_finished(stack, ids, timeout=300)
+    rows = wait_all_finished(lambda: history(stack, ids), timeout=300)
     killed = [r["id"] for r in rows if r["id"] in kept and r["state"] == "Running"]
     check(figures(scenario, ids, rows, fault_at, killed))
 
