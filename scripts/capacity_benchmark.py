@@ -2,7 +2,8 @@
 
 For each limit, starts an emulator and one `python -m agents start --limit N` agent, creates RUNS runs of a
 trivial DAG at once and prints: runs per minute, p50 seconds from creation to Success, the peak number of
-flow-run processes alive, and the peak 1-minute load average. Figures, no verdict: the README's default
+flow-run processes of the agent alive, and the peak 1-minute load average (of the whole host: run it on a
+quiet machine). Figures, no verdict: the README's default
 limit was chosen from them.
 
     .venv/bin/python scripts/capacity_benchmark.py [--runs 60] [--limits 1,2,4,8,0]
@@ -26,14 +27,15 @@ from tests.processes import Emulator  # noqa: E402
 from tests.runtime.conftest import start_agent  # noqa: E402
 
 
-def flow_run_processes() -> int:
-    """How many `python -m agents.flowrun` processes are alive on this host."""
+def flow_run_processes(agent_pid: int) -> int:
+    """How many flow-run processes the agent `agent_pid` has alive (its children)."""
     count = 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if b"agents.flowrun" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            # /proc/PID/stat: "pid (name) state ppid ..."; the name may hold spaces, so split after ')'
+            if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) == agent_pid:
                 count += 1
-        except OSError:
+        except (OSError, IndexError, ValueError):
             pass
     return count
 
@@ -42,16 +44,18 @@ def measure(limit: int, count: int, workdir: Path) -> Dict[str, float]:
     """One limit: the figures of `count` runs on one agent."""
     peaks = {"processes": 0, "load": 0.0}
     done = threading.Event()
+    agent_pid = [0]
 
     def sample() -> None:
         while not done.wait(0.5):
-            peaks["processes"] = max(peaks["processes"], flow_run_processes())
+            peaks["processes"] = max(peaks["processes"], flow_run_processes(agent_pid[0]))
             peaks["load"] = max(peaks["load"], os.getloadavg()[0])
 
     with Emulator(workdir) as emu:
         label, env, flow = registered_dag(emu, workdir, "bench-dag")
         with start_agent(["start", "-l", label, "--name", "bench", "--limit", str(limit)], env,
-                         workdir / "agent.log"):
+                         workdir / "agent.log") as agent:
+            agent_pid[0] = agent.proc.pid
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
             started = time.monotonic()
