@@ -15,7 +15,6 @@ from tests.faults.faults import (GAVE_UP, REQUEUED, create_runs, figures, regist
                                  wait_finished, wait_until)
 from tests.processes import REPO_ROOT, Emulator
 from tests.runtime.conftest import start_agent
-from agents.flowrun import ownership_problem
 
 pytestmark = pytest.mark.slow
 RUNS = 6
@@ -103,17 +102,3 @@ def test_a_flow_run_process_started_with_a_stale_submission_writes_nothing(tmp_p
     assert states[:len(before["states"])] == [s["state"] for s in before["states"]]
     assert states.count("Running") == 1 and states[-1] == "Success", states
     assert sum(1 for _ in (tmp_path / "markers").iterdir()) == 1
-
-
-@pytest.mark.parametrize("found, before, problem", [
-    ({"state": "Submitted", "agent_id": "a", "submission": "s"}, True, None),
-    ({"state": "Running", "agent_id": "a", "submission": "s"}, True, None),
-    ({"state": "Running", "agent_id": "a", "submission": "s"}, False, None),
-    ({"state": "Scheduled", "agent_id": "a", "submission": "s"}, True, "re-queued"),
-    ({"state": "Submitted", "agent_id": "b", "submission": "t"}, True, "submitted again"),
-    ({"state": "Running", "agent_id": "b", "submission": "t"}, False, "submitted again"),
-    ({"state": "Submitted", "agent_id": "b", "submission": "s"}, True, "held by agent b"),
-])
-def test_ownership_rules(found: dict, before: bool, problem: str) -> None:
-    answer = ownership_problem(found, "a", "s", before_start=before)
-    assert (answer is None) if problem is None else (problem in answer), answer
