@@ -61,6 +61,7 @@ class DagsAgent(LocalAgent):
             self._loop_intervals = {k: min(v, max_poll_interval) for k, v in LocalAgent._loop_intervals.items()}
         self.max_runs = max_runs
         self.agent_id: Optional[str] = None
+        self.registered_tenant: Optional[str] = None
         self.poll_health = health.PollHealth(health_timeout)
         # flow run id -> its flow-run process, and the submission ids this agent wrote (agents.flowrun)
         self.run_processes: Dict[str, subprocess.Popen] = {}
@@ -94,6 +95,7 @@ class DagsAgent(LocalAgent):
     # --- polling, health and reconnection -----------------------------------------------------------------
     def _register_agent(self) -> str:
         self.agent_id = super()._register_agent()
+        self.registered_tenant = self.client.tenant_id
         return self.agent_id
 
     def _get_ready_flow_runs(self, prefetch_seconds: int = 10) -> Set[str]:
@@ -109,16 +111,16 @@ class DagsAgent(LocalAgent):
         return ids
 
     def _reconnect(self) -> None:
-        """Re-resolves the tenant, and re-registers when the API no longer knows this agent (an in-memory
-        API restarted: new tenant, no agents)."""
-        old_tenant = self.client._tenant_id
-        self.client.tenant_id = None
+        """Re-resolves the tenant, and registers again when the API no longer knows this agent (an in-memory
+        API restarted: a new tenant after `init`, no agents)."""
+        self.client.tenant_id = None  # resolved again from the API (server) or the API key (cloud)
         tenant = self.client.tenant_id
         known = self.client.graphql(
             "query($id: uuid!) { agent(where: {id: {_eq: $id}}) { id } }", variables={"id": self.agent_id}
         ).data.agent if self.agent_id else []
-        if tenant != old_tenant or not known:
-            self.logger.warning("the API lost this agent (tenant %s, now %s): registering again", old_tenant, tenant)
+        if tenant != self.registered_tenant or not known:
+            self.logger.warning("the API no longer knows this agent (tenant %s, was %s): registering again",
+                                tenant, self.registered_tenant)
             self.client.attach_headers({"X-PREFECT-AGENT-ID": self._register_agent()})
 
     def _start_agent_api_server(self) -> None:

@@ -101,11 +101,9 @@ class StrandedRuns:
         found = []
         for run in runs:
             age = (now - pendulum.parse(run.state_timestamp)).total_seconds()
-            if age <= self.stranded_after:
-                continue
+            if age <= self.stranded_after or run.id in held:
+                continue  # recent, or this agent's own flow-run process holds it (whatever id it had then)
             if run.agent_id == me:
-                if run.id in held:
-                    continue
                 reason = (f"this agent ({self.agent_name}) submitted it {age:.0f}s ago and holds no live "
                           "flow-run process for it")
             else:
