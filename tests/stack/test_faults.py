@@ -22,7 +22,7 @@ from tests.stack.stack import FINAL_STATES, Stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ETL = "etl-seattle-weather"
-RUNS = 12
+RUNS = 8
 REPLICAS = 2
 
 
