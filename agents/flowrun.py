@@ -13,7 +13,9 @@ submission:
 
 Otherwise the run was re-queued (agents.recovery) while this process or its agent was cut off, and perhaps
 taken by another agent: this process gives it up, writes a log line on the run saying so, and exits 0
-without writing any state. Prefect Server enforces no state version lock, so this check is what makes a
+without writing any (more) state; so does a process that cannot read the run to confirm (the run is then
+re-queued like any stranded one). A process whose Running write was delayed past a re-queue and a new
+submission leaves one extra Running state in the run's history, and no task run. Prefect Server enforces no state version lock, so this check is what makes a
 late flow-run process harmless.
 """
 from __future__ import annotations
@@ -80,15 +82,22 @@ class OwnedFlowRunner(CloudFlowRunner):
         if not submission:
             return  # a retry started from a Running run (no Submitted state was written): nothing to check
         flow_run_id = prefect.context.get("flow_run_id")
-        problem = ownership_problem(latest_submission(self.client, flow_run_id), agent_id, submission,
-                                    before_start)
+        try:
+            problem = ownership_problem(latest_submission(self.client, flow_run_id), agent_id, submission,
+                                        before_start)
+        except Exception as exc:  # unconfirmed is not owned: a run left behind is re-queued, a double run is not undone
+            problem = f"its ownership could not be confirmed ({type(exc).__name__}: {exc})"
         if problem is None:
             return
         message = (f"Flow-run process {os.getpid()} of agent {agent_id} gives this run up and does not "
                    f"{'start' if before_start else 'continue'} it: {problem}.")
         self.logger.warning(message)
-        self.client.write_run_logs([dict(flow_run_id=flow_run_id, name=LOG_NAME, message=message,
-                                         level="WARNING")])
+        try:
+            self.client.write_run_logs([dict(flow_run_id=flow_run_id, name=LOG_NAME, message=message,
+                                             level="WARNING")])
+        except Exception:  # the API is away: the local log above has it
+            pass
+        # ENDRUN ends prefect's runner with no state written: the run stays as its owner left it
         raise ENDRUN(state=state)
 
     def set_flow_to_running(self, state: State) -> State:

@@ -2,8 +2,9 @@
 an agent cut off from the network, the API and the whole stack restarted. Each scenario prints its figures
 and ends with no run lost and none run twice.
 
-Figures: created, success, lost (not finished when the wait ends), duplicated (more than one Running
-state: two flow-run processes started it), killed_running (Running in a container at the moment it was
+Figures: created, success, lost (not finished when the wait ends), duplicated (executed to its end more than
+once: more than one "Flow run SUCCESS/FAILED" line from prefect's flow runner on the run), gave_up (flow-run
+processes that found their run re-queued and taken, and stopped: agents.flowrun), killed_running (Running in a container at the moment it was
 killed: its process died with it; Server's zombie killer or Lazarus decides those, not our recovery),
 requeued and seconds to recover (from the fault until the last stranded run was back in the queue).
 """
@@ -16,7 +17,7 @@ from typing import Callable, Dict, List, Optional
 
 import pytest
 
-from tests.faults.faults import requeue_times, utc_now, wait_all_finished
+from tests.faults.faults import GAVE_UP, requeue_times, utc_now, wait_all_finished
 from tests.stack.conftest import running_stack
 from tests.stack.stack import FINAL_STATES, Stack
 
@@ -37,7 +38,8 @@ def history(stack: Stack, ids: List[str]) -> List[dict]:
     """Runs with state, agent (name), states with time and message."""
     return stack.graphql(
         "query($ids: [uuid!]) { flow_run(where: {id: {_in: $ids}}) { id state agent { name } "
-        "states(order_by: {timestamp: asc}) { state timestamp message } } }", {"ids": ids})["flow_run"]
+        "states(order_by: {timestamp: asc}) { state timestamp message } logs { message } } }",
+        {"ids": ids})["flow_run"]
 
 
 def create_etl_runs(stack: Stack, scenario: str, count: int = RUNS) -> List[str]:
@@ -81,13 +83,19 @@ def figures(scenario: str, ids: List[str], rows: List[dict], fault_at: Optional[
         "created": len(ids),
         "success": sum(r["state"] == "Success" for r in rows),
         "lost": len([i for i in unfinished if i not in killed_running]) + len(set(ids) - {r["id"] for r in rows}),
-        "duplicated": sum(1 for r in rows if [s["state"] for s in r["states"]].count("Running") > 1),
+        "duplicated": sum(1 for r in rows if executions(r) > 1),
+        "gave_up": sum(1 for r in rows for log in r["logs"] if GAVE_UP in log["message"]),
         "killed_running": len(killed_running),
         "requeued": len(back),
         "seconds_to_recover": round((max(back) - fault_at).total_seconds(), 1) if back and fault_at else None,
     }
     print(f"\nFAULT {scenario} (stack): " + ", ".join(f"{k}={v}" for k, v in result.items()))
     return result
+
+
+def executions(run: dict) -> int:
+    """How many flow-run processes ran this run to its end: prefect's flow runner logs one final line each."""
+    return sum(1 for log in run["logs"] if log["message"].startswith(("Flow run SUCCESS", "Flow run FAILED")))
 
 
 def check(result: Dict[str, object]) -> None:
