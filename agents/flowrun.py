@@ -53,6 +53,25 @@ def latest_submission(client: Any, flow_run_id: str) -> dict:
             "submission": context.get(SUBMISSION_KEY)}
 
 
+HISTORY_QUERY = """query($id: uuid!) {
+  flow_run_state(where: {flow_run_id: {_eq: $id}}, order_by: {timestamp: desc}, limit: 2) { serialized_state }
+}"""
+
+
+def submission_problem(client: Any, flow_run_id: str, submission: str) -> Optional[str]:
+    """Why a Submitted state just written with `submission` does not make the run ours (None when it does):
+    it must be the run's newest state, right after a Scheduled one."""
+    from prefect.serialization.state import StateSchema
+
+    states = [row.serialized_state or {} for row in
+              client.graphql(HISTORY_QUERY, variables={"id": flow_run_id}).data.flow_run_state]
+    if not states or (states[0].get("context") or {}).get(SUBMISSION_KEY) != submission:
+        return "another state was written after this submission"
+    if len(states) < 2 or not StateSchema().load(states[1]).is_scheduled():
+        return f"the run was {states[1].get('type') if len(states) > 1 else 'not'} Scheduled when the submission landed"
+    return None
+
+
 def ownership_problem(found: dict, agent_id: str, submission: str, before_start: bool) -> Optional[str]:
     """Why this process does not own the run (None when it does).
 

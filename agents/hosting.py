@@ -139,7 +139,11 @@ class DagsAgent(LocalAgent):
     # --- submission and the flow-run process -----------------------------------------------------------
     def _mark_flow_as_submitted(self, flow_run: Any) -> None:
         """Writes Submitted with a fresh submission id (agents.flowrun checks it), else defers to prefect
-        (a retry of a Running run: prefect only moves its Scheduled task runs)."""
+        (a retry of a Running run: prefect only moves its Scheduled task runs).
+
+        Then reads it back: a Submitted write delayed past the run's re-queue (a network cut; prefect's
+        client retries for up to a minute) may land on a run another agent took meanwhile, which Server
+        accepts once its 30 s Submitted lock has expired; that run is not this agent's to start."""
         state = StateSchema().load(flow_run.serialized_state)
         if not state.is_scheduled():
             return super()._mark_flow_as_submitted(flow_run)
@@ -148,6 +152,10 @@ class DagsAgent(LocalAgent):
             flow_run_id=flow_run.id, version=flow_run.version,
             state=Submitted(message=f"Submitted for execution by {self.name}", state=state,
                             context={flowrun.SUBMISSION_KEY: submission}))
+        problem = flowrun.submission_problem(self.client, flow_run.id, submission)
+        if problem:
+            # prefect's agent treats "State update failed" as "another agent has it": no Failed state
+            raise ValueError(f"State update failed: flow run {flow_run.id} not submitted by {self.name}: {problem}")
         with self._lock:
             self.submissions[flow_run.id] = submission
         # the flow run is Submitted now: prefect then moves its Scheduled task runs (retries), if any

@@ -102,3 +102,20 @@ def test_a_flow_run_process_started_with_a_stale_submission_writes_nothing(tmp_p
     assert states[:len(before["states"])] == [s["state"] for s in before["states"]]
     assert states.count("Running") == 1 and states[-1] == "Success", states
     assert sum(1 for _ in (tmp_path / "markers").iterdir()) == 1
+
+
+def test_a_submission_is_ours_only_while_it_is_the_newest_state_right_after_a_scheduled_one(tmp_path: Path) -> None:
+    from prefect.engine.state import Running, Submitted
+
+    from agents.flowrun import SUBMISSION_KEY, submission_problem
+    from tests.prefect_emulator.prefect_session import prefect_session
+
+    with Emulator(tmp_path) as emu:
+        _, _, flow = registered_dag(emu, tmp_path, "submit-dag")
+        with prefect_session(emu.url, tmp_path / "session") as client:
+            [run_id] = create_runs(emu, flow, 1)
+            client.set_flow_run_state(run_id, Submitted(message="mine", context={SUBMISSION_KEY: "s1"}))
+            assert submission_problem(client, run_id, "s1") is None
+            assert "another state" in submission_problem(client, run_id, "s2")
+            client.set_flow_run_state(run_id, Running(message="someone else's process"))
+            assert "another state was written after this submission" in submission_problem(client, run_id, "s1")
