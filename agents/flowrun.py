@@ -20,6 +20,7 @@ late flow-run process harmless.
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Optional
 
@@ -110,7 +111,8 @@ class OwnedFlowRunner(CloudFlowRunner):
             return
         message = (f"Flow-run process {os.getpid()} of agent {agent_id} gives this run up and does not "
                    f"{'start' if before_start else 'continue'} it: {problem}.")
-        self.logger.warning(message)
+        # not the runner's logger: prefect ships that one to the API too, and the run would show the line twice
+        logging.getLogger(LOG_NAME).warning(message)
         try:
             self.client.write_run_logs([dict(flow_run_id=flow_run_id, name=LOG_NAME, message=message,
                                              level="WARNING")])
