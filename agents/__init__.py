@@ -9,7 +9,9 @@ The command line is `python -m agents` (see `agents.cli`); a DAG script's main b
 - `discovery`: finding and loading DAG folders, and checking them
 - `connection`: waiting for the API, the tenant and the projects
 - `registration`: registering DAGs with script storage and an idempotency key
-- `hosting`: LocalAgents that run the DAGs' flow runs
+- `hosting`: LocalAgents that run the DAGs' flow runs (with a run limit, health and reconnection)
+- `recovery`: re-queueing runs stranded by a silent agent; `flowrun`: the flow-run process and its
+  ownership check; `health`: an agent's poll health and its endpoint
 - `triggering`: creating a flow run and watching it to its end
 - `params`: `--param KEY=VALUE` parsing
 - `script`: the main block of a DAG script

@@ -6,9 +6,11 @@ from typing import Callable, List, Optional, Tuple
 
 import click
 
-from agents import commands, config, errors
+from agents import commands, config, connection, errors
 from agents.params import parse_params
 
+LIMIT_HELP = ("Most flow runs this agent holds (Submitted or Running) at once; the rest stay Scheduled for "
+              "other agents. Default: DAGS_AGENT_MAX_RUNS, else 4; 0 for no limit.")
 AGENT_ADDRESS_HELP = ("Serve the agent health endpoint (/api/health) here, e.g. http://0.0.0.0:8080; "
                       "default: PREFECT__CLOUD__AGENT__AGENT_ADDRESS, else none.")
 
@@ -61,19 +63,21 @@ def register(dags: Tuple[str, ...]) -> None:
 @click.argument("dag")
 @click.option("--name", help="Agent name; default <dag>@<hostname>.")
 @click.option("--agent-address", help=AGENT_ADDRESS_HELP)
-def serve(dag: str, name: Optional[str], agent_address: Optional[str]) -> None:
+@click.option("--limit", type=click.IntRange(min=0), default=None, help=LIMIT_HELP)
+def serve(dag: str, name: Optional[str], agent_address: Optional[str], limit: Optional[int]) -> None:
     """Register DAG, then host it with a LocalAgent carrying the DAG's labels."""
     _run(lambda settings: commands.serve(settings, commands.find_dag(settings, dag), click.echo, name,
-                                         agent_address))
+                                         agent_address, limit=limit))
 
 
 @cli.command()
 @click.option("--label", "-l", "labels", multiple=True, help="An agent label (repeat for more).")
 @click.option("--name", help="Agent name; default <labels joined by +>@<hostname>.")
 @click.option("--agent-address", help=AGENT_ADDRESS_HELP)
-def start(labels: Tuple[str, ...], name: Optional[str], agent_address: Optional[str]) -> None:
+@click.option("--limit", type=click.IntRange(min=0), default=None, help=LIMIT_HELP)
+def start(labels: Tuple[str, ...], name: Optional[str], agent_address: Optional[str], limit: Optional[int]) -> None:
     """Run a shared LocalAgent with these labels: it runs every flow run whose labels it covers."""
-    _run(lambda settings: commands.start(settings, list(labels), name, agent_address, click.echo))
+    _run(lambda settings: commands.start(settings, list(labels), name, agent_address, click.echo, limit=limit))
 
 
 @cli.command()
@@ -91,7 +95,7 @@ def trigger(dag: str, params: Tuple[str, ...], wait: bool, timeout: Optional[flo
 
 
 @cli.command()
-@click.option("--wait-timeout", type=click.FloatRange(min=0), default=120.0, show_default=True,
+@click.option("--wait-timeout", type=click.FloatRange(min=0), default=connection.DEFAULT_WAIT_TIMEOUT, show_default=True,
               help="Seconds to wait for the API (retries with backoff).")
 def init(wait_timeout: float) -> None:
     """Wait for the API, create the tenant (server backend) if none and every DAG's project."""

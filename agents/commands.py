@@ -22,7 +22,7 @@ def connect(settings: config_mod.Settings, echo: Echo, wait_timeout: Optional[fl
     Args:
         settings: the loaded settings
         echo: progress output
-        wait_timeout: seconds to wait for the API; default DAGS_API_WAIT_TIMEOUT or 30
+        wait_timeout: seconds to wait for the API; default DAGS_API_WAIT_TIMEOUT or 120
 
     Returns:
         A prefect Client.
@@ -134,25 +134,32 @@ def register(settings: config_mod.Settings, names: List[str], echo: Echo,
     return 1 if failed else 0
 
 
-def host(labels: List[str], name: str, agent_address: Optional[str], echo: Echo) -> int:
-    """Runs a LocalAgent with these labels until interrupted (SIGINT/SIGTERM)."""
-    agent = hosting.build_agent(labels=labels, name=name, agent_address=agent_address)
+def check_agent_settings(limit: Optional[int] = None) -> None:
+    """Refuses bad agent settings (DAGS_AGENT_..., DAGS_STRANDED_AFTER, --limit) before anything is done."""
+    hosting.agent_settings(limit)
+
+
+def host(labels: List[str], name: str, agent_address: Optional[str], echo: Echo,
+         limit: Optional[int] = None) -> int:
+    """Runs a LocalAgent with these labels until interrupted (SIGINT/SIGTERM); `limit`: most runs at once."""
+    agent = hosting.build_agent(labels=labels, name=name, agent_address=agent_address, limit=limit)
     echo(f"agent {name!r} with labels {sorted(labels)} polling for runs")
     agent.start()
     return 0
 
 
 def serve(settings: config_mod.Settings, dag: Dag, echo: Echo, name: Optional[str] = None,
-          agent_address: Optional[str] = None) -> int:
+          agent_address: Optional[str] = None, limit: Optional[int] = None) -> int:
     """Registers one DAG, then hosts it with an agent carrying the DAG's labels."""
+    check_agent_settings(limit)
     code = register(settings, [dag.name], echo, dags=[dag])
     if code:
         return code
-    return host(dag.labels, name or hosting.agent_name(dag.name), agent_address, echo)
+    return host(dag.labels, name or hosting.agent_name(dag.name), agent_address, echo, limit=limit)
 
 
 def start(settings: config_mod.Settings, labels: List[str], name: Optional[str], agent_address: Optional[str],
-          echo: Echo) -> int:
+          echo: Echo, limit: Optional[int] = None) -> int:
     """Runs a shared agent with these labels: it runs every flow run whose labels it covers.
 
     Args:
@@ -161,6 +168,7 @@ def start(settings: config_mod.Settings, labels: List[str], name: Optional[str],
         name: the agent's name; default `<labels joined by +>@<hostname>`
         agent_address: where to serve the health endpoint; None for prefect's default
         echo: output
+        limit: most runs held at once; None for DAGS_AGENT_MAX_RUNS or the default
 
     Returns:
         0 once interrupted.
@@ -169,9 +177,10 @@ def start(settings: config_mod.Settings, labels: List[str], name: Optional[str],
         problem = discovery.label_problem(label)
         if problem:
             raise UserError(problem, option="--label")
+    check_agent_settings(limit)
     # Wait for the API (and the server's tenant) first: in compose the agent may start before it.
     connect(settings, echo)
-    return host(labels, name or hosting.agent_name(hosting.labels_name(labels)), agent_address, echo)
+    return host(labels, name or hosting.agent_name(hosting.labels_name(labels)), agent_address, echo, limit=limit)
 
 
 def find_dag(settings: config_mod.Settings, name: str) -> Dag:

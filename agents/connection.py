@@ -9,8 +9,9 @@ import requests
 from agents.config import seconds_from_env
 from agents.errors import UserError
 
-# Default bound on waiting for the API when a command (not `init`) starts; `init` has --wait-timeout.
-DEFAULT_WAIT_TIMEOUT = 30.0
+# Default bound on waiting for the API when a command starts (`init --wait-timeout` defaults to it too):
+# a host's `serve` or `start` launched before the API must still find it when the API is a minute late.
+DEFAULT_WAIT_TIMEOUT = 120.0
 # Backoff between attempts: starts small so a local API is found fast, caps so the bound is respected.
 FIRST_DELAY = 0.25
 MAX_DELAY = 5.0
@@ -82,11 +83,19 @@ def ensure_tenant(client: "object", backend: str) -> Optional[str]:
     Returns:
         The id of a tenant created now, or None when one existed (or on cloud, where tenants are accounts).
     """
+    from prefect.exceptions import ClientError
+
     if backend != "server":
         return None
     if client.get_available_tenants():  # type: ignore[attr-defined]
         return None
-    return client.create_tenant(name="default", slug="default")  # type: ignore[attr-defined]
+    try:
+        return client.create_tenant(name="default", slug="default")  # type: ignore[attr-defined]
+    except ClientError:
+        # Services started together race to create it: a lost race leaves a tenant, which is all we need.
+        if client.get_available_tenants():  # type: ignore[attr-defined]
+            return None
+        raise
 
 
 def existing_projects(client: "object", names: Iterable[str]) -> List[str]:
@@ -109,7 +118,8 @@ def ensure_projects(client: "object", names: Iterable[str]) -> List[str]:
         names: project names
 
     Returns:
-        The projects created now.
+        The projects created now (prefect's `create_project` re-reads a project another process created
+        meanwhile, so a lost race is not an error).
     """
     wanted = sorted(set(names))
     have = set(existing_projects(client, wanted))

@@ -2,34 +2,196 @@
 
 An agent is named after what it hosts and where (`<dag-or-labels>@<hostname>`), so every run shows
 which container ran it, and passes `DAGS_AGENT_NAME=<agent name>` into the runs it spawns.
+
+On top of prefect's LocalAgent, ours (see README "When things fail"):
+- holds at most `max_runs` runs Submitted or Running at once (DAGS_AGENT_MAX_RUNS, `--limit`), leaving the
+  rest Scheduled for other replicas;
+- re-queues runs stranded by a silent agent (agents.recovery) and starts each run through an ownership
+  check (agents.flowrun), so a run is executed once even when an agent was only cut off;
+- serves a health endpoint that fails after DAGS_AGENT_HEALTH_TIMEOUT seconds without a successful poll
+  (agents.health), and after a failed poll re-resolves the tenant and re-registers when the API lost them
+  (an in-memory API restarted), so it recovers with no restart.
 """
 from __future__ import annotations
 
 import os
 import socket
-from typing import Dict, Iterable, List, Optional
+import subprocess
+import sys
+import threading
+import uuid
+from typing import Any, Dict, Iterable, List, Optional, Set
 
+import pendulum
+from prefect.agent.agent import AGENT_WAKE_EVENT
 from prefect.agent.local import LocalAgent
+from prefect.engine.state import Submitted
+from prefect.run_configs import LocalRun
+from prefect.serialization.state import StateSchema
 
+from agents import flowrun, health, recovery
 from agents.config import REPO_ROOT, seconds_from_env
+from agents.errors import UserError
 
 # Seconds; caps the agent's idle poll backoff (prefect's own goes 0.25s .. 10s). Tests set it low.
 POLL_ENV = "DAGS_AGENT_MAX_POLL_INTERVAL"
+# Most runs one agent holds (Submitted or Running) at once.
+MAX_RUNS_ENV = "DAGS_AGENT_MAX_RUNS"
+# Measured with scripts/capacity_benchmark.py on 2 cores (README "When things fail").
+DEFAULT_MAX_RUNS = 4
 
 
 class DagsAgent(LocalAgent):
-    """A LocalAgent whose idle polling backoff can be capped (prefect's `_loop_intervals`, per instance).
+    """A LocalAgent with a capacity limit, stranded-run recovery, ownership-checked flow runs, a truthful
+    health endpoint and reconnection after an API restart (module doc).
 
     Args:
         max_poll_interval: the longest sleep between two polls for ready runs, in seconds; None keeps
             prefect's schedule (0.25s doubling up to 10s)
+        max_runs: the most runs held at once; None for no limit
+        stranded_after: seconds of silence after which an agent's Submitted runs are re-queued
+        health_timeout: seconds without a successful poll after which the health endpoint fails
         **kwargs: LocalAgent's arguments
     """
 
-    def __init__(self, max_poll_interval: Optional[float] = None, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, max_poll_interval: Optional[float] = None, max_runs: Optional[int] = DEFAULT_MAX_RUNS,
+                 stranded_after: float = recovery.DEFAULT_STRANDED_AFTER,
+                 health_timeout: float = health.DEFAULT_HEALTH_TIMEOUT, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if max_poll_interval is not None:
             self._loop_intervals = {k: min(v, max_poll_interval) for k, v in LocalAgent._loop_intervals.items()}
+        self.max_runs = max_runs
+        self.agent_id: Optional[str] = None
+        self.registered_tenant: Optional[str] = None
+        self.poll_health = health.PollHealth(health_timeout)
+        # flow run id -> its flow-run process, and the submission ids this agent wrote (agents.flowrun)
+        self.run_processes: Dict[str, subprocess.Popen] = {}
+        self.submissions: Dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.stranded = recovery.StrandedRuns(
+            self.client, lambda: self.agent_id, self.name, self.labels, stranded_after, self.held_runs,
+            self.poll_health.connected_for, self.logger)
+        self._health_loop: List = []
+
+    # --- capacity --------------------------------------------------------------------------------------
+    def held_runs(self) -> Set[str]:
+        """Runs this agent holds now: being submitted, or with a live flow-run process."""
+        with self._lock:
+            for run_id, proc in list(self.run_processes.items()):
+                if proc.poll() is not None:
+                    del self.run_processes[run_id]
+                    self.submissions.pop(run_id, None)
+            return set(self.run_processes) | set(self.submitting_flow_runs)
+
+    def _get_flow_run_metadata(self, flow_run_ids: Iterable[str]) -> list:
+        """prefect's query of the runs to submit (oldest first), cut to the free capacity."""
+        flow_run_ids = list(flow_run_ids)
+        if self.max_runs is None or not flow_run_ids:
+            return super()._get_flow_run_metadata(flow_run_ids)
+        free = self.max_runs - len(self.held_runs())
+        if free <= 0:
+            return []  # the rest stays Scheduled, for other replicas or a later poll
+        return super()._get_flow_run_metadata(flow_run_ids)[:free]
+
+    # --- polling, health and reconnection -----------------------------------------------------------------
+    def _register_agent(self) -> str:
+        self.agent_id = super()._register_agent()
+        self.registered_tenant = self.client.tenant_id
+        return self.agent_id
+
+    def _get_ready_flow_runs(self, prefetch_seconds: int = 10) -> Set[str]:
+        """prefect's poll, recorded for the health endpoint; after a failure, reconnects first."""
+        try:
+            if self.poll_health.failures:
+                self._reconnect()
+            ids = super()._get_ready_flow_runs(prefetch_seconds)
+        except Exception:
+            self.poll_health.failed()
+            raise
+        self.poll_health.succeeded()
+        return ids
+
+    def _reconnect(self) -> None:
+        """Re-resolves the tenant, and registers again when the API no longer knows this agent (an in-memory
+        API restarted: a new tenant after `init`, no agents)."""
+        self.client.tenant_id = None  # resolved again from the API (server) or the API key (cloud)
+        tenant = self.client.tenant_id
+        known = self.client.graphql(
+            "query($id: uuid!) { agent(where: {id: {_eq: $id}}) { id } }", variables={"id": self.agent_id}
+        ).data.agent if self.agent_id else []
+        if tenant != self.registered_tenant or not known:
+            self.logger.warning("the API no longer knows this agent (tenant %s, was %s): registering again",
+                                tenant, self.registered_tenant)
+            self.client.attach_headers({"X-PREFECT-AGENT-ID": self._register_agent()})
+
+    def _start_agent_api_server(self) -> None:
+        _, self._health_loop = health.serve_health(self.agent_address, self.poll_health, AGENT_WAKE_EVENT.set)
+
+    def _stop_agent_api_server(self) -> None:
+        if self._health_loop:
+            self._health_loop[0].add_callback(self._health_loop[0].stop)
+
+    def on_startup(self) -> None:
+        self.stranded.start()
+
+    def on_shutdown(self) -> None:
+        self.stranded.stop()
+
+    # --- submission and the flow-run process -----------------------------------------------------------
+    def _mark_flow_as_submitted(self, flow_run: Any) -> None:
+        """Writes Submitted with a fresh submission id (agents.flowrun checks it), else defers to prefect
+        (a retry of a Running run: prefect only moves its Scheduled task runs).
+
+        Then reads it back: a Submitted write delayed past the run's re-queue (a network cut; prefect's
+        client retries for up to a minute) may land on a run another agent took meanwhile, which Server
+        accepts once its 30 s Submitted lock has expired; that run is not this agent's to start."""
+        state = StateSchema().load(flow_run.serialized_state)
+        if not state.is_scheduled():
+            return super()._mark_flow_as_submitted(flow_run)
+        submission = uuid.uuid4().hex
+        self.client.set_flow_run_state(
+            flow_run_id=flow_run.id, version=flow_run.version,
+            state=Submitted(message=f"Submitted for execution by {self.name}", state=state,
+                            context={flowrun.SUBMISSION_KEY: submission}))
+        problem = flowrun.submission_problem(self.client, flow_run.id, submission)
+        if problem:
+            # prefect's agent treats "State update failed" as "another agent has it": no Failed state
+            raise ValueError(f"State update failed: flow run {flow_run.id} not submitted by {self.name}: {problem}")
+        with self._lock:
+            self.submissions[flow_run.id] = submission
+        # the flow run is Submitted now: prefect then moves its Scheduled task runs (retries), if any
+        flow_run.serialized_state = Submitted().serialize()
+        super()._mark_flow_as_submitted(flow_run)
+
+    def populate_env_vars(self, flow_run: Any, run_config: Optional[LocalRun] = None) -> dict:
+        env = super().populate_env_vars(flow_run, run_config=run_config)
+        env.pop("PREFECT__ENGINE__FLOW_RUNNER__DEFAULT_CLASS", None)  # agents.flowrun sets its own runner
+        env[flowrun.AGENT_ID_ENV] = self.agent_id or ""
+        with self._lock:
+            env[flowrun.SUBMISSION_ENV] = self.submissions.get(flow_run.id, "")
+        return env
+
+    def deploy_flow(self, flow_run: Any) -> str:
+        """Starts `python -m agents.flowrun` (prefect's `execute flow-run` behind the ownership check)."""
+        from prefect.storage import Docker
+        from prefect.serialization.storage import StorageSchema
+
+        storage = StorageSchema().load(flow_run.flow.storage)
+        if isinstance(storage, Docker):
+            raise TypeError(f"Unsupported Storage type: {type(storage).__name__}")
+        run_config = self._get_run_config(flow_run, LocalRun)
+        env = self.populate_env_vars(flow_run, run_config=run_config)
+        working_dir = run_config.working_dir if run_config is not None else None
+        if working_dir and not os.path.isdir(working_dir):
+            raise ValueError(f"Flow run {flow_run.id} has a nonexistent `working_dir` configured: {working_dir}")
+        # the run's process outlives the agent if the agent exits (as prefect's own LocalAgent does)
+        proc = subprocess.Popen([sys.executable, "-m", "agents.flowrun"],
+                                stdout=sys.stdout if self.show_flow_logs else subprocess.DEVNULL,
+                                stderr=subprocess.STDOUT, env=env, cwd=working_dir)
+        with self._lock:
+            self.run_processes[flow_run.id] = proc
+        self.processes.add(proc)
+        return f"PID: {proc.pid}"
 
     def start(self) -> None:
         """Polls for runs until interrupted, from the repository root: the runs it spawns inherit it as
@@ -43,6 +205,24 @@ def max_poll_interval_from_env() -> Optional[float]:
     return seconds_from_env(POLL_ENV, None)
 
 
+def max_runs_from_env(limit: Optional[int] = None) -> Optional[int]:
+    """The capacity limit: `limit` (`--limit`) if given, else DAGS_AGENT_MAX_RUNS, else the default;
+    0 means no limit.
+
+    Raises:
+        UserError: not a whole number >= 0; the message names the variable.
+    """
+    if limit is None:
+        raw = os.environ.get(MAX_RUNS_ENV) or str(DEFAULT_MAX_RUNS)
+        try:
+            limit = int(raw)
+        except ValueError:
+            raise UserError(f"{MAX_RUNS_ENV} must be a whole number of runs (0 for no limit), got {raw!r}") from None
+    if limit < 0:
+        raise UserError(f"the agent's run limit ({MAX_RUNS_ENV} or --limit) must be >= 0, got {limit}")
+    return limit or None
+
+
 def agent_name(what: str) -> str:
     """`<what>@<hostname>`: in a container the hostname is the container id or its compose hostname."""
     return f"{what}@{socket.gethostname()}"
@@ -54,8 +234,26 @@ def labels_name(labels: Iterable[str]) -> str:
     return "+".join(labels) if labels else "unlabelled"
 
 
+def agent_settings(limit: Optional[int] = None) -> Dict[str, Any]:
+    """DagsAgent's own settings from the environment (and `--limit`), checked: call it before acting.
+
+    Returns:
+        max_poll_interval, max_runs, stranded_after and health_timeout, as DagsAgent takes them.
+
+    Raises:
+        UserError: a bad value; the message names the variable.
+    """
+    return dict(
+        max_poll_interval=max_poll_interval_from_env(),
+        max_runs=max_runs_from_env(limit),
+        stranded_after=seconds_from_env(recovery.STRANDED_ENV, recovery.DEFAULT_STRANDED_AFTER),
+        health_timeout=seconds_from_env(health.HEALTH_ENV, health.DEFAULT_HEALTH_TIMEOUT),
+    )
+
+
 def build_agent(labels: List[str], name: str, agent_address: Optional[str] = None,
-                show_flow_logs: bool = True, env_vars: Optional[Dict[str, str]] = None) -> DagsAgent:
+                show_flow_logs: bool = True, env_vars: Optional[Dict[str, str]] = None,
+                limit: Optional[int] = None) -> DagsAgent:
     """Creates (does not start) a LocalAgent for the given labels.
 
     Args:
@@ -65,14 +263,18 @@ def build_agent(labels: List[str], name: str, agent_address: Optional[str] = Non
             prefect's PREFECT__CLOUD__AGENT__AGENT_ADDRESS
         show_flow_logs: print the runs' output in the agent's output (visible in `docker compose logs`)
         env_vars: more variables for the runs
+        limit: the most runs held at once (`--limit`); None reads DAGS_AGENT_MAX_RUNS; 0 for no limit
 
     Returns:
         The agent; call `.start()` to run it until interrupted.
+
+    Raises:
+        UserError: a bad limit, poll interval, DAGS_STRANDED_AFTER or DAGS_AGENT_HEALTH_TIMEOUT.
     """
     runs_env = {"DAGS_AGENT_NAME": name}
     runs_env.update(env_vars or {})
     return DagsAgent(
-        max_poll_interval=max_poll_interval_from_env(),
+        **agent_settings(limit),
         name=name,
         labels=sorted(labels),
         env_vars=runs_env,

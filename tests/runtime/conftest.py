@@ -39,9 +39,11 @@ def run_cli(args: List[str], env: Dict[str, str], timeout: float = 180, cwd: Opt
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
-def write_plain_dag(dags_folder: Path, name: str, labels: List[str], extra: str = "") -> Path:
-    """Copies the plain flow fixture into `dags_folder/<name>/<name>.py` with this name and labels."""
-    text = (FIXTURES / "plain_flow.py").read_text()
+def write_plain_dag(dags_folder: Path, name: str, labels: List[str], extra: str = "",
+                    fixture: Path = FIXTURES / "plain_flow.py") -> Path:
+    """Copies a flow fixture (the plain flow by default) into `dags_folder/<name>/<name>.py` with this name
+    and labels (the fixture's FLOW_NAME and LABELS lines are rewritten)."""
+    text = fixture.read_text()
     text = re.sub(r'^FLOW_NAME = .*$', f"FLOW_NAME = {name!r}", text, flags=re.M)
     text = re.sub(r'^LABELS = .*$', f"LABELS = {labels!r}", text, flags=re.M)
     folder = dags_folder / name
@@ -56,6 +58,7 @@ class Background:
 
     def __init__(self, args: List[str], env: Dict[str, str], log: Path, cwd: Optional[Path] = None) -> None:
         self.log_path = log
+        self.health_url = ""
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(args, env=env, cwd=str(cwd or REPO_ROOT), stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
@@ -84,13 +87,18 @@ class Background:
         self.stop()
 
 
-def start_agent(args: List[str], env: Dict[str, str], log: Path, cwd: Optional[Path] = None) -> Background:
-    """Starts `python -m agents <start|serve ...>` with a health endpoint and waits until it answers."""
+def start_agent(args: List[str], env: Dict[str, str], log: Path, cwd: Optional[Path] = None,
+                wait: bool = True) -> Background:
+    """Starts `python -m agents <start|serve ...>` with a health endpoint (its URL in `.health_url`) and,
+    with `wait`, waits until it answers."""
     port = free_port()
     agent = Background([sys.executable, "-m", "agents"] + args + ["--agent-address", f"http://127.0.0.1:{port}"],
                        env, log, cwd)
+    agent.health_url = f"http://127.0.0.1:{port}/api/health"
+    if not wait:
+        return agent
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/api/health", timeout=90, proc=agent.proc)
+        wait_for_http(agent.health_url, timeout=90, proc=agent.proc)
     except BaseException:
         agent.stop()
         raise AssertionError(f"agent {args} never served its health endpoint:\n{agent.output()}")
