@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from typing import Any, Dict, Iterable, List, Optional, Set
 
@@ -39,6 +40,10 @@ POLL_ENV = "DAGS_AGENT_MAX_POLL_INTERVAL"
 MAX_RUNS_ENV = "DAGS_AGENT_MAX_RUNS"
 # Measured with scripts/capacity_benchmark.py on 2 cores (README "When things fail").
 DEFAULT_MAX_RUNS = 4
+
+
+# Seconds between two checks that the API still knows this agent and its tenant (two small queries).
+RECONNECT_CHECK_SECONDS = 30.0
 
 
 class DagsAgent(LocalAgent):
@@ -63,6 +68,7 @@ class DagsAgent(LocalAgent):
         self.max_runs = max_runs
         self.agent_id: Optional[str] = None
         self.registered_tenant: Optional[str] = None
+        self._checked_at = time.monotonic()  # when _reconnect last confirmed the API knows this agent
         self.poll_health = health.PollHealth(health_timeout)
         # flow run id -> its flow-run process, and the submission ids this agent wrote (agents.flowrun)
         self.run_processes: Dict[str, subprocess.Popen] = {}
@@ -100,10 +106,18 @@ class DagsAgent(LocalAgent):
         return self.agent_id
 
     def _get_ready_flow_runs(self, prefetch_seconds: int = 10) -> Set[str]:
-        """prefect's poll, recorded for the health endpoint; after a failure, reconnects first."""
+        """prefect's poll, recorded for the health endpoint; after a failure, and every
+        `RECONNECT_CHECK_SECONDS`, first makes sure the API still knows this agent and its tenant.
+
+        The periodic check is needed because a lost tenant does not make polls fail: Prefect Server answers
+        an empty queue for an unknown tenant, so an agent whose API lost its data (restarted in memory, or
+        a database reset) between two polls, or while one poll was retrying, would otherwise poll an empty
+        queue forever while looking healthy.
+        """
         try:
-            if self.poll_health.failures:
+            if self.poll_health.failures or time.monotonic() - self._checked_at > RECONNECT_CHECK_SECONDS:
                 self._reconnect()
+                self._checked_at = time.monotonic()
             ids = super()._get_ready_flow_runs(prefetch_seconds)
         except Exception:
             self.poll_health.failed()
