@@ -1,12 +1,15 @@
 """Runs the distributed DAG's flow in this process and prints one JSON line per timed run (not a test).
 
-    python scripts/benchmarks/primes_runner.py DAG_FILE LIMIT PARTITIONS REPETITIONS [--workers N] [--plain]
+    python scripts/benchmarks/primes_runner.py DAG LIMIT PARTITIONS REPETITIONS --cluster ADDRESS=WORKERS ...
+    python scripts/benchmarks/primes_runner.py DAG LIMIT PARTITIONS REPETITIONS --plain
 
-With DASK_SCHEDULER_ADDRESS set the flow's tasks go to that cluster (the DAG chooses its executor from the
-environment, as in a flow-run process); --workers waits for that many workers first, and one small untimed run
-lets the workers import prefect and the DAG's functions. --plain times count_primes over the same partitions
-in this process instead (the work without Prefect or Dask). Each line: {"wall": s, "task_seconds": s}, where
-task_seconds adds up the partitions' own timings (the task bodies, wherever they ran).
+With --cluster (repeatable) the flow is loaded once per cluster with DASK_SCHEDULER_ADDRESS set to its
+address (the DAG chooses its executor from the environment, as in a flow-run process); after waiting for
+that cluster's workers and one small untimed run (the workers import prefect and the DAG's functions), the
+repetitions alternate between the clusters, so that every cluster sees the same machine load. --plain times
+count_primes over the same partitions in this process instead (the work without Prefect or Dask).
+Each line: {"cluster": address or "plain", "wall": s, "task_seconds": s}, task_seconds adding up the
+partitions' own timings (the task bodies, wherever they ran).
 """
 from __future__ import annotations
 
@@ -17,8 +20,49 @@ import runpy
 import sys
 import tempfile
 import time
+from typing import List, Tuple
 
 from prefect.utilities.storage import extract_flow_from_file
+
+
+def emit(cluster: str, wall: float, task_seconds: float) -> None:
+    print(json.dumps({"cluster": cluster, "wall": wall, "task_seconds": task_seconds}), flush=True)
+
+
+def plain(dag: str, limit: int, partitions: int, repetitions: int) -> None:
+    """Times count_primes over the DAG's partitions, one after the other, in this process."""
+    namespace = runpy.run_path(dag, run_name="primes_runner")
+    for _ in range(repetitions):
+        began = time.perf_counter()
+        for part in namespace["plan_partitions"](limit, partitions):
+            namespace["count_primes"](part["start"], part["stop"])
+        wall = time.perf_counter() - began
+        emit("plain", wall, wall)
+
+
+def on_clusters(dag: str, limit: int, partitions: int, repetitions: int, clusters: List[Tuple[str, int]]) -> None:
+    """Runs the flow on each cluster in turn, `repetitions` times each, alternating."""
+    from distributed import Client
+
+    flows = []
+    for address, workers in clusters:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=120)
+        os.environ["DASK_SCHEDULER_ADDRESS"] = address
+        flows.append((address, extract_flow_from_file(file_path=dag)))
+    with tempfile.TemporaryDirectory() as out:
+        for address, flow in flows:
+            flow.run(parameters={"output_dir": out, "limit": 10_000, "partitions": 4})  # warm-up
+        for _ in range(repetitions):
+            for address, flow in flows:
+                began = time.perf_counter()
+                state = flow.run(parameters={"output_dir": out, "limit": limit, "partitions": partitions})
+                wall = time.perf_counter() - began
+                if not state.is_successful():
+                    sys.exit(f"the flow run on {address} failed: {state.message}")
+                with open(os.path.join(out, "result.json")) as fh:
+                    result = json.load(fh)
+                emit(address, wall, sum(p["seconds"] for p in result["partitions"]))
 
 
 def main() -> None:
@@ -27,37 +71,14 @@ def main() -> None:
     parser.add_argument("limit", type=int)
     parser.add_argument("partitions", type=int)
     parser.add_argument("repetitions", type=int)
-    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--cluster", action="append", default=[], help="ADDRESS=WORKERS")
     parser.add_argument("--plain", action="store_true")
     args = parser.parse_args()
-    if args.workers:
-        from distributed import Client
-
-        with Client(os.environ["DASK_SCHEDULER_ADDRESS"], timeout=60) as client:
-            client.wait_for_workers(args.workers, timeout=120)
-    with tempfile.TemporaryDirectory() as out:
-        if args.plain:
-            namespace = runpy.run_path(args.dag, run_name="primes_runner")
-            for _ in range(args.repetitions):
-                began = time.perf_counter()
-                for part in namespace["plan_partitions"](args.limit, args.partitions):
-                    namespace["count_primes"](part["start"], part["stop"])
-                wall = time.perf_counter() - began
-                print(json.dumps({"wall": wall, "task_seconds": wall}), flush=True)
-            return
-        flow = extract_flow_from_file(file_path=args.dag)
-        params = {"output_dir": out}
-        flow.run(parameters=dict(params, limit=10_000, partitions=4))  # warm-up: imports on the workers
-        for _ in range(args.repetitions):
-            began = time.perf_counter()
-            state = flow.run(parameters=dict(params, limit=args.limit, partitions=args.partitions))
-            wall = time.perf_counter() - began
-            if not state.is_successful():
-                sys.exit(f"the flow run failed: {state.message}")
-            with open(os.path.join(out, "result.json")) as fh:
-                result = json.load(fh)
-            print(json.dumps({"wall": wall, "task_seconds": sum(p["seconds"] for p in result["partitions"]),
-                              "workers": len(result["workers"])}), flush=True)
+    if args.plain:
+        plain(args.dag, args.limit, args.partitions, args.repetitions)
+    else:
+        clusters = [(c.rsplit("=", 1)[0], int(c.rsplit("=", 1)[1])) for c in args.cluster]
+        on_clusters(args.dag, args.limit, args.partitions, args.repetitions, clusters)
 
 
 if __name__ == "__main__":
