@@ -8,8 +8,8 @@ address (the DAG chooses its executor from the environment, as in a flow-run pro
 that cluster's workers and one small untimed run (the workers import prefect and the DAG's functions), the
 repetitions alternate between the clusters, so that every cluster sees the same machine load. --plain times
 count_primes over the same partitions in this process instead (the work without Prefect or Dask).
-Each line: {"cluster": address or "plain", "wall": s, "task_seconds": s}, task_seconds adding up the
-partitions' own timings (the task bodies, wherever they ran).
+Each line: {"cluster": address or "plain", "wall": s, "task_seconds": s, "task_cpu": s}: the partitions' own
+wall and CPU times added up (the task bodies, wherever they ran).
 """
 from __future__ import annotations
 
@@ -25,19 +25,19 @@ from typing import List, Tuple
 from prefect.utilities.storage import extract_flow_from_file
 
 
-def emit(cluster: str, wall: float, task_seconds: float) -> None:
-    print(json.dumps({"cluster": cluster, "wall": wall, "task_seconds": task_seconds}), flush=True)
+def emit(cluster: str, wall: float, task_seconds: float, task_cpu: float) -> None:
+    print(json.dumps({"cluster": cluster, "wall": wall, "task_seconds": task_seconds, "task_cpu": task_cpu}),
+          flush=True)
 
 
 def plain(dag: str, limit: int, partitions: int, repetitions: int) -> None:
     """Times count_primes over the DAG's partitions, one after the other, in this process."""
     namespace = runpy.run_path(dag, run_name="primes_runner")
     for _ in range(repetitions):
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.thread_time()
         for part in namespace["plan_partitions"](limit, partitions):
             namespace["count_primes"](part["start"], part["stop"])
-        wall = time.perf_counter() - began
-        emit("plain", wall, wall)
+        emit("plain", time.perf_counter() - began, time.perf_counter() - began, time.thread_time() - cpu)
 
 
 def on_clusters(dag: str, limit: int, partitions: int, repetitions: int, clusters: List[Tuple[str, int]]) -> None:
@@ -62,7 +62,8 @@ def on_clusters(dag: str, limit: int, partitions: int, repetitions: int, cluster
                     sys.exit(f"the flow run on {address} failed: {state.message}")
                 with open(os.path.join(out, "result.json")) as fh:
                     result = json.load(fh)
-                emit(address, wall, sum(p["seconds"] for p in result["partitions"]))
+                parts = result["partitions"]
+                emit(address, wall, sum(p["seconds"] for p in parts), sum(p["cpu_seconds"] for p in parts))
 
 
 def main() -> None:
