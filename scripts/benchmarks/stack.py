@@ -24,7 +24,8 @@ from .report import REPO_ROOT, Row, progress
 from tests.conftest import docker_available  # docker info + docker compose version
 from tests.processes import free_port
 
-IMAGE = "dags-prefect-io:benchmark"
+# its own image name per run, removed at the end: never another image of the same name
+IMAGE = f"dags-prefect-io:benchmark-{os.getpid()}"
 
 
 def stack_command(project: str) -> List[str]:
