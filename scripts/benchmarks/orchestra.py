@@ -177,7 +177,9 @@ def parse_time(value: Optional[str]) -> Optional[dt.datetime]:
     """An API timestamp as an aware datetime (None stays None)."""
     if not value:
         return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    import pendulum  # prefect's dependency: reads every ISO 8601 form on Python 3.8 too
+
+    return pendulum.parse(value)
 
 
 def descendants(pid: int) -> List[int]:
