@@ -132,6 +132,27 @@ def test_segmented_sieve_counts_match_trial_division(dag_namespace, start, stop)
     assert dag_namespace["count_primes"](start, stop) == expected
 
 
+def test_task_functions_exec_d_by_script_storage_name_a_module_so_cloudpickle_need_not_search(clean_env):
+    """Without a __module__, cloudpickle searches all of sys.modules for each function it sends to a worker."""
+    import sys
+
+    import cloudpickle
+
+    flow = load_flow(PRIMES_DAG)
+    count_fn = next(t for t in flow.tasks if t.name == "count").run
+    assert count_fn.__module__ == "dag_distributed_primes"
+    assert count_fn.__module__ not in sys.modules, "not importable on a worker: must be pickled by value"
+    assert cloudpickle.loads(cloudpickle.dumps(count_fn))({"index": 0, "start": 2, "stop": 100})["primes"] == 25
+
+
+@pytest.mark.parametrize("block", [1, 2, 7, 64, 1000])
+@pytest.mark.parametrize("start, stop", [(0, 100), (90, 1000), (7919, 9000)])
+def test_segmented_sieve_counts_the_same_whatever_the_block_size(dag_namespace, start, stop, block):
+    """Block edges fall on primes, on composites and on p*p: the count must not depend on them."""
+    expected = primes_up_to(stop - 1) - primes_up_to(start - 1) if start > 0 else primes_up_to(stop - 1)
+    assert dag_namespace["count_primes"](start, stop, block) == expected
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[object]:
     """A real two-worker Dask cluster of separate processes on 127.0.0.1."""
