@@ -227,26 +227,31 @@ def set_task_run_state(ctx: RequestContext, task_run_id: str, state: State) -> d
     return write_task_run_state(ctx, task_run, state)
 
 
-def set_flow_run_states(ctx: RequestContext, input: dict) -> dict:
-    """Mutation set_flow_run_states: applies each state with Server's rules (module doc), all or none."""
+def _set_states(ctx: RequestContext, input: dict, kind: str, apply: Callable[[RequestContext, str, State], Any]
+                ) -> dict:
+    """Applies each `{<kind>_id, state}` of a set_<kind>_states batch with `apply`, all or none.
+
+    Args:
+        kind: "flow_run" or "task_run"
+        apply: set_flow_run_state or set_task_run_state
+    """
     results: List[dict] = []
     for item in input["states"]:
+        run_id = item[f"{kind}_id"]
         check_state_size(item["state"])
-        state = load_state(item["state"], f"flow run {item['flow_run_id']}")
-        set_flow_run_state(ctx, item["flow_run_id"], state)
-        results.append({"id": item["flow_run_id"], "status": "SUCCESS", "message": None})
+        apply(ctx, run_id, load_state(item["state"], f"{kind.replace('_', ' ')} {run_id}"))
+        results.append({"id": run_id, "status": "SUCCESS", "message": None})
     return {"states": results}
+
+
+def set_flow_run_states(ctx: RequestContext, input: dict) -> dict:
+    """Mutation set_flow_run_states: applies each state with Server's rules (module doc), all or none."""
+    return _set_states(ctx, input, "flow_run", set_flow_run_state)
 
 
 def set_task_run_states(ctx: RequestContext, input: dict) -> dict:
     """Mutation set_task_run_states: applies each task run state, all or none."""
-    results: List[dict] = []
-    for item in input["states"]:
-        check_state_size(item["state"])
-        state = load_state(item["state"], f"task run {item['task_run_id']}")
-        set_task_run_state(ctx, item["task_run_id"], state)
-        results.append({"id": item["task_run_id"], "status": "SUCCESS", "message": None})
-    return {"states": results}
+    return _set_states(ctx, input, "task_run", set_task_run_state)
 
 
 def cancel_flow_run(ctx: RequestContext, input: dict) -> dict:
