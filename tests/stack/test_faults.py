@@ -7,6 +7,10 @@ once: more than one "Flow run SUCCESS/FAILED" line from prefect's flow runner on
 processes that found their run re-queued and taken, and stopped: agents.flowrun), killed_running (Running in a container at the moment it was
 killed: its process died with it; Server's zombie killer or Lazarus decides those, not our recovery),
 requeued and seconds to recover (from the fault until the last stranded run was back in the queue).
+
+test_docker_kill_of_a_replica_holding_running_runs kills a replica while it holds Running runs too (mid-task,
+with a retry left), in a stack of its own with a fast zombie killer and Lazarus: the zombie killer retries
+their tasks and another replica takes them over.
 """
 from __future__ import annotations
 
