@@ -55,21 +55,39 @@ def latest_submission(client: Any, flow_run_id: str) -> dict:
 
 
 HISTORY_QUERY = """query($id: uuid!) {
-  flow_run_state(where: {flow_run_id: {_eq: $id}}, order_by: {timestamp: desc}, limit: 2) { serialized_state }
+  flow_run_state(where: {flow_run_id: {_eq: $id}}, order_by: {timestamp: desc}, limit: 2) {
+    serialized_state version
+  }
 }"""
 
 
-def submission_problem(client: Any, flow_run_id: str, submission: str) -> Optional[str]:
+def submission_problem(client: Any, flow_run_id: str, submission: str,
+                       running_version: Optional[int] = None) -> Optional[str]:
     """Why a Submitted state just written with `submission` does not make the run ours (None when it does):
-    it must be the run's newest state, right after a Scheduled one."""
+    it must be the run's newest state, right after the state the agent picked the run in.
+
+    Args:
+        client: the agent's prefect Client
+        flow_run_id: the run
+        submission: the submission id just written
+        running_version: for a Running run picked up because a task run of it is due again (a retry), the
+            version it had: the state before the submission must be that very Running state; None for a
+            Scheduled run (the state before must be Scheduled)
+    """
     from prefect.serialization.state import StateSchema
 
-    states = [row.serialized_state or {} for row in
-              client.graphql(HISTORY_QUERY, variables={"id": flow_run_id}).data.flow_run_state]
+    rows = client.graphql(HISTORY_QUERY, variables={"id": flow_run_id}).data.flow_run_state
+    states = [row.serialized_state or {} for row in rows]
     if not states or (states[0].get("context") or {}).get(SUBMISSION_KEY) != submission:
         return "another state was written after this submission"
+    before = states[1].get("type") if len(states) > 1 else "not"
+    if running_version is not None:
+        if before != "Running" or rows[1].version != running_version:
+            return f"the run was {before} (version {rows[1].version if len(rows) > 1 else None}) when the " \
+                   f"submission landed, not the Running state (version {running_version}) it was picked up in"
+        return None
     if len(states) < 2 or not StateSchema().load(states[1]).is_scheduled():
-        return f"the run was {states[1].get('type') if len(states) > 1 else 'not'} Scheduled when the submission landed"
+        return f"the run was {before} Scheduled when the submission landed"
     return None
 
 
@@ -100,7 +118,7 @@ class OwnedFlowRunner(CloudFlowRunner):
         agent_id = os.environ.get(AGENT_ID_ENV, "")
         submission = os.environ.get(SUBMISSION_ENV, "")
         if not submission:
-            return  # a retry started from a Running run (no Submitted state was written): nothing to check
+            return  # started by an agent that is not ours (prefect's): nothing to check against
         flow_run_id = prefect.context.get("flow_run_id")
         try:
             problem = ownership_problem(latest_submission(self.client, flow_run_id), agent_id, submission,

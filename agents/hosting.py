@@ -153,21 +153,30 @@ class DagsAgent(LocalAgent):
 
     # --- submission and the flow-run process -----------------------------------------------------------
     def _mark_flow_as_submitted(self, flow_run: Any) -> None:
-        """Writes Submitted with a fresh submission id (agents.flowrun checks it), else defers to prefect
-        (a retry of a Running run: prefect only moves its Scheduled task runs).
+        """Writes Submitted with a fresh submission id (agents.flowrun checks it), then lets prefect move the
+        run's due task runs (retries) to Submitted.
+
+        A run comes either Scheduled or Running with a task run due again: a retry, such as the one Prefect
+        Server's zombie killer sets when the run's process died mid-task (prefect's agent would start it
+        without touching the flow run). Such a run gets a Submitted state too, without the Running one inside,
+        so that its new flow-run process moves it to Running again: Server's 30 s Submitted lock then lets
+        one agent only take it, its heartbeat is fresh (Lazarus leaves it alone while the process starts), and
+        the ownership check guards it like any other run.
 
         Then reads it back: a Submitted write delayed past the run's re-queue (a network cut; prefect's
         client retries for up to a minute) may land on a run another agent took meanwhile, which Server
         accepts once its 30 s Submitted lock has expired; that run is not this agent's to start."""
         state = StateSchema().load(flow_run.serialized_state)
-        if not state.is_scheduled():
+        running = state.is_running()
+        if not (state.is_scheduled() or running):
             return super()._mark_flow_as_submitted(flow_run)
         submission = uuid.uuid4().hex
         self.client.set_flow_run_state(
             flow_run_id=flow_run.id, version=flow_run.version,
-            state=Submitted(message=f"Submitted for execution by {self.name}", state=state,
+            state=Submitted(message=f"Submitted for execution by {self.name}", state=None if running else state,
                             context={flowrun.SUBMISSION_KEY: submission}))
-        problem = flowrun.submission_problem(self.client, flow_run.id, submission)
+        problem = flowrun.submission_problem(self.client, flow_run.id, submission,
+                                             running_version=flow_run.version if running else None)
         if problem:
             # prefect's agent treats "State update failed" as "another agent has it": no Failed state
             raise ValueError(f"State update failed: flow run {flow_run.id} not submitted by {self.name}: {problem}")

@@ -46,7 +46,8 @@ SECONDS = Seconds()
                    "so the key stays off command lines.")
 @click.option("--heartbeat-timeout", envvar="PREFECT_EMULATOR_HEARTBEAT_TIMEOUT",
               type=SECONDS, default=60.0, show_default=True, metavar="SECONDS",
-              help="Seconds without a heartbeat before a Running flow run is marked Failed. "
+              help="Seconds without a flow run heartbeat after which the zombie killer retries or fails its Running "
+                   "task runs, and fails it if Cancelling (Server: 10 minutes). "
                    "Env: PREFECT_EMULATOR_HEARTBEAT_TIMEOUT.")
 @click.option("--lazarus-interval", envvar="PREFECT_EMULATOR_LAZARUS_INTERVAL",
               type=SECONDS, default=600.0, show_default=True,

@@ -23,7 +23,7 @@ from .console import log
 from . import lazarus
 from .context import RequestContext
 from .scheduler import schedule_all
-from .states import kill_zombies
+from .zombies import kill_zombies
 from .store import Store
 
 MAX_BODY = 10 * 1024 * 1024
@@ -38,7 +38,8 @@ class Emulator:
         schema: the executable schema from schema.build()
         store: the tables
         api_key: when set, every GraphQL request must carry `Authorization: Bearer <api_key>`
-        heartbeat_timeout: seconds without heartbeat after which a Running flow run is marked Failed
+        heartbeat_timeout: seconds without a flow run heartbeat after which the zombie killer retries or fails
+            its Running task runs (and fails it if Cancelling)
         lazarus_interval: seconds between two Lazarus rounds (Server: 600)
         lazarus_stale_after: seconds since a run's last heartbeat after which Lazarus revives it (Server: 600)
     """
@@ -143,10 +144,11 @@ class Emulator:
 
     # ------------------------------------------------------------------------------ background services
     def start_background_loop(self) -> threading.Thread:
-        """Starts the thread that plays Server's services: the zombie killer, every min(1 s, timeout/4), fails
-        Running flow runs whose heartbeat is older than the timeout; Lazarus, every `lazarus_interval` (first
-        round at start, as Server's loop services do), reschedules stuck runs (see lazarus.py); the scheduler,
-        every SCHEDULE_SECONDS, tops up the runs of flows with an active schedule."""
+        """Starts the thread that plays Server's services: the zombie killer, every min(1 s, timeout/4), retries
+        or fails the Running task runs of flow runs whose heartbeat is older than the timeout and fails such
+        Cancelling flow runs (see zombies.py); Lazarus, every `lazarus_interval` (first round at start, as
+        Server's loop services do), reschedules stuck runs (see lazarus.py); the scheduler, every
+        SCHEDULE_SECONDS, tops up the runs of flows with an active schedule."""
         interval = max(0.1, min(1.0, self.heartbeat_timeout / 4, self.lazarus_interval))
 
         def loop() -> None:
@@ -154,9 +156,12 @@ class Emulator:
             while not self._stop.wait(interval):
                 try:
                     with self.store.transaction():
-                        killed = kill_zombies(RequestContext(self.store), self.heartbeat_timeout)
-                    for run_id in killed:
-                        log(f"ZOMBIE flow run {run_id} marked Failed: no heartbeat for "
+                        reaped = kill_zombies(RequestContext(self.store), self.heartbeat_timeout)
+                    for task_run_id, state in reaped["task_runs"]:
+                        log(f"ZOMBIE task run {task_run_id} marked {state}: its flow run sent no heartbeat for "
+                            f"{self.heartbeat_timeout:g} s")
+                    for run_id in reaped["flow_runs"]:
+                        log(f"ZOMBIE flow run {run_id} marked Failed: Cancelling without a heartbeat for "
                             f"{self.heartbeat_timeout:g} s")
                     if time.monotonic() >= next_lazarus:
                         next_lazarus = time.monotonic() + self.lazarus_interval

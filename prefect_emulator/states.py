@@ -1,4 +1,4 @@
-"""Flow run and task run states: writing them (with Server's rules), cancelling, and the zombie killer's check.
+"""Flow run and task run states: writing them (with Server's rules) and cancelling (zombies.py: the zombie killer).
 
 States are loaded with prefect's own StateSchema, so a state the client sends is judged by the same classes
 (`is_finished()`, `is_running()`...) that Prefect Server 1.4.1 uses. Rules kept from Server
@@ -28,7 +28,6 @@ states of a batch one by one; only the submitted lock outlives a refused request
 """
 from __future__ import annotations
 
-import datetime
 import json
 import sys
 import threading
@@ -37,13 +36,13 @@ import weakref
 from typing import Any, Callable, Dict, List, Optional
 
 import prefect
-from prefect.engine.state import Cancelled, Cancelling, Failed, Queued, Scheduled, State
+from prefect.engine.state import Cancelled, Cancelling, Queued, Scheduled, State
 from prefect.serialization.state import StateSchema
 
 from .context import RequestContext
 from .errors import ApiError
 from .store import Store
-from .timestamps import normalize, now, parse
+from .timestamps import normalize, now
 
 # the state names get_runs_in_queue treats as "ready" (Server: subclasses of Scheduled or Queued)
 SCHEDULED_STATES = sorted(
@@ -268,43 +267,6 @@ def cancel_flow_run(ctx: RequestContext, input: dict) -> dict:
         new = Cancelled("Flow run is cancelled")
     run = set_flow_run_state(ctx, run["id"], new)
     return {"state": run["state"]}
-
-
-def kill_zombies(ctx: RequestContext, timeout: float) -> List[str]:
-    """Fails Running or Cancelling flow runs (and their running task runs) whose heartbeat is older than
-    `timeout` seconds, logging why on each, as Server's ZombieKiller does.
-
-    Returns:
-        the ids of the runs marked Failed
-    """
-    cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=timeout)
-    killed = []
-    for run in ctx.store.all("flow_run"):
-        # Cancelling too: a run cancelled after its process died would otherwise never finish
-        if run["state"] not in ("Running", "Cancelling") or not run["heartbeat"] or parse(run["heartbeat"]) > cutoff:
-            continue
-        flow = ctx.store.get("flow", run["flow_id"]) or {}
-        if (flow.get("settings") or {}).get("heartbeat_enabled") is False:
-            continue
-        message = (f"No heartbeat detected from the flow run for more than {timeout:g} seconds "
-                   "(zombie killer); marking the run as failed.")
-        for task_run in ctx.store.find("task_run", "flow_run_id", run["id"]):
-            if task_run["state"] == "Running":
-                write_task_run_state(ctx, task_run, Failed(message))
-                _zombie_log(ctx, run, message, task_run_id=task_run["id"])
-        write_flow_run_state(ctx, run, Failed(message))
-        _zombie_log(ctx, run, message)
-        killed.append(run["id"])
-    return killed
-
-
-def _zombie_log(ctx: RequestContext, run: dict, message: str, task_run_id: Optional[str] = None) -> None:
-    # what `prefect run --watch` and the UI show the user about why the run failed
-    ctx.store.insert("log", {
-        "tenant_id": run["tenant_id"], "flow_run_id": run["id"], "task_run_id": task_run_id, "timestamp": now(),
-        "name": "prefect-server.ZombieKiller." + ("TaskRun" if task_run_id else "FlowRun"), "level": "ERROR",
-        "message": message, "info": None,
-    })
 
 
 RESOLVERS: Dict[str, Callable] = {

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import requests
 
@@ -89,8 +89,10 @@ class Emulator:
     """The Prefect Server emulator (`python -m prefect_emulator`) as a subprocess on a free port."""
 
     def __init__(self, workdir: Path, db: Optional[Path] = None, api_key: Optional[str] = None,
-                 heartbeat_timeout: Optional[float] = None, port: Optional[int] = None) -> None:
+                 heartbeat_timeout: Optional[float] = None, port: Optional[int] = None,
+                 extra_args: Sequence[str] = ()) -> None:
         self.workdir = workdir
+        self.extra_args = list(extra_args)
         self.db = db
         self.api_key = api_key
         self.heartbeat_timeout = heartbeat_timeout
@@ -105,7 +107,7 @@ class Emulator:
             args += ["--db", str(self.db)]
         if self.heartbeat_timeout is not None:
             args += ["--heartbeat-timeout", str(self.heartbeat_timeout)]
-        return args
+        return args + self.extra_args
 
     def start(self) -> "Emulator":
         log = open(self.log_path, "ab")

@@ -110,8 +110,11 @@ def wait_finished(emu: Emulator, ids: List[str], timeout: float) -> List[dict]:
 
 
 def executions(markers: Path) -> Dict[str, int]:
-    """Flow run id -> how many times its task ran (one marker file per execution)."""
-    return dict(collections.Counter(p.name.split(".")[0] for p in markers.iterdir()))
+    """Flow run id -> how many times its task started (one marker file per execution); `markers/done` holds
+    one per execution that ran to its end."""
+    if not markers.is_dir():
+        return {}
+    return dict(collections.Counter(p.name.split(".")[0] for p in markers.iterdir() if p.is_file()))
 
 
 def parse_time(text: str) -> datetime.datetime:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.faults import (GAVE_UP, REQUEUED, create_runs, figures, registered_dag, runs, utc_now,
+from tests.faults.faults import (GAVE_UP, REQUEUED, create_runs, executions, figures, registered_dag, runs, utc_now,
                                  wait_finished, wait_until)
 from tests.processes import REPO_ROOT, Emulator
 from tests.runtime.conftest import start_agent
@@ -101,7 +101,7 @@ def test_a_flow_run_process_started_with_a_stale_submission_writes_nothing(tmp_p
     states = [s["state"] for s in rows[0]["states"]]
     assert states[:len(before["states"])] == [s["state"] for s in before["states"]]
     assert states.count("Running") == 1 and states[-1] == "Success", states
-    assert sum(1 for _ in (tmp_path / "markers").iterdir()) == 1
+    assert executions(tmp_path / "markers") == {run_id: 1}
 
 
 def test_a_submission_is_ours_only_while_it_is_the_newest_state_right_after_a_scheduled_one(tmp_path: Path) -> None:
@@ -119,3 +119,12 @@ def test_a_submission_is_ours_only_while_it_is_the_newest_state_right_after_a_sc
             assert "another state" in submission_problem(client, run_id, "s2")
             client.set_flow_run_state(run_id, Running(message="someone else's process"))
             assert "another state was written after this submission" in submission_problem(client, run_id, "s1")
+            # a Running run picked up for a retry: ours only right after the very Running state it was seen in
+            # (another run: Server's 30 s Submitted lock refuses a second Submitted of the first one)
+            [retried] = create_runs(emu, flow, 1)
+            client.set_flow_run_state(retried, Running(message="its process died; a task is due again"))
+            seen = client.get_flow_run_info(retried).version
+            client.set_flow_run_state(retried, Submitted(message="retry", context={SUBMISSION_KEY: "s3"}))
+            assert submission_problem(client, retried, "s3", running_version=seen) is None
+            assert "not the Running state" in submission_problem(client, retried, "s3", running_version=seen - 1)
+            assert "Scheduled" in submission_problem(client, retried, "s3")

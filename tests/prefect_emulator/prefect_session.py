@@ -21,6 +21,7 @@ FLOW_SCRIPT = '''\
 """Flow {name!r}, written by the emulator tests; loaded through prefect's script storage."""
 from __future__ import annotations
 
+import datetime
 import os
 import time
 import uuid
@@ -34,7 +35,7 @@ MARKER_DIR = {marker_dir!r}
 SLEEP_SECONDS = {sleep!r}
 
 
-@task
+@task({task_options})
 def greet(greeting: str) -> str:
     prefect.context.get("logger").info("greeting=%s", greeting)
     if MARKER_DIR:
@@ -43,7 +44,8 @@ def greet(greeting: str) -> str:
         name = "{{}}.{{}}.{{}}".format(run_id, os.getpid(), uuid.uuid4().hex)
         with open(os.path.join(MARKER_DIR, name), "w") as marker:
             marker.write(greeting)
-    time.sleep(SLEEP_SECONDS)
+    if prefect.context.get("task_run_count", 1) == 1:
+        time.sleep(SLEEP_SECONDS)  # a retry (after the zombie killer) does not sleep again
     return greeting
 
 
@@ -110,7 +112,8 @@ def create_tenant_and_project(client: Client, project: str, tenant: Optional[str
 
 
 def write_flow_script(path: Path, name: str, labels: List[str], marker_dir: Optional[Path] = None,
-                      sleep: float = 0.0, required: bool = False) -> Path:
+                      sleep: float = 0.0, required: bool = False, max_retries: int = 0,
+                      retry_delay: float = 0.0) -> Path:
     """Writes a two-task flow script (script storage pointing at itself) to `path`.
 
     Args:
@@ -119,8 +122,10 @@ def write_flow_script(path: Path, name: str, labels: List[str], marker_dir: Opti
         labels: the LocalRun labels (the flow's run_config labels)
         marker_dir: when set, each execution of the first task drops a file named
             `<flow_run_id>.<pid>.<random>` there
-        sleep: seconds the first task sleeps (zombie tests kill the run meanwhile)
+        sleep: seconds the first task sleeps on its first attempt (zombie tests kill the run meanwhile)
         required: True to make the `greeting` parameter required instead of defaulting to "hello"
+        max_retries: the first task's max_retries (the zombie killer retries a task that has some left)
+        retry_delay: the first task's retry_delay in seconds (with max_retries)
 
     Returns:
         The path written.
@@ -128,7 +133,9 @@ def write_flow_script(path: Path, name: str, labels: List[str], marker_dir: Opti
     text = FLOW_SCRIPT.format(name=name, path=str(path), labels=list(labels),
                               marker_dir=str(marker_dir) if marker_dir else "", sleep=float(sleep),
                               parameter='Parameter("greeting")' if required else
-                              'Parameter("greeting", default="hello")')
+                              'Parameter("greeting", default="hello")',
+                              task_options=(f"max_retries={max_retries}, retry_delay=datetime.timedelta("
+                                            f"seconds={float(retry_delay)!r})") if max_retries else "")
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)  # atomic: an agent never loads half a script

@@ -226,7 +226,9 @@ def test_run_rescheduled_three_times_is_failed_with_an_error_log(emulator: Emula
                                                                   state: State) -> None:
     run_id = client.create_flow_run(flow_id=flow_id)
     for attempt in (1, 2, 3):
-        client.set_flow_run_state(run_id, state)  # picked up again, then stuck again
+        # picked up again, then stuck again; Running each time: Server's submitted lock refuses a second
+        # Submitted of a run within 30 s, so only the last round is in `state` (the one Server's test sets)
+        client.set_flow_run_state(run_id, Running())
         wait_for_rescheduling(emulator, run_id, attempt)
         row = run_row(client, run_id)
         assert row["state"] == "Scheduled" and row["times_resurrected"] == attempt, row

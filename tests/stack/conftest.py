@@ -71,13 +71,15 @@ def built_image() -> str:
 
 
 @contextlib.contextmanager
-def running_stack(extra_files: Sequence[Path] = (), services: Sequence[str] = ()) -> Iterator[Stack]:
+def running_stack(extra_files: Sequence[Path] = (), services: Sequence[str] = (),
+                  extra_env: Optional[Dict[str, str]] = None) -> Iterator[Stack]:
     """Brings up a stack (compose.yaml with the emulator profile, then `extra_files`) under a unique project
     name and a temporary data folder, and takes it down with its volumes afterwards, whatever happens.
 
     Args:
         extra_files: override files, applied last
         services: start only these (and what they depend on); default every service
+        extra_env: more compose variables (beating stack_env's), e.g. the emulator's timings
 
     Yields:
         The running stack; its `output_dir` (data/output/<project>, relative to /app as the DAGs'
@@ -87,7 +89,7 @@ def running_stack(extra_files: Sequence[Path] = (), services: Sequence[str] = ()
     api_port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix=f"{project}-"))
     data_dir = copy_data_inputs(workdir)
-    stk = Stack(project, [COMPOSE_FILE, *extra_files], stack_env(api_port, data_dir),
+    stk = Stack(project, [COMPOSE_FILE, *extra_files], {**stack_env(api_port, data_dir), **(extra_env or {})},
                 api_port=api_port, output_dir=f"data/output/{project}", data_dir=data_dir)
     try:
         # --no-build: the session fixture built the image; a build per service would only repeat it

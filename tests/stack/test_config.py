@@ -160,6 +160,18 @@ def test_emulator_profile_is_the_api_under_the_name_apollo_and_starts_no_server(
     assert emulator.get("user") in (None, "", "5678", "5678:5678")
 
 
+def test_emulator_services_timings_default_to_servers_and_follow_the_variables():
+    def options(**env: str) -> Dict[str, str]:
+        command = command_of(compose_config([COMPOSE_FILE], **EMULATOR, **env)["services"]["emulator"])
+        return {flag: command[command.index(flag) + 1]
+                for flag in ("--heartbeat-timeout", "--lazarus-interval", "--lazarus-stale-after")}
+
+    assert options() == {"--heartbeat-timeout": "60", "--lazarus-interval": "600", "--lazarus-stale-after": "600"}
+    assert options(EMULATOR_HEARTBEAT_TIMEOUT="5", EMULATOR_LAZARUS_INTERVAL="3",
+                   EMULATOR_LAZARUS_STALE_AFTER="7") == {
+        "--heartbeat-timeout": "5", "--lazarus-interval": "3", "--lazarus-stale-after": "7"}
+
+
 def test_a_checkout_without_env_gets_an_error_naming_scripts_configure(tmp_path):
     shutil.copy(COMPOSE_FILE, tmp_path / "compose.yaml")
     shutil.copytree(REPO_ROOT / "env", tmp_path / "env")

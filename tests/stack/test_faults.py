@@ -7,17 +7,23 @@ once: more than one "Flow run SUCCESS/FAILED" line from prefect's flow runner on
 processes that found their run re-queued and taken, and stopped: agents.flowrun), killed_running (Running in a container at the moment it was
 killed: its process died with it; Server's zombie killer or Lazarus decides those, not our recovery),
 requeued and seconds to recover (from the fault until the last stranded run was back in the queue).
+
+test_docker_kill_of_a_replica_holding_running_runs kills a replica while it holds Running runs too (mid-task,
+with a retry left), in a stack of its own with a fast zombie killer and Lazarus: the zombie killer retries
+their tasks and another replica takes them over.
 """
 from __future__ import annotations
 
 import datetime
 import subprocess
 import time
+from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import pytest
 
-from tests.faults.faults import GAVE_UP, requeue_times, utc_now, wait_all_finished
+from tests.faults.faults import GAVE_UP, requeue_times, utc_now, wait_all_finished, wait_until
+from tests.faults.faults import executions as marker_counts
 from tests.stack.conftest import running_stack
 from tests.stack.stack import FINAL_STATES, Stack
 
@@ -185,3 +191,104 @@ def test_restart_of_the_emulator(stack: Stack) -> None:
 
 def test_restart_of_the_whole_stack(stack: Stack) -> None:
     restart_and_rerun(stack, "docker compose restart", lambda: stack.run("restart", "--timeout", "5", timeout=300))
+
+
+# --- runs Running in a killed replica ---------------------------------------------------------------------
+ZOMBIE_DAG = "zombie-test"
+ZOMBIE_RETRY = "No heartbeat detected from the remote task; retrying the run."
+# the emulator as Server's towel services, made fast: a task whose run is 12 s silent is retried (its flow-run
+# processes heartbeat every 2 s), Lazarus every 5 s for runs 20 s silent with nothing due
+ZOMBIE_ENV = {"EMULATOR_HEARTBEAT_TIMEOUT": "12", "EMULATOR_LAZARUS_INTERVAL": "5",
+              "EMULATOR_LAZARUS_STALE_AFTER": "20"}
+TASKS = "query($ids: [uuid!]) { task_run(where: {flow_run_id: {_in: $ids}}) { flow_run_id state } }"
+
+
+def zombie_override(folder: Path) -> Path:
+    """A compose override: the counted DAG of tests/faults (one retry, a marker per start and per end) mounted
+    into the agent-etl replicas under the label `etl`, markers in data/output/markers (the services' uid owns
+    data/output), each flow-run process
+    sleeping 15 s at load (runs stay Submitted that long), heartbeats every 2 s, quick stranded-run recovery."""
+    from tests.faults.faults import FIXTURE
+    from tests.runtime.conftest import write_plain_dag
+
+    dag = write_plain_dag(folder / "dags", ZOMBIE_DAG, ["etl"], fixture=FIXTURE).parent
+    for path in (folder, folder / "dags", dag, *dag.iterdir()):
+        path.chmod(0o755)  # the services' uid (5678 under root) reads it
+    override = folder / "compose.zombie.yaml"
+    override.write_text(
+        "services:\n  agent-etl:\n"
+        f"    volumes: ['{dag}:/app/dags/{ZOMBIE_DAG}:ro']\n"
+        "    environment: {DAGS_TEST_MARKERS: /app/data/output/markers, DAGS_TEST_LOAD_DELAY: '15',\n"
+        "                  PREFECT__CLOUD__HEARTBEAT_INTERVAL: '2', DAGS_STRANDED_AFTER: '10',\n"
+        "                  DAGS_AGENT_MAX_RUNS: '8'}\n")
+    return override
+
+
+def held_by(stack: Stack, ids: List[str], hostname: str) -> Dict[str, List[str]]:
+    """State -> ids of the runs the replica `hostname` holds; "Running" only counts runs whose task runs."""
+    busy = {t["flow_run_id"] for t in stack.graphql(TASKS, {"ids": ids})["task_run"] if t["state"] == "Running"}
+    held: Dict[str, List[str]] = {"Submitted": [], "Running": []}
+    for run in history(stack, ids):
+        if (run["agent"] or {}).get("name", "").endswith("@" + hostname) and run["state"] in held:
+            if run["state"] == "Submitted" or run["id"] in busy:
+                held[run["state"]].append(run["id"])
+    return held
+
+
+def test_docker_kill_of_a_replica_holding_running_runs(built_image: str, tmp_path: Path) -> None:
+    with running_stack([zombie_override(tmp_path)], services=["agent-etl"], extra_env=ZOMBIE_ENV) as stk:
+        stk.up("--no-build", "agent-etl", scales={"agent-etl": REPLICAS})
+        assert stk.exec("agent-etl", "python", "-m", "agents", "register", ZOMBIE_DAG).returncode == 0
+        flow_id = stk.latest_flow_id(ZOMBIE_DAG)
+        # wave 1: tasks that sleep 40 s on their first attempt; wave 2, once they run: runs held Submitted
+        first = [stk.create_run(flow_id, {"seconds": 40}) for _ in range(4)]
+        wait_until(lambda: len(held_by_any(stk, first)) == len(first), 120, "wave 1 tasks Running")
+        hosts = {c["hostname"]: c for c in stk.containers() if c["service"] == "agent-etl"}
+        victim = max(hosts, key=lambda h: len(held_by(stk, first, h)["Running"]))
+        second = [stk.create_run(flow_id, {"seconds": 40}) for _ in range(6)]
+        ids = first + second
+        wait_until(lambda: bool(held_by(stk, second, victim)["Submitted"]), 60, "the victim holding Submitted runs")
+        at_kill = held_by(stk, ids, victim)
+        started = time.monotonic()
+        docker("kill", hosts[victim]["id"])
+        rows = wait_all_finished(lambda: history(stk, ids), timeout=180)
+        took = time.monotonic() - started
+        done = marker_counts(stk.data_dir / "output" / "markers" / "done")
+    result = zombie_figures(ids, rows, at_kill, victim, done, took)
+    assert (result["lost"], result["duplicated"], result["failed"]) == (0, 0, 0), result
+    assert result["success"] == result["created"], result
+    by_id = {r["id"]: r for r in rows}
+    for run_id in at_kill["Running"]:
+        logs = [log["message"] for log in by_id[run_id]["logs"]]
+        assert any(m.startswith(ZOMBIE_RETRY) for m in logs), logs
+        assert not by_id[run_id]["agent"]["name"].endswith("@" + victim)
+    for run_id in at_kill["Submitted"]:
+        assert [s["state"] for s in by_id[run_id]["states"]].count("Scheduled") >= 2, by_id[run_id]["states"]
+    assert all(done.get(i) == 1 for i in ids), f"each task body must end exactly once: {done}"
+
+
+def held_by_any(stack: Stack, ids: List[str]) -> List[str]:
+    """The runs among `ids` whose task runs now."""
+    return [t["flow_run_id"] for t in stack.graphql(TASKS, {"ids": ids})["task_run"] if t["state"] == "Running"]
+
+
+def zombie_figures(ids: List[str], rows: List[dict], at_kill: Dict[str, List[str]], victim: str,
+                   done: Dict[str, int], took: float) -> Dict[str, object]:
+    """Prints and returns the figures of the Running-runs scenario."""
+    logs = {r["id"]: [log["message"] for log in r["logs"]] for r in rows}
+    result = {
+        "created": len(ids),
+        "success": sum(r["state"] == "Success" for r in rows),
+        "failed": sum(r["state"] == "Failed" for r in rows),
+        "lost": sum(r["state"] not in FINAL_STATES for r in rows) + len(set(ids) - {r["id"] for r in rows}),
+        "duplicated": sum(1 for i in ids if done.get(i, 0) > 1) + sum(1 for r in rows if executions(r) > 1),
+        "submitted_at_kill": len(at_kill["Submitted"]),
+        "running_at_kill": len(at_kill["Running"]),
+        "requeued_by_agents": len(requeue_times(rows)),
+        "retried_by_zombie_killer": sum(any(m.startswith(ZOMBIE_RETRY) for m in logs[i]) for i in logs),
+        "rescheduled_by_lazarus": sum(any("Lazarus" in m for m in logs[i]) for i in logs),
+        "seconds_to_recover": round(took, 1),
+    }
+    print(f"\nFAULT docker kill of an agent-etl replica holding Running runs (stack, victim {victim}): "
+          + ", ".join(f"{k}={v}" for k, v in result.items()))
+    return result
