@@ -16,11 +16,10 @@ Ported (Server test -> test here):
 - test_lazarus_doesnt_restart_flow_run_that_isnt_running[Failed, Success, Pending, Scheduled]
 - test_lazarus_doesnt_restart_flow_run_with_active_tasks[Running, Retrying, Resume, Paused, Scheduled]
 - test_lazarus_doesnt_restart_flow_run_with_recent_heartbeat
-- test_lazarus_doesnt_restart_flow_run_if_exceeding_times_attempted_limit[Running] and
+- test_lazarus_doesnt_restart_flow_run_if_exceeding_times_attempted_limit[Running, Submitted] and
   test_lazarus_logs_even_if_flow_run_exceeding_times_attempted_limit -> reached for real here: the run is
   made stuck and rescheduled 3 times, then fails on the 4th (Server sets times_resurrected to the limit in the
-  database, which no API allows). Its [Submitted] case is left out: a second Submitted within 30 s is refused
-  by Server's Submitted lock over the API, and Server's test writes the state straight into the database.
+  database, which no API allows).
 
 Left out: the `delete_other_flow_runs` fixture (each test watches only its own runs and the log lines naming
 them, so other runs do not matter); Server's "Update failed" version-lock branch (Server 1.4.1 itself enforces
@@ -219,9 +218,7 @@ def test_run_with_a_recent_heartbeat_is_left_alone(emulator: Emulator, client: C
     assert lazarus_lines(emulator, run_id) == []
 
 
-# Running only: sticking a run in Submitted again within 30 s is refused by Server's Submitted lock (Server's own
-# test writes the state into the database); a stuck Submitted run's rescheduling is covered above.
-@pytest.mark.parametrize("state", [Running()], ids=["Running"])
+@pytest.mark.parametrize("state", [Running(), Submitted()], ids=["Running", "Submitted"])
 def test_run_rescheduled_three_times_is_failed_with_an_error_log(emulator: Emulator, client: Client, flow_id: str,
                                                                   state: State) -> None:
     run_id = client.create_flow_run(flow_id=flow_id)
