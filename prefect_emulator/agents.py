@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict
 
-from .context import RequestContext
-from .tenancy import default_tenant_id, require
+from .context import RequestContext, default_tenant_id, require
 
 
 def register_agent(ctx: RequestContext, input: dict) -> dict:

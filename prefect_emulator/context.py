@@ -1,8 +1,9 @@
 """What a resolver knows about the request it serves."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
+from .errors import ApiError
 from .store import Store
 
 
@@ -22,3 +23,21 @@ class RequestContext:
         self.agent_id = agent_id
         self.tenant_id = tenant_id
         self.core_version = core_version
+
+
+def require(ctx: RequestContext, table: str, row_id: Any, what: str) -> dict:
+    """Returns the row, or raises an error naming the missing id (shared by every api module)."""
+    row = ctx.store.get(table, row_id)
+    if row is None:
+        raise ApiError(f"Invalid {what} ID: {row_id} does not exist.")
+    return row
+
+
+def default_tenant_id(ctx: RequestContext) -> str:
+    """The tenant a request acts for: the header a cloud client sends, else the oldest tenant."""
+    if ctx.tenant_id and ctx.store.get("tenant", ctx.tenant_id):
+        return ctx.tenant_id
+    tenants = ctx.store.all("tenant")
+    if not tenants:
+        raise ApiError("No tenant exists: create one with `prefect server create-tenant --name NAME`.")
+    return tenants[0]["id"]

@@ -24,11 +24,11 @@ from packaging import version as versions
 from prefect.engine.state import Cancelled
 from prefect.utilities.graphql import decompress
 
-from .context import RequestContext
+from .context import RequestContext, require
+from .runs import delete_flow_run_rows
 from .scheduler import schedule_flow_runs, unschedule
 from .errors import ApiError
 from .states import set_flow_run_state
-from .tenancy import require
 
 _DEFAULT_SETTINGS = {"heartbeat_enabled": True, "lazarus_enabled": True, "version_locking_enabled": False}
 CORE_VERSION_CUTOFF = "0.6.1"  # Server's config.core_version_cutoff
@@ -239,7 +239,6 @@ def register_edges(ctx: RequestContext, input: dict) -> dict:
 
 def delete_flow_rows(ctx: RequestContext, flow_id: str) -> None:
     """Deletes a flow with its tasks, edges and runs (Postgres cascades do this on Server)."""
-    from .runs import delete_flow_run_rows  # late import: runs imports this module's neighbours
     store = ctx.store
     for run in store.find("flow_run", "flow_id", flow_id):
         delete_flow_run_rows(ctx, run["id"])

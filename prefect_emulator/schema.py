@@ -12,6 +12,7 @@ import uuid
 from typing import Any, Callable, Dict, List
 
 from graphql import GraphQLSchema, build_schema
+from graphql import parse as parse_sdl
 from graphql.language import ast as gast
 from graphql.utilities import value_from_ast_untyped
 
@@ -288,17 +289,32 @@ def build() -> GraphQLSchema:
         query[f"{name}_aggregate"].resolve = _function(table, name == "utility_downstream_tasks", aggregate=True)
 
     resolvers: Dict[str, Callable] = {}
-    for module in (tenancy, registry, runs, states, logs, agents, scheduler):
+    for module in API_MODULES:
         resolvers.update(module.RESOLVERS)
     mutation = schema.mutation_type.fields
-    for name, field in list(mutation.items()) + [(n, query[n]) for n in _PREFECT_QUERIES]:
-        if name not in resolvers:
-            raise RuntimeError(f"no resolver for {name}")  # a schema/resolver mismatch is a bug: fail at start
+    operations = list(mutation.items()) + [(n, query[n]) for n in prefect_query_names()]
+    missing = sorted(name for name, _field in operations if name not in resolvers)
+    if missing:  # a schema/resolver mismatch is a bug: fail at start, never answer null
+        raise RuntimeError(f"no resolver for {', '.join(missing)}: add it to the RESOLVERS of an api module")
+    unknown = sorted(set(resolvers) - {name for name, _field in operations})
+    if unknown:
+        raise RuntimeError(f"resolvers for operations not in prefect_sdl.py: {', '.join(unknown)}")
+    for name, field in operations:
         field.resolve = _with_input(resolvers[name])
     return schema
 
 
-_PREFECT_QUERIES = ("hello", "api", "reference_data", "auth_info", "mapped_children", "get_task_run_info")
+# The modules that answer Prefect Server's own operations, each through its RESOLVERS dict.
+API_MODULES = (tenancy, registry, runs, states, logs, agents, scheduler)
+
+
+def prefect_query_names() -> List[str]:
+    """The root query fields prefect_sdl.py declares (`extend type Query`): Server's own queries, which need a
+    resolver (the Hasura table queries are generated and resolved from tables.py)."""
+    document = parse_sdl(PREFECT_SDL)
+    return [field.name.value for definition in document.definitions
+            if isinstance(definition, gast.ObjectTypeExtensionNode) and definition.name.value == "Query"
+            for field in definition.fields]
 
 
 def _with_input(fn: Callable) -> Callable:

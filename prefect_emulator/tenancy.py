@@ -10,26 +10,10 @@ from typing import Any, Callable, Dict
 import prefect
 import slugify
 
-from .context import RequestContext
+from .context import RequestContext, default_tenant_id, require
 from .errors import ApiError
-
-
-def require(ctx: RequestContext, table: str, row_id: Any, what: str) -> dict:
-    """Returns the row, or raises an error naming the missing id (shared by every api module)."""
-    row = ctx.store.get(table, row_id)
-    if row is None:
-        raise ApiError(f"Invalid {what} ID: {row_id} does not exist.")
-    return row
-
-
-def default_tenant_id(ctx: RequestContext) -> str:
-    """The tenant a request acts for: the header a cloud client sends, else the oldest tenant."""
-    if ctx.tenant_id and ctx.store.get("tenant", ctx.tenant_id):
-        return ctx.tenant_id
-    tenants = ctx.store.all("tenant")
-    if not tenants:
-        raise ApiError("No tenant exists: create one with `prefect server create-tenant --name NAME`.")
-    return tenants[0]["id"]
+from .registry import delete_flow_rows
+from .states import state_hierarchy
 
 
 def _check_slug(ctx: RequestContext, slug: str, tenant_id: Any = None) -> None:
@@ -84,7 +68,6 @@ def delete_tenant(ctx: RequestContext, input: dict) -> dict:
         raise ApiError("Must pass `confirm=True` to proceed.")
     if ctx.store.get("tenant", input["tenant_id"]) is None:
         return {"success": False, "error": None}
-    from .registry import delete_flow_rows  # late import: registry imports this module
     for flow in ctx.store.find("flow", "tenant_id", input["tenant_id"]):
         delete_flow_rows(ctx, flow["id"])
     for table in ("flow_group", "project", "agent", "agent_config", "message"):
@@ -109,7 +92,6 @@ def create_project(ctx: RequestContext, input: dict) -> dict:
 
 def delete_project(ctx: RequestContext, input: dict) -> dict:
     """Mutation delete_project: deletes a project with its flows and their runs (success false if unknown)."""
-    from .registry import delete_flow_rows  # late import: registry imports this module
     if ctx.store.get("project", input["project_id"]) is None:
         return {"success": False, "error": None}
     for flow in ctx.store.find("flow", "project_id", input["project_id"]):
@@ -147,7 +129,6 @@ def reference_data(ctx: RequestContext) -> dict:
     each state to itself and every state class derived from it (Success -> Success, Skipped, Mapped, Cached),
     state_info gives each state's color."""
     from prefect.engine import state as states
-    from .states import state_hierarchy  # late: states.py imports nothing from here, keep it that way
     classes = [v for v in vars(states).values() if isinstance(v, type) and issubclass(v, states.State)]
     info = {cls.__name__: {"color": cls.color} for cls in classes}
     return {"state_hierarchy": state_hierarchy(), "state_info": info}
