@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from agents.config import seconds_from_env
 from agents.errors import UserError
+from agents.recovery import covers
 
 EXIT_SUCCESS = 0
 EXIT_FAILED = 1
@@ -52,14 +53,6 @@ def create_run(name: str, project: str, parameters: Dict[str, Any]) -> str:
 
     flow_id = latest_flow_id(name, project)
     return Client().create_flow_run(flow_id=flow_id, parameters=parameters or None)
-
-
-def covers(agent_labels: List[str], run_labels: List[str]) -> bool:
-    """Whether an agent with `agent_labels` may run a flow run with `run_labels`, as Prefect Server decides:
-    the agent has every label of the run, and an unlabelled run goes only to an unlabelled agent."""
-    if not run_labels:
-        return not agent_labels
-    return set(run_labels) <= set(agent_labels)
 
 
 def no_agent_warning(flow_run_id: str, dag_name: str) -> Optional[str]:
