@@ -41,6 +41,9 @@ def test_runs_running_in_a_killed_agent_are_retried_by_another_agent_and_succeed
         try:
             ids = create_runs(emu, flow, RUNS, {"seconds": 600})
             wait_until(lambda: tasks_running(emu, ids), 90, f"{RUNS} tasks Running in the doomed agent")
+            # a task is Running a moment before its body writes its start marker: kill only once all started
+            markers = tmp_path / "markers"
+            wait_until(lambda: len(executions(markers)) == RUNS, 30, f"{RUNS} task bodies started")
             os.killpg(doomed.proc.pid, signal.SIGKILL)  # the agent and its flow-run processes, as docker kill
             started = time.monotonic()
         finally:
