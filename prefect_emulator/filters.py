@@ -8,13 +8,19 @@ expression: a pattern is split on `%` into fixed-length pieces that are matched 
 leftmost place (see `LikePattern`), so a hostile pattern costs at most about len(text) x len(pattern) steps
 instead of freezing the emulator. `_similar` keeps only the LIKE wildcards (`%`, `_`), not SIMILAR TO's regex
 syntax.
+
+A query on a whole table does not scan it when it need not (`select`): `candidates` narrows the rows to those
+an index finds for the `_eq` / `_in` conditions of `where` (also through relations), and an `order_by` whose
+first key is a timestamp, with a `limit`, reads the rows off the store's order index until it has enough.
+Both only choose which rows to look at: every row chosen is still tested with `matches` and sorted with
+`sort`, so the answer is the one a scan gives, in the same order.
 """
 from __future__ import annotations
 
 import functools
 import json
 import re
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
 
 from . import timestamps
 from .errors import ApiError
@@ -24,7 +30,7 @@ from .tables import TABLES, TIME
 
 def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: Optional[dict] = None,
            order_by: Optional[List[dict]] = None, distinct_on: Optional[List[str]] = None,
-           limit: Optional[int] = None, offset: Optional[int] = None) -> List[dict]:
+           limit: Optional[int] = None, offset: Optional[int] = None, use_indexes: bool = True) -> List[dict]:
     """Applies Hasura's select arguments to `rows` (all rows of `table` when None).
 
     Args:
@@ -36,6 +42,7 @@ def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: O
         distinct_on: column names; keeps the first row (after ordering) of each distinct combination
         limit: at most this many rows
         offset: skip this many rows first
+        use_indexes: False scans every row (the tests compare both ways)
 
     Returns:
         the selected rows
@@ -48,7 +55,12 @@ def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: O
             raise ApiError(f"unexpected negative value ({name}: {value}): give a {name} of 0 or more",
                            code="not-supported")
     if rows is None:
-        rows = store.all(table)
+        ids = candidates(store, table, where) if use_indexes and where else None
+        if use_indexes and order_by and limit is not None and not distinct_on:
+            first = _walk_in_order(store, table, ids, where, order_by, offset or 0, limit)
+            if first is not None:
+                return first
+        rows = store.all(table) if ids is None else store.in_table_order(table, ids)
     if where:
         rows = [r for r in rows if matches(store, table, r, where)]
     if order_by:
@@ -67,6 +79,104 @@ def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: O
     if limit is not None:
         rows = rows[:limit]
     return rows
+
+
+def candidates(store: Store, table: str, where: dict) -> Optional[Collection[str]]:
+    """The ids of the rows of `table` that may match `where`, found through the store's indexes.
+
+    Looks at the conditions every matching row must meet: the top level and `_and` (and `_or` when each
+    branch narrows): `_eq` / `_in` on an indexed column (`Store.lookup`), and a relation whose own condition
+    narrows the related table (a row's relation column must then hold one of the related ids). `_not` and
+    other operators narrow nothing, nor does a condition that holds for most of the table. The answer may hold
+    rows that do not match (the caller still tests each), never leaves one out.
+
+    Returns:
+        the ids, or None when nothing in `where` narrows the table (every row is a candidate)
+    """
+    spec = TABLES[table]
+    found: Optional[Collection[str]] = None
+    for key, cond in where.items():
+        if cond is None:
+            continue
+        if key == "_and":
+            parts = [candidates(store, table, c) for c in cond]
+        elif key == "_or":
+            branches = [candidates(store, table, c) for c in cond]
+            parts = [set().union(*branches)] if all(b is not None for b in branches) else []
+        elif key in spec.columns:
+            parts = [store.lookup(table, key, [cond["_eq"]]) if cond.get("_eq") is not None else None,
+                     store.lookup(table, key, cond["_in"]) if cond.get("_in") is not None else None]
+        elif key in spec.objects or key in spec.arrays:
+            rel = spec.objects.get(key) or spec.arrays[key]
+            sub = candidates(store, rel.table, cond)
+            parts = []
+            if sub is not None:
+                values = {row.get(rel.remote) for row in map(lambda i: store.get(rel.table, i), sub) if row}
+                parts = [store.lookup(table, rel.local, values)]
+        else:
+            parts = []
+        for part in parts:
+            # a part holding most of the table narrows little: intersecting it would cost more than it saves
+            if part is not None and len(part) * 2 <= store.count(table):
+                found = part if found is None else _intersect(found, part)
+    return found
+
+
+def _intersect(a: Collection[str], b: Collection[str]) -> Collection[str]:
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    return {i for i in small if i in large}
+
+
+def _walk_in_order(store: Store, table: str, ids: Optional[Collection[str]], where: Optional[dict],
+                   order_by: List[dict], offset: int, limit: int) -> Optional[List[dict]]:
+    """The page `offset`, `limit` of the rows matching `where`, read off the order index of the first
+    `order_by` key, or None when that key has no order index or so few candidates that sorting them is cheaper.
+
+    The rows come out in that key's order, ties in table order, which is the final order when there is no
+    other key; with other keys, the walk goes on past `offset + limit` rows until the key changes, so ties at
+    the edge of the page all reach `sort`, which orders them by the other keys as it would in the whole table.
+    """
+    first = _first_key(order_by)
+    if first is None:
+        return None
+    column, direction = first
+    need = offset + limit
+    # a guess of the cheaper way: the walk may pass over most of the table, a sort touches only the candidates
+    if ids is not None and len(ids) <= max(2 * need, store.count(table) // 64):
+        return None
+    descending, nulls_first = _direction(direction)
+    walk = store.ordered(table, column, descending, nulls_first)
+    if walk is None:
+        return None
+    only_key = len(_sort_keys(store, table, order_by)) == 1
+    picked: List[dict] = []
+    edge: Any = object()  # the key of the last row picked
+    for key, row_id in walk:
+        if len(picked) >= need and (only_key or key != edge):
+            break
+        if ids is not None and row_id not in ids:
+            continue
+        row = store.get(table, row_id)
+        if where and not matches(store, table, row, where):
+            continue
+        picked.append(row)
+        edge = key
+    return (picked if only_key else sort(store, table, picked, order_by))[offset:need]
+
+
+def _first_key(order_by: List[dict]) -> Optional[Tuple[str, Any]]:
+    """The (field, direction) that orders first: the first one not null."""
+    for clause in order_by:
+        for field, direction in clause.items():
+            if direction is not None:
+                return field, direction
+    return None
+
+
+def _direction(direction: str) -> Tuple[bool, bool]:
+    """(descending, nulls first) of an `order_by` value; nulls sort as if larger than any value (Postgres)."""
+    descending = direction.startswith("desc")
+    return descending, "nulls_first" in direction or (descending and "nulls_last" not in direction)
 
 
 def related(store: Store, table: str, row: dict, name: str) -> Any:
@@ -119,7 +229,7 @@ def _comparable(kind: str, value: Any) -> Any:
     if value is None:
         return None
     if kind == TIME:
-        return timestamps.parse(value)
+        return timestamps.sort_key(value)
     return value
 
 
@@ -245,15 +355,11 @@ def compare(kind: str, value: Any, cond: Dict[str, Any]) -> bool:
 
 def sort(store: Store, table: str, rows: List[dict], order_by: List[dict]) -> List[dict]:
     """Sorts rows by a list of `<table>_order_by` values; nulls last ascending, first descending (Postgres)."""
-    keys = []  # (getter, kind, direction)
-    for clause in order_by:
-        _collect_keys(store, table, clause, lambda r: r, keys)
+    keys = _sort_keys(store, table, order_by)
+    directions = [_direction(direction) for _getter, _kind, direction in keys]
 
-    def cmp(a: dict, b: dict) -> int:
-        for getter, kind, direction in keys:
-            va, vb = _comparable(kind, getter(a)), _comparable(kind, getter(b))
-            desc = direction.startswith("desc")
-            nulls_first = "nulls_first" in direction or (desc and "nulls_last" not in direction)
+    def cmp(a: Tuple[list, dict], b: Tuple[list, dict]) -> int:
+        for va, vb, (desc, nulls_first) in zip(a[0], b[0], directions):
             if va is None and vb is None:
                 continue
             if va is None or vb is None:
@@ -269,7 +375,17 @@ def sort(store: Store, table: str, rows: List[dict], order_by: List[dict]) -> Li
             return -result if desc else result
         return 0
 
-    return sorted(rows, key=functools.cmp_to_key(cmp))
+    # each row's values are worked out once, not at every comparison
+    decorated = [([_comparable(kind, getter(row)) for getter, kind, _d in keys], row) for row in rows]
+    return [row for _values, row in sorted(decorated, key=functools.cmp_to_key(cmp))]
+
+
+def _sort_keys(store: Store, table: str, order_by: List[dict]) -> List[Tuple[Callable, str, str]]:
+    """The keys `order_by` sorts by, first first: (getter of the value from a row, its kind, direction)."""
+    keys: List[Tuple[Callable, str, str]] = []
+    for clause in order_by:
+        _collect_keys(store, table, clause, lambda r: r, keys)
+    return keys
 
 
 def _collect_keys(store: Store, table: str, clause: dict, base: Callable, keys: list) -> None:

@@ -24,7 +24,7 @@ from . import filters
 from .context import RequestContext
 from .errors import ApiError
 from .states import SCHEDULED_STATES, write_flow_run_state, write_task_run_state
-from .timestamps import now, parse
+from .timestamps import now, parse, sort_key
 
 QUEUE_LIMIT = 25  # Server's queued_runs_returned_limit
 
@@ -112,25 +112,20 @@ def create_flow_run(ctx: RequestContext, input: dict) -> dict:
     return {"id": run["id"]}
 
 
+def queue_where(tenant_id: str, before: str) -> dict:
+    """The `flow_run_bool_exp` of the runs ready at `before` (a stored timestamp): Scheduled-like runs due by
+    then, and Running runs with a task run so due (a task run to retry)."""
+    due = {"state": {"_in": SCHEDULED_STATES}, "state_start_time": {"_lte": before}}
+    return {"tenant_id": {"_eq": tenant_id}, "_or": [due, {"state": {"_eq": "Running"}, "task_runs": due}]}
+
+
 def get_runs_in_queue(ctx: RequestContext, input: dict) -> dict:
     """Mutation get_runs_in_queue: ids of runs ready for an agent with these labels (module doc)."""
     store = ctx.store
-    before = parse(input.get("before") or now())
+    before = sort_key(input.get("before") or now())
     agent_labels = set(input.get("labels") or [])
-
-    def ready(state: Any, start: Any) -> bool:
-        return state in SCHEDULED_STATES and start is not None and parse(start) <= before
-
-    candidates = []
-    for run in store.all("flow_run"):
-        if run["tenant_id"] != input["tenant_id"]:
-            continue
-        if ready(run["state"], run["state_start_time"]):
-            candidates.append(run)
-        elif run["state"] == "Running" and any(
-                ready(t["state"], t["state_start_time"]) for t in store.find("task_run", "flow_run_id", run["id"])):
-            candidates.append(run)
-    candidates = filters.sort(store, "flow_run", candidates, [{"state_start_time": "asc"}])[:QUEUE_LIMIT * 3]
+    candidates = filters.select(store, "flow_run", where=queue_where(input["tenant_id"], before),
+                                order_by=[{"state_start_time": "asc"}], limit=QUEUE_LIMIT * 3)
     chosen = []
     for run in candidates:
         run_labels = set(run["labels"] or [])

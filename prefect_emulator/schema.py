@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 from graphql import GraphQLSchema, build_schema
 from graphql import parse as parse_sdl
@@ -160,24 +160,30 @@ _SCALARS = {
 
 
 # -------------------------------------------------------------------------------------------- resolvers
-def _visible(ctx: Any, table: str, rows: List[dict]) -> List[dict]:
-    """Rows the request may see: a cloud client's X-PREFECT-TENANT-ID header scopes queries to that tenant,
-    as Prefect Cloud does; without the header (server backend) every tenant is visible, as on Server."""
-    if not ctx.tenant_id:
-        return rows
-    if table == "tenant":
-        return rows  # `prefect auth list-tenants` lists every tenant the key may switch to
+def _tenant_scope(ctx: Any, table: str) -> Optional[dict]:
+    """The `where` a cloud client's X-PREFECT-TENANT-ID header adds: queries see that tenant only, as on Prefect
+    Cloud; without the header (server backend) every tenant is visible, as on Server. None: no scope."""
+    if not ctx.tenant_id or table == "tenant":
+        return None  # `prefect auth list-tenants` lists every tenant the key may switch to
     if "tenant_id" not in TABLES[table].columns:
-        return rows
-    return [r for r in rows if r.get("tenant_id") == ctx.tenant_id]
+        return None
+    return {"tenant_id": {"_eq": ctx.tenant_id}}
+
+
+def _visible(ctx: Any, table: str, rows: List[dict]) -> List[dict]:
+    """The rows the request may see (`_tenant_scope`)."""
+    scope = _tenant_scope(ctx, table)
+    return rows if scope is None else [r for r in rows if filters.matches(ctx.store, table, r, scope)]
 
 
 def _root_select(table: str) -> Callable:
     def resolve(_root: Any, info: Any, where: dict = None, order_by: list = None, limit: int = None,
                 offset: int = None, distinct_on: list = None) -> List[dict]:
-        store = info.context.store
-        return filters.select(store, table, rows=_visible(info.context, table, store.all(table)), where=where,
-                              order_by=order_by, distinct_on=distinct_on, limit=limit, offset=offset)
+        scope = _tenant_scope(info.context, table)
+        if scope is not None:
+            where = {"_and": [where, scope]} if where else scope
+        return filters.select(info.context.store, table, where=where, order_by=order_by,
+                              distinct_on=distinct_on, limit=limit, offset=offset)
     return resolve
 
 

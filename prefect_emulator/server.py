@@ -15,7 +15,7 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 
-from graphql import GraphQLError, GraphQLSchema, execute, parse, validate
+from graphql import GraphQLError, GraphQLSchema, OperationType, execute, parse, validate
 from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode
 from graphql.utilities import get_operation_ast
 
@@ -23,6 +23,7 @@ from .console import log
 from . import lazarus
 from .context import RequestContext
 from .scheduler import schedule_all
+from .schema import prefect_query_names
 from .zombies import kill_zombies
 from .store import Store
 
@@ -53,6 +54,7 @@ class Emulator:
         self.heartbeat_timeout = heartbeat_timeout
         self.lazarus_interval = lazarus_interval
         self.lazarus_stale_after = lazarus_stale_after
+        self._own_queries = set(prefect_query_names())
         self._stop = threading.Event()
 
     # --------------------------------------------------------------------------------------- GraphQL
@@ -127,8 +129,13 @@ class Emulator:
         ctx = RequestContext(self.store, tenant_id=headers.get("x-prefect-tenant-id"),
                              core_version=headers.get("x-prefect-core-version"),
                              agent_id=headers.get("x-prefect-agent-id"))
-        # one lock around the whole operation: checks and writes of a mutation are atomic
-        with self.store.lock:
+        # the store's lock around the whole operation: a mutation's checks and writes are atomic and no query
+        # sees half of them; table queries hold it shared, so they run side by side. Server's own queries run
+        # in a transaction like its mutations (auth_info may create the first tenant): they are cheap
+        operation = get_operation_ast(document, operation_name)
+        writes = operation is None or operation.operation == OperationType.MUTATION or any(
+            field in self._own_queries for field in _root_fields(operation, document))
+        with self.store.lock.writing() if writes else self.store.lock.reading():
             result = execute(self.schema, document, variable_values=variables, operation_name=operation_name,
                              context_value=ctx)
         answer: Dict[str, Any] = {"data": result.data}

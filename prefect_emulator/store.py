@@ -1,20 +1,28 @@
 """Rows of every table, kept in memory and written through to SQLite (a file with --db, else `:memory:`).
 
 Each table is stored as (id TEXT PRIMARY KEY, doc TEXT) with the row as a JSON document; filtering and sorting
-happen in Python over the in-memory copy (test data is small). All access goes through one re-entrant lock:
-the HTTP server holds it for a whole GraphQL operation, so a mutation's checks and writes are atomic even when
-many agents poll at once, and every mutation's writes reach SQLite in one transaction.
+happen in Python over the in-memory copy (filters.py), helped by indexes the store keeps up to date on every
+write (indexes.py): rows by id, by relation columns and by a few filter columns (`tables.indexed_columns`),
+and, once a query orders by it, by a timestamp column.
+
+Access goes through a readers-writer lock (rwlock.py): the HTTP server holds it shared for a whole GraphQL
+query and exclusively for a whole mutation, so a mutation's checks and writes are atomic even when many
+agents poll at once, queries never see half a mutation, and queries run side by side. Every mutation's writes
+reach SQLite in one transaction. Rows are never changed in place (an update stores a new dict), so a row
+handed out stays as it was.
 """
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import sqlite3
-import threading
 import uuid
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Collection, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from .tables import TABLES, indexed_columns
+from .indexes import HashIndex, OrderIndex
+from .rwlock import ReadWriteLock
+from .tables import TABLES, TIME, indexed_columns
 from .timestamps import now
 
 
@@ -26,7 +34,7 @@ class Store:
     """
 
     def __init__(self, path: Optional[str] = None) -> None:
-        self.lock = threading.RLock()
+        self.lock = ReadWriteLock()
         self.path = path
         self._lock_file = _claim(path) if path else None
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per mutation
@@ -35,12 +43,20 @@ class Store:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
         self._rows: Dict[str, Dict[str, dict]] = {name: {} for name in TABLES}
+        # each row's position in its table (the dict's order), so rows found through an index can be put back
+        # in table order; a row gets a new number whenever it (re-)enters the dict, as its dict position does
+        self._seq: Dict[str, Dict[str, int]] = {name: {} for name in TABLES}
+        self._counter = itertools.count()
         for name in TABLES:
             self._conn.execute(f'CREATE TABLE IF NOT EXISTS "{name}" (id TEXT PRIMARY KEY, doc TEXT NOT NULL)')
             for row_id, doc in self._conn.execute(f'SELECT id, doc FROM "{name}" ORDER BY rowid'):
                 self._rows[name][row_id] = json.loads(doc)
+                self._seq[name][row_id] = next(self._counter)
         self._indexed = indexed_columns()
-        self._index: Dict[Tuple[str, str], Dict[Any, List[str]]] = {}
+        # built on first use, then kept up to date by _write; readers may build one at the same time, each
+        # publishing a complete index (no writer runs while they read), so the last one simply wins
+        self._index: Dict[Tuple[str, str], HashIndex] = {}
+        self._order: Dict[Tuple[str, str], OrderIndex] = {}
         # (table, id) -> row before the current transaction touched it (None: did not exist)
         self._undo: Optional[Dict[Tuple[str, str], Optional[dict]]] = None
 
@@ -55,20 +71,66 @@ class Store:
             return None
         return self._rows[table].get(str(row_id))
 
+    def count(self, table: str) -> int:
+        """How many rows `table` has."""
+        return len(self._rows[table])
+
     def find(self, table: str, column: str, value: Any) -> List[dict]:
         """Returns the rows whose `column` equals `value`, oldest first (indexed for relation columns)."""
         if value is None:
             return []
         if column not in self._indexed.get(table, ()):
             return [r for r in self._rows[table].values() if r.get(column) == value]
+        rows = self._rows[table]
+        return [rows[i] for i in self._hash_index(table, column).ids(value)]
+
+    def lookup(self, table: str, column: str, values: Iterable[Any]) -> Optional[Collection[str]]:
+        """The ids of the rows whose `column` equals one of `values` (nulls never match), through an index.
+
+        Returns:
+            a collection of ids (for one value, a live view: use it before the next write), or None when the
+            column has no index (`id` and `tables.indexed_columns` do)
+        """
+        values = [v for v in values if v is not None]
+        if column == "id":
+            rows = self._rows[table]
+            return {v for v in values if v in rows}
+        if column not in self._indexed.get(table, ()):
+            return None
+        index = self._hash_index(table, column)
+        if len(values) == 1:
+            return index.ids(values[0])
+        found: set = set()
+        for value in values:
+            found.update(index.ids(value))
+        return found
+
+    def in_table_order(self, table: str, ids: Collection[str]) -> List[dict]:
+        """The rows with these ids (unknown ids skipped), in table order as `all` lists them."""
+        rows = self._rows[table]
+        if len(ids) * 4 > len(rows):  # most of the table: one pass is cheaper than sorting
+            return [row for row_id, row in rows.items() if row_id in ids]
+        seq = self._seq[table]
+        return [rows[i] for i in sorted((i for i in ids if i in rows), key=seq.__getitem__)]
+
+    def ordered(self, table: str, column: str, descending: bool, nulls_first: bool
+                ) -> Optional[Iterator[Tuple[Optional[str], str]]]:
+        """(key, row id) of every row in the order a stable sort of the table by timestamp `column` gives
+        (see OrderIndex.walk); None for a column that is not a timestamp."""
+        if TABLES[table].columns.get(column) != TIME:
+            return None
+        index = self._order.get((table, column))
+        if index is None:
+            index = OrderIndex(column, self._rows[table], self._seq[table])
+            self._order[(table, column)] = index
+        return index.walk(descending, nulls_first)
+
+    def _hash_index(self, table: str, column: str) -> HashIndex:
         index = self._index.get((table, column))
         if index is None:
-            index = {}
-            for row_id, row in self._rows[table].items():
-                index.setdefault(_key(row.get(column)), []).append(row_id)
+            index = HashIndex(column, self._rows[table])
             self._index[(table, column)] = index
-        rows = self._rows[table]
-        return [rows[i] for i in index.get(_key(value), ()) if i in rows]
+        return index
 
     # ----------------------------------------------------------------- writes
     def insert(self, table: str, doc: dict) -> dict:
@@ -116,25 +178,26 @@ class Store:
             raise RuntimeError("store writes must happen inside Store.transaction()")
         old = self._rows[table].get(row_id)
         self._undo.setdefault((table, row_id), old)
+        old_seq = self._seq[table].get(row_id)
+        new_seq = None if row is None else old_seq if old is not None else next(self._counter)
         for column in self._indexed.get(table, ()):
             index = self._index.get((table, column))
-            if index is None:
-                continue
-            if old is not None:
-                ids = index.get(_key(old.get(column)), [])
-                if row_id in ids and (row is None or _key(row.get(column)) != _key(old.get(column))):
-                    ids.remove(row_id)
-            if row is not None and (old is None or _key(row.get(column)) != _key(old.get(column))):
-                index.setdefault(_key(row.get(column)), []).append(row_id)
+            if index is not None:
+                index.replace(row_id, old, row)
+        for (name, _column), order in self._order.items():
+            if name == table:
+                order.replace(row_id, old, old_seq, row, new_seq)
         if row is None:
             del self._rows[table][row_id]
+            del self._seq[table][row_id]
         else:
             self._rows[table][row_id] = row
+            self._seq[table][row_id] = new_seq  # type: ignore[assignment]
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator["Store"]:
         """Groups writes: all of them reach SQLite in one transaction, or none (memory is rolled back too)."""
-        with self.lock:
+        with self.lock.writing():
             if self._undo is not None:  # nested: the outer transaction commits
                 yield self
                 return
@@ -170,23 +233,29 @@ class Store:
             raise
 
     def _rollback(self, touched: Dict[Tuple[str, str], Optional[dict]]) -> None:
+        if not touched:
+            return
         for (table, row_id), old in touched.items():
             if old is None:
                 self._rows[table].pop(row_id, None)
+                self._seq[table].pop(row_id, None)
             else:
+                if row_id not in self._rows[table]:  # a deleted row comes back at the end, as in the dict
+                    self._seq[table][row_id] = next(self._counter)
                 self._rows[table][row_id] = old
-        # indexes may hold rolled-back ids: rebuild them lazily
+        # indexes hold the rolled-back writes: rebuild them on next use, in table order
         self._index.clear()
+        self._order.clear()
 
     def integrity_check(self) -> str:
         """Runs SQLite's integrity check. It takes the store lock, so /health must not call it: /health answers
         while a long query holds the lock."""
-        with self.lock:
+        with self.lock.writing():
             return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
 
     def close(self) -> None:
         """Closes the SQLite connection and lets another emulator open the file."""
-        with self.lock:
+        with self.lock.writing():
             self._conn.close()
             if self._lock_file is not None:
                 self._lock_file.close()
@@ -209,9 +278,3 @@ def _claim(path: str) -> Any:
                             "another --db file")
     return handle
 
-
-def _key(value: Any) -> Any:
-    """Hashable form of a column value for the indexes."""
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    return value

@@ -158,13 +158,18 @@ FUNCTIONS: Dict[str, Tuple[str, Dict[str, str]]] = {
 }
 
 
+# Columns the agents' queue, the UI and the background services filter runs by, besides relation columns.
+FILTER_COLUMNS: Dict[str, Tuple[str, ...]] = {"flow_run": ("state", "tenant_id"), "task_run": ("state",)}
+
+
 def indexed_columns() -> Dict[str, set]:
-    """Columns that array relations look rows up by, per table (the store keeps an index on each).
+    """Columns that array relations look rows up by, and FILTER_COLUMNS, per table (the store keeps an index
+    on each, and filters.py uses them for `_eq` / `_in` conditions).
 
     Returns:
         table name -> set of column names
     """
-    result: Dict[str, set] = {}
+    result: Dict[str, set] = {name: set(columns) for name, columns in FILTER_COLUMNS.items()}
     for table in TABLES.values():
         for rel in table.arrays.values():
             result.setdefault(rel.table, set()).add(rel.remote)

@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any, Optional
 
 import pendulum
+
+# The form to_iso writes (UTC, microseconds, fixed width): such strings sort as the instants they name, so they
+# are compared as they are instead of being parsed for every comparison.
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
 
 
 def now() -> str:
@@ -51,4 +56,12 @@ def normalize(value: Any) -> Optional[str]:
     """Returns `value` as the emulator's canonical timestamp string (None stays None)."""
     if value is None:
         return None
+    return to_iso(parse(value))
+
+
+def sort_key(value: Any) -> str:
+    """`value` (a timestamp) as a string that orders and compares as the instant it names: the canonical form,
+    which is what the emulator stores, as it is; anything else normalized (raises ValueError as parse does)."""
+    if isinstance(value, str) and _CANONICAL.fullmatch(value):
+        return value
     return to_iso(parse(value))
