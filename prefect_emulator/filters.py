@@ -137,8 +137,8 @@ def _walk_in_order(store: Store, table: str, ids: Optional[Collection[str]], whe
     the edge of the page all reach `sort`, which orders them by the other keys as it would in the whole table.
     """
     first = _first_key(order_by)
-    if first is None:
-        return None
+    if first is None or TABLES[table].columns.get(first[0]) != TIME:
+        return None  # only timestamp columns have order indexes (Store.ordered)
     column, direction = first
     need = offset + limit
     # a guess of the cheaper way: the walk may pass over most of the table, a sort touches only the candidates
@@ -146,8 +146,6 @@ def _walk_in_order(store: Store, table: str, ids: Optional[Collection[str]], whe
         return None
     descending, nulls_first = _direction(direction)
     walk = store.ordered(table, column, descending, nulls_first)
-    if walk is None:
-        return None
     only_key = len(_sort_keys(store, table, order_by)) == 1
     picked: List[dict] = []
     edge: Any = object()  # the key of the last row picked

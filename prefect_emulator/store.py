@@ -22,7 +22,7 @@ from typing import Any, Collection, Dict, Iterable, Iterator, List, Optional, Tu
 
 from .indexes import HashIndex, OrderIndex
 from .rwlock import ReadWriteLock
-from .tables import TABLES, TIME, indexed_columns
+from .tables import TABLES, indexed_columns
 from .timestamps import now
 
 
@@ -114,11 +114,9 @@ class Store:
         return [rows[i] for i in sorted((i for i in ids if i in rows), key=seq.__getitem__)]
 
     def ordered(self, table: str, column: str, descending: bool, nulls_first: bool
-                ) -> Optional[Iterator[Tuple[Optional[str], str]]]:
+                ) -> Iterator[Tuple[Optional[str], str]]:
         """(key, row id) of every row in the order a stable sort of the table by timestamp `column` gives
-        (see OrderIndex.walk); None for a column that is not a timestamp."""
-        if TABLES[table].columns.get(column) != TIME:
-            return None
+        (see OrderIndex.walk)."""
         index = self._order.get((table, column))
         if index is None:
             index = OrderIndex(column, self._rows[table], self._seq[table])
