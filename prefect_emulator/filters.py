@@ -111,8 +111,8 @@ def candidates(store: Store, table: str, where: dict) -> Optional[Collection[str
             sub = candidates(store, rel.table, cond)
             parts = []
             if sub is not None:
-                values = {row.get(rel.remote) for row in map(lambda i: store.get(rel.table, i), sub) if row}
-                parts = [store.lookup(table, rel.local, values)]
+                others = (store.get(rel.table, i) for i in sub)
+                parts = [store.lookup(table, rel.local, {other.get(rel.remote) for other in others if other})]
         else:
             parts = []
         for part in parts:
