@@ -180,6 +180,18 @@ def test_flow_run_fork_setting_is_checked_and_0_starts_plain_subprocesses(setup:
         assert seen["ppid"] == plain.proc.pid and seen["heartbeat_mode"] == "process"
 
 
+def test_forked_runs_outlive_a_killed_agent_as_plain_subprocesses_do(setup: Setup, tmp_path: Path) -> None:
+    write_plain_dag(setup.root / "dags", "probe-outliving", ["outliving"], fixture=PROBE)
+    register(dict(setup.env, DAGS_FOLDER=str(setup.root / "dags")))
+    with start_agent(["start", "--label", "outliving", "--name", "doomed"], setup.env, tmp_path / "doomed.log") as doomed:
+        run_id = setup.run("probe-outliving", seconds=4)
+        seen = setup.wait_probe(run_id)
+        os.kill(doomed.proc.pid, signal.SIGKILL)  # the agent alone, not its process group
+        assert setup.finished(run_id)["state"] == "Success"
+        wait_until(lambda: not alive(seen["pid"]) and not alive(seen["ppid"]), 30,
+                   "the run's process, then its fork server (no run left), end")
+
+
 # ------------------------------------------------------------------ the process handle, with a fork server of this test process
 
 def silent_api_env(tmp_path: Path, port: int) -> Dict[str, str]:
