@@ -3,8 +3,8 @@
 A fresh flow-run process spends most of its CPU importing prefect (0.3-0.5 CPU-seconds), and prefect's
 default heartbeat ("process" mode) starts a second python per run, `prefect heartbeat flow-run`, that
 imports prefect again. An agent instead keeps one python's multiprocessing "forkserver": a single-threaded
-process, started once, that has imported prefect and agents.flowrun. Each run is a fork of it that first
-becomes what `python -m agents.flowrun` would have been (`run_forked`):
+process, started once, that has imported prefect and agents.flowrun (agents.forkpreload). Each run is a
+fork of it that first becomes what `python -m agents.flowrun` would have been (`run_forked`):
 
 - os.environ is the run's environment exactly (replaced, not merged), the working directory is the run's,
   sys.path is a fresh interpreter's (the working directory, the run's PYTHONPATH, then the interpreter's
@@ -56,8 +56,8 @@ from agents.errors import UserError
 
 FORK_ENV = "DAGS_FLOW_RUN_FORK"
 HEARTBEAT_ENV = "PREFECT__CLOUD__HEARTBEAT_MODE"
-# what the fork server imports once: everything a flow run needs before it loads its flow
-PRELOAD = ["agents.forkrun", "agents.flowrun", "agents.config", "prefect.cli.execute"]
+# what the fork server imports once: everything a flow run needs before it loads its flow (and no more)
+PRELOAD = ["agents.forkpreload"]
 # the command a forked run stands for (its handle's `args`)
 FLOW_RUN_ARGS = [sys.executable, "-m", "agents.flowrun"]
 # exit code of a run whose fork server died before it ended: nobody can tell its real one

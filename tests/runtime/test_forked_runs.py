@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Dict, Iterator, List
@@ -23,6 +24,15 @@ from tests.runtime.conftest import FIXTURES, Background, run_cli, start_agent, w
 pytestmark = pytest.mark.slow
 PROBE = FIXTURES / "probe_flow.py"
 LABEL = "forked"
+# the main block of a DAG script: `python <file>` registers the DAG and hosts it (agents.script)
+MAIN_BLOCK = f"""
+
+if __name__ == "__main__":
+    import sys
+    sys.path.insert(0, {str(REPO_ROOT)!r})
+    from agents.script import main
+    main(flow, __file__)
+"""
 
 
 class Setup:
@@ -190,6 +200,19 @@ def test_forked_runs_outlive_a_killed_agent_as_plain_subprocesses_do(setup: Setu
         assert setup.finished(run_id)["state"] == "Success"
         wait_until(lambda: not alive(seen["pid"]) and not alive(seen["ppid"]), 30,
                    "the run's process, then its fork server (no run left), end")
+
+
+def test_a_dag_script_hosting_itself_is_not_run_again_in_its_forked_runs(setup: Setup, tmp_path: Path) -> None:
+    path = write_plain_dag(setup.root / "dags", "probe-script", ["script-hosted"], fixture=PROBE)
+    path.write_text(path.read_text() + MAIN_BLOCK)
+    env = dict(setup.env, DAGS_FOLDER=str(setup.root / "dags"))
+    with Background([sys.executable, str(path)], env, tmp_path / "script.log") as script:
+        script.wait_for_output("polling for runs", timeout=90)
+        run_id = setup.run("probe-script")
+        assert setup.finished(run_id)["state"] == "Success", script.output()
+    seen = setup.probe(run_id)
+    assert seen["ppid"] != script.proc.pid  # forked (from the script's fork server)
+    assert seen["main_file"] != str(path)  # multiprocessing did not run the script again as the run's __main__
 
 
 # ------------------------------------------------------------------ the process handle, with a fork server of this test process
