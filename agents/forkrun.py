@@ -50,7 +50,7 @@ import threading
 import time
 import traceback
 from multiprocessing import connection, forkserver, popen_forkserver
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from agents.errors import UserError
 
@@ -221,9 +221,13 @@ class ForkedRun:
         """Waits until the process ends; raises subprocess.TimeoutExpired after `timeout` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 raise subprocess.TimeoutExpired(self.args, timeout)
-            time.sleep(0.05)
+            if self._orphaned:  # no one reports its end: look again
+                time.sleep(min(0.5, left) if left is not None else 0.5)
+            else:  # readable when the server reports the exit code, or dies
+                connection.wait([self._popen.sentinel], left)
         return self.returncode  # type: ignore[return-value]
 
     def send_signal(self, sig: int) -> None:
@@ -235,6 +239,15 @@ class ForkedRun:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def when_ended(proc: Any, callback: Callable[[], None]) -> None:
+    """Calls `callback` from a daemon thread as soon as `proc` (a Popen or a ForkedRun) has ended."""
+    def watch() -> None:
+        proc.wait()
+        callback()
+
+    threading.Thread(target=watch, name=f"flow-run-{proc.pid}-watch", daemon=True).start()
 
 
 def _start_time(pid: int) -> Optional[str]:

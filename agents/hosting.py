@@ -221,6 +221,8 @@ class DagsAgent(LocalAgent):
         with self._lock:
             self.run_processes[flow_run.id] = proc
         self.processes.add(proc)
+        # a run slot is free when a process ends: poll at once, not after prefect's backoff (up to 10 s)
+        forkrun.when_ended(proc, AGENT_WAKE_EVENT.set)
         return f"PID: {proc.pid}"
 
     def start(self) -> None:

@@ -10,13 +10,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Dict, Iterator, List
 
 import pytest
 
-from agents.forkrun import FLOW_RUN_ARGS, UNKNOWN_EXIT, FlowRunForker
+from agents.forkrun import FLOW_RUN_ARGS, UNKNOWN_EXIT, FlowRunForker, when_ended
 from tests.faults.faults import create_runs, flow_id, register, runs, wait_finished, wait_until
 from tests.processes import REPO_ROOT, Emulator, prefect_env
 from tests.runtime.conftest import FIXTURES, Background, run_cli, start_agent, write_plain_dag
@@ -235,7 +236,13 @@ def test_a_forked_run_exits_with_the_code_of_a_fresh_process_and_minus_9_when_ki
         silent.listen(8)
         waiting = forker.start(silent_api_env(tmp_path, silent.getsockname()[1]), None, show_logs=False)
         assert waiting is not None and waiting.poll() is None
+        with pytest.raises(subprocess.TimeoutExpired):
+            waiting.wait(timeout=0.5)
+        ended = threading.Event()
+        when_ended(waiting, ended.set)  # what wakes the agent's poll loop when a run slot frees
+        assert not ended.is_set()
         waiting.kill()
+        assert ended.wait(timeout=30)
         assert waiting.wait(timeout=30) == -signal.SIGKILL
 
 
