@@ -12,6 +12,8 @@ The command line is `python -m agents` (see `agents.cli`); a DAG script's main b
 - `hosting`: LocalAgents that run the DAGs' flow runs (with a run limit, health and reconnection)
 - `recovery`: re-queueing runs stranded by a silent agent; `flowrun`: the flow-run process and its
   ownership check; `health`: an agent's poll health and its endpoint
+- `forkrun`: flow-run processes forked from an agent's pre-imported fork server (`forkpreload`: what that
+  server imports)
 - `triggering`: creating a flow run and watching it to its end
 - `params`: `--param KEY=VALUE` parsing
 - `script`: the main block of a DAG script

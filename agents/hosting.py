@@ -30,7 +30,7 @@ from prefect.engine.state import Submitted
 from prefect.run_configs import LocalRun
 from prefect.serialization.state import StateSchema
 
-from agents import flowrun, health, recovery
+from agents import flowrun, forkrun, health, recovery
 from agents.config import REPO_ROOT, seconds_from_env
 from agents.errors import UserError
 
@@ -56,12 +56,14 @@ class DagsAgent(LocalAgent):
         max_runs: the most runs held at once; None for no limit
         stranded_after: seconds of silence after which an agent's Submitted runs are re-queued
         health_timeout: seconds without a successful poll after which the health endpoint fails
+        flow_run_fork: fork flow runs from a pre-imported process (agents.forkrun), else plain subprocesses
         **kwargs: LocalAgent's arguments
     """
 
     def __init__(self, max_poll_interval: Optional[float] = None, max_runs: Optional[int] = DEFAULT_MAX_RUNS,
                  stranded_after: float = recovery.DEFAULT_STRANDED_AFTER,
-                 health_timeout: float = health.DEFAULT_HEALTH_TIMEOUT, **kwargs: Any) -> None:
+                 health_timeout: float = health.DEFAULT_HEALTH_TIMEOUT, flow_run_fork: bool = True,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if max_poll_interval is not None:
             self._loop_intervals = {k: min(v, max_poll_interval) for k, v in LocalAgent._loop_intervals.items()}
@@ -70,8 +72,10 @@ class DagsAgent(LocalAgent):
         self.registered_tenant: Optional[str] = None
         self._checked_at = time.monotonic()  # when _reconnect last confirmed the API knows this agent
         self.poll_health = health.PollHealth(health_timeout)
-        # flow run id -> its flow-run process, and the submission ids this agent wrote (agents.flowrun)
-        self.run_processes: Dict[str, subprocess.Popen] = {}
+        # flow run id -> its flow-run process (a Popen or a forkrun.ForkedRun), and the submission ids this
+        # agent wrote (agents.flowrun)
+        self.run_processes: Dict[str, Any] = {}
+        self.forker = forkrun.FlowRunForker(self.logger) if flow_run_fork else None
         self.submissions: Dict[str, str] = {}
         self._lock = threading.Lock()
         self.stranded = recovery.StrandedRuns(
@@ -195,7 +199,8 @@ class DagsAgent(LocalAgent):
         return env
 
     def deploy_flow(self, flow_run: Any) -> str:
-        """Starts `python -m agents.flowrun` (prefect's `execute flow-run` behind the ownership check)."""
+        """Starts `python -m agents.flowrun` (prefect's `execute flow-run` behind the ownership check): forked
+        from the pre-imported fork server (agents.forkrun), or as a plain subprocess."""
         from prefect.storage import Docker
         from prefect.serialization.storage import StorageSchema
 
@@ -208,18 +213,24 @@ class DagsAgent(LocalAgent):
         if working_dir and not os.path.isdir(working_dir):
             raise ValueError(f"Flow run {flow_run.id} has a nonexistent `working_dir` configured: {working_dir}")
         # the run's process outlives the agent if the agent exits (as prefect's own LocalAgent does)
-        proc = subprocess.Popen([sys.executable, "-m", "agents.flowrun"],
-                                stdout=sys.stdout if self.show_flow_logs else subprocess.DEVNULL,
-                                stderr=subprocess.STDOUT, env=env, cwd=working_dir)
+        proc = self.forker.start(env, working_dir, self.show_flow_logs) if self.forker else None
+        if proc is None:
+            proc = subprocess.Popen(forkrun.FLOW_RUN_ARGS,
+                                    stdout=sys.stdout if self.show_flow_logs else subprocess.DEVNULL,
+                                    stderr=subprocess.STDOUT, env=env, cwd=working_dir)
         with self._lock:
             self.run_processes[flow_run.id] = proc
         self.processes.add(proc)
+        # a run slot is free when a process ends: poll at once, not after prefect's backoff (up to 10 s)
+        forkrun.when_ended(proc, AGENT_WAKE_EVENT.set)
         return f"PID: {proc.pid}"
 
     def start(self) -> None:
         """Polls for runs until interrupted, from the repository root: the runs it spawns inherit it as
         their working directory, where the relative script paths of `agents.registration` resolve."""
         os.chdir(REPO_ROOT)
+        if self.forker:
+            self.forker.start_server()  # from here: it imports this folder's agents package
         super().start()
 
 
@@ -261,7 +272,7 @@ def agent_settings(limit: Optional[int] = None) -> Dict[str, Any]:
     """DagsAgent's own settings from the environment (and `--limit`), checked: call it before acting.
 
     Returns:
-        max_poll_interval, max_runs, stranded_after and health_timeout, as DagsAgent takes them.
+        max_poll_interval, max_runs, stranded_after, health_timeout and flow_run_fork, as DagsAgent takes them.
 
     Raises:
         UserError: a bad value; the message names the variable.
@@ -271,6 +282,7 @@ def agent_settings(limit: Optional[int] = None) -> Dict[str, Any]:
         max_runs=max_runs_from_env(limit),
         stranded_after=seconds_from_env(recovery.STRANDED_ENV, recovery.DEFAULT_STRANDED_AFTER),
         health_timeout=seconds_from_env(health.HEALTH_ENV, health.DEFAULT_HEALTH_TIMEOUT),
+        flow_run_fork=forkrun.fork_from_env(),
     )
 
 
@@ -292,7 +304,8 @@ def build_agent(labels: List[str], name: str, agent_address: Optional[str] = Non
         The agent; call `.start()` to run it until interrupted.
 
     Raises:
-        UserError: a bad limit, poll interval, DAGS_STRANDED_AFTER or DAGS_AGENT_HEALTH_TIMEOUT.
+        UserError: a bad limit, poll interval, DAGS_STRANDED_AFTER, DAGS_AGENT_HEALTH_TIMEOUT or
+            DAGS_FLOW_RUN_FORK.
     """
     runs_env = {"DAGS_AGENT_NAME": name}
     runs_env.update(env_vars or {})

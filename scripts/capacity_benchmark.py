@@ -27,16 +27,29 @@ from tests.processes import Emulator  # noqa: E402
 from tests.runtime.conftest import start_agent  # noqa: E402
 
 
-def flow_run_processes(agent_pid: int) -> int:
-    """How many flow-run processes the agent `agent_pid` has alive (its children)."""
-    count = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+def children(pid: int) -> List[int]:
+    """The live processes whose parent is `pid` (from /proc)."""
+    found = []
+    for each in filter(str.isdigit, os.listdir("/proc")):
         try:
             # /proc/PID/stat: "pid (name) state ppid ..."; the name may hold spaces, so split after ')'
-            if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) == agent_pid:
-                count += 1
+            if int(Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(each))
         except (OSError, IndexError, ValueError):
             pass
+    return found
+
+
+def flow_run_processes(agent_pid: int) -> int:
+    """How many flow-run processes the agent `agent_pid` has alive: its plain children, and the children of
+    its multiprocessing helpers (the fork server's are forked runs; the resource tracker has none)."""
+    count = 0
+    for child in children(agent_pid):
+        try:
+            helper = b"multiprocessing" in Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        count += len(children(child)) if helper else 1
     return count
 
 

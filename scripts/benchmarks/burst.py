@@ -1,9 +1,13 @@
-"""Goal 2: a burst of trivial runs on one host agent, ours against prefect's stock LocalAgent.
+"""Goal 2: a burst of trivial runs on one host agent: ours (flow runs forked from its pre-imported fork
+server, agents.forkrun), ours with DAGS_FLOW_RUN_FORK=0 (a plain `python -m agents.flowrun` per run), and
+prefect's stock LocalAgent.
 
 All runs are created at once; figures: runs per minute (first created to last finished), create-to-Success
-p50/p90, exactly once (each run's marker file has one line: the DAG executed once), and the most processes
-alive under the agent at any moment (sampled every 0.2 s from /proc). Our agent gets its capacity limit
-(`--limit`) when `python -m agents start --help` offers one.
+p50/p90, exactly once (each run's marker file has one line: the DAG executed once), the most processes
+alive under the agent at any moment (sampled every 0.2 s from /proc), the CPU-seconds per run used by the
+agent and every process under it (their flow runs and heartbeat processes; not the API's), and the 1-minute
+load average when the burst ended. Our agent gets its capacity limit (`--limit`) when
+`python -m agents start --help` offers one.
 """
 from __future__ import annotations
 
@@ -16,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .orchestra import Orchestra, descendants
-from .report import REPO_ROOT, Row, p50_p90, progress
+from .orchestra import Orchestra, cpu_seconds, descendants
+from .report import REPO_ROOT, Row, p50_p90, progress, ratio
 
 # the capacity limit given to our agent when it has one: a couple of runs per core
 LIMIT = max(2, 2 * (os.cpu_count() or 1))
@@ -30,10 +34,18 @@ def limit_option() -> Optional[List[str]]:
     return ["--limit", str(LIMIT)] if "--limit" in helped.stdout else None
 
 
-def one_burst(workdir: Path, kind: str, count: int, extra_args: Optional[List[str]]) -> Dict[str, object]:
-    """Runs `count` runs at once on one agent of this kind; returns its figures."""
-    with Orchestra(workdir, kind) as orchestra:
-        agent = orchestra.start_agent(kind, "bench", extra_args)
+# the agents compared: name -> (kind, environment)
+AGENTS = {"ours": ("ours", {}), "ours-nofork": ("ours", {"DAGS_FLOW_RUN_FORK": "0"}), "stock": ("stock", {})}
+
+
+def one_burst(workdir: Path, name: str, count: int, extra_args: Optional[List[str]]) -> Dict[str, object]:
+    """Runs `count` runs at once on one agent (AGENTS[name]); returns its figures."""
+    kind, extra_env = AGENTS[name]
+    with Orchestra(workdir, name) as orchestra:
+        agent = orchestra.start_agent(kind, "bench", extra_args, extra_env)
+        time.sleep(2)  # our fork server starts with the agent: not part of the burst
+        idle = len(descendants(agent.pid))
+        cpu_before = cpu_seconds(agent.pid)
         peak = [0]
         done = threading.Event()
 
@@ -44,11 +56,16 @@ def one_burst(workdir: Path, kind: str, count: int, extra_args: Optional[List[st
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        progress(f"burst: {count} runs on the {kind} agent")
+        progress(f"burst: {count} runs on the {name} agent")
         ids = orchestra.create_runs(count)
         runs = orchestra.wait_finished(ids, timeout=60 + 6 * count)
         done.set()
         sampler.join()
+        load = os.getloadavg()[0]
+        deadline = time.monotonic() + 15  # the last runs' processes exit after their Success
+        while len(descendants(agent.pid)) > idle and time.monotonic() < deadline:
+            time.sleep(0.2)
+        cpu = cpu_seconds(agent.pid) - cpu_before
         finished = [r for r in runs if r["state"] == "Success"]
         executions = [orchestra.executions(i) for i in ids]
         span = (max(r["end_time"] for r in finished) - min(r["created"] for r in runs)).total_seconds() \
@@ -60,27 +77,40 @@ def one_burst(workdir: Path, kind: str, count: int, extra_args: Optional[List[st
             "once": sum(1 for n in executions if n == 1),
             "more": sum(1 for n in executions if n > 1),
             "peak": peak[0],
+            "cpu_per_run": cpu / count,
+            "load": load,
         }
 
 
 def measure(quick: bool) -> List[Row]:
-    """The rows of goal 2 (10 runs when quick, else 100)."""
+    """The rows of goal 2 (10 runs when quick, else 100): ours (forked runs) against stock, then ours
+    without forking against stock."""
     count = 10 if quick else 100
     limit = limit_option()
     figures = {}
     with tempfile.TemporaryDirectory(prefix="bench-burst-") as tmp:
-        for kind in ("ours", "stock"):
-            figures[kind] = one_burst(Path(tmp), kind, count, limit if kind == "ours" else None)
-    ours, stock = figures["ours"], figures["stock"]
+        for name, (kind, _) in AGENTS.items():
+            figures[name] = one_burst(Path(tmp), name, count, limit if kind == "ours" else None)
+    stock = figures["stock"]
     label = f"--limit {LIMIT}" if limit else "no --limit in this version"
-    return [
-        Row("2", f"burst of {count} trivial runs, runs/min (ours: {label})", f"{ours['runs_per_min']:.0f}",
-            f"{stock['runs_per_min']:.0f}", "", ">= 250 with the limit on"),
-        Row("2", "burst: create to Success p50 / p90", p50_p90(ours["latencies"]), p50_p90(stock["latencies"]),
-            "", "p90 reported"),
-        Row("2", "burst: runs Success / executed exactly once / more than once",
-            f"{ours['success']} / {ours['once']} / {ours['more']}",
-            f"{stock['success']} / {stock['once']} / {stock['more']}", "", f"{count} / {count} / 0"),
-        Row("2", "burst: peak processes under the agent", str(ours["peak"]), str(stock["peak"]), "",
-            "bounded by the limit"),
-    ]
+    rows = []
+    for name, title in (("ours", f"ours: forked runs, {label}"), ("ours-nofork", "ours: DAGS_FLOW_RUN_FORK=0")):
+        ours = figures[name]
+        rows += [
+            Row("2", f"burst of {count} trivial runs, runs/min ({title})", f"{ours['runs_per_min']:.0f}",
+                f"{stock['runs_per_min']:.0f}", ratio(ours["runs_per_min"], stock["runs_per_min"]),  # ours/stock
+                ">= 250 with the limit on"),
+            Row("2", f"burst ({name}): create to Success p50 / p90", p50_p90(ours["latencies"]),
+                p50_p90(stock["latencies"]), "", "p90 reported"),
+            Row("2", f"burst ({name}): runs Success / executed exactly once / more than once",
+                f"{ours['success']} / {ours['once']} / {ours['more']}",
+                f"{stock['success']} / {stock['once']} / {stock['more']}", "", f"{count} / {count} / 0"),
+            Row("2", f"burst ({name}): peak processes under the agent", str(ours["peak"]), str(stock["peak"]), "",
+                "bounded by the limit"),
+            Row("2", f"burst ({name}): CPU-seconds per run, agent and its processes",
+                f"{ours['cpu_per_run']:.2f}", f"{stock['cpu_per_run']:.2f}",
+                ratio(stock["cpu_per_run"], ours["cpu_per_run"]), "lower"),
+            Row("2", f"burst ({name}): 1-min load average when it ended", f"{ours['load']:.1f}",
+                f"{stock['load']:.1f}", "", "(shared host: context)"),
+        ]
+    return rows

@@ -82,13 +82,15 @@ class Orchestra:
         self.flow_id = self.query('{ flow(where: {name: {_eq: "%s"}}) { id } }' % FLOW)["flow"][0]["id"]
         return self
 
-    def start_agent(self, kind: str, label: str, extra_args: Optional[List[str]] = None) -> subprocess.Popen:
+    def start_agent(self, kind: str, label: str, extra_args: Optional[List[str]] = None,
+                    extra_env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
         """Starts an agent for `label` and waits until its health endpoint answers.
 
         Args:
             kind: "ours" (`python -m agents start`, its defaults) or "stock" (`prefect agent local start`)
             label: the one label it serves
             extra_args: more options (e.g. --limit N)
+            extra_env: more environment variables (e.g. DAGS_FLOW_RUN_FORK=0)
 
         Returns:
             The agent's process (stopped by stop()).
@@ -101,7 +103,7 @@ class Orchestra:
                     "--name", f"stock-{label}", "--no-hostname-label"]
         args += (extra_args or []) + ["--agent-address", f"http://127.0.0.1:{port}"]
         with open(self.root / f"agent-{kind}-{label}.log", "ab") as log:
-            proc = subprocess.Popen(args, env=self.env(), cwd=str(REPO_ROOT), stdout=log,
+            proc = subprocess.Popen(args, env=self.env(**(extra_env or {})), cwd=str(REPO_ROOT), stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.agents.append(proc)
         wait_for_http(f"http://127.0.0.1:{port}/api/health", timeout=120, proc=proc)
@@ -180,6 +182,21 @@ def parse_time(value: Optional[str]) -> Optional[dt.datetime]:
     import pendulum  # prefect's dependency: reads every ISO 8601 form on Python 3.8 too
 
     return pendulum.parse(value)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU-seconds (user + system) used by process `pid` and everything below it, ended or not: each live
+    process's own and its waited-for children's (/proc/PID/stat utime, stime, cutime, cstime); 0.0 for a
+    process that is gone."""
+    total = 0
+    for each in [pid] + descendants(pid):
+        try:
+            with open(f"/proc/{each}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def descendants(pid: int) -> List[int]:
