@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Dict
 
 import pytest
+from tests.faults.faults import wait_until
 from tests.processes import Emulator, free_port
 from tests.runtime.conftest import run_cli, start_agent, write_plain_dag
 
@@ -29,14 +31,6 @@ def polls(emulator: Emulator) -> int:
 def requests_made(emulator: Emulator) -> int:
     """Every GraphQL request the emulator has logged so far."""
     return sum(1 for line in emulator.log().splitlines() if line.startswith("GRAPHQL "))
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.1)
 
 
 def without_poll_setting(env: Dict[str, str]) -> Dict[str, str]:
@@ -119,3 +113,14 @@ def test_a_malformed_poke_address_is_refused_before_the_run_is_created(module_em
     assert ("DAGS_POKE_ADDRESSES must list agent API addresses as http://HOST:PORT (comma-separated), "
             "got 'agents:8081'") in result.stdout
     assert module_emulator.graphql("query { flow_run { id } }")["data"]["flow_run"] == before
+
+
+def test_an_agent_address_whose_port_is_taken_is_a_clear_error(module_env: Dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"http://127.0.0.1:{taken.getsockname()[1]}"
+        result = run_cli(["start", "--label", "port-taken", "--agent-address", address], module_env)
+    assert result.returncode == 1, result.stdout
+    assert f"Error: the agent cannot serve its API at {address}: Address already in use; choose another port " \
+           "(--agent-address or PREFECT__CLOUD__AGENT__AGENT_ADDRESS)" in result.stdout
