@@ -2,8 +2,10 @@
 prefect's stock `prefect agent local start`, and what each polls while idle.
 
 Each agent has its own emulator, so that each emulator's GRAPHQL log lines count one agent's requests. The
-samples alternate between three cases in a random order, each after a random idle gap (so that triggers do
-not line up with either agent's poll schedule):
+samples alternate between three cases in a random order. Each finds its agent idle: back at its longest
+poll interval (prefect's backoff polls again 0.25 s after a run, then doubles: stock reaches its 10 s after
+15.75 s, ours its 1.1 s after 1.75 s), and a random gap later (so that triggers do not line up with either
+agent's poll schedule):
 - ours and stock, a run created the way the UI creates one (the create_flow_run mutation): no one wakes the
   agent, its next poll finds the run;
 - ours, a run created by `python -m agents trigger`, which pokes the agent right after creating it.
@@ -29,6 +31,12 @@ from .report import REPO_ROOT, Row, p50_p90, percentile, progress, ratio
 AGENTS = ("ours", "stock")
 # sample kind -> the agent (orchestra) it runs on
 CASES = {"ours": "ours", "stock": "stock", "ours-cli": "ours"}
+
+
+def ramp(intervals: Dict[int, float]) -> float:
+    """Seconds from a run found to the longest poll interval of a backoff (its steps before the last)."""
+    steps = [intervals[k] for k in sorted(intervals)]
+    return sum(s for s in steps if s < max(steps))
 
 
 def create_with_cli(orchestra: Orchestra) -> str:
@@ -66,13 +74,19 @@ def measure(quick: bool) -> List[Row]:
     """The rows of goal 1.
 
     Args:
-        quick: 3 samples per case, gaps up to 2 s, a 5 s idle window (else 20, up to 12 s, 40 s)
+        quick: 3 samples per case, random gaps up to 2 s, a 5 s idle window (else 20, up to 12 s, 40 s)
 
     Returns:
         Rows: trigger-to-Running p50/p90 per case and the ratio to stock, the poll-wait and start medians,
         idle GraphQL requests/s per agent.
     """
+    from prefect.agent.local import LocalAgent
+
+    from agents.hosting import max_poll_interval_from_env, poll_intervals
+
     samples, max_gap, idle_window = (3, 2.0, 5.0) if quick else (20, 12.0, 40.0)
+    ramps = {"ours": ramp(poll_intervals(max_poll_interval_from_env())), "stock": ramp(LocalAgent._loop_intervals)}
+    last_run = {k: 0.0 for k in AGENTS}  # when each agent's last sample ended (monotonic)
     found: Dict[str, List[Dict[str, float]]] = {k: [] for k in CASES}
     idle_rates: Dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
@@ -92,13 +106,15 @@ def measure(quick: bool) -> List[Row]:
                 order = list(CASES)
                 rng.shuffle(order)
                 for case in order:
-                    time.sleep(rng.uniform(0, max_gap))
-                    orchestra = orchestras[CASES[case]]
+                    agent = CASES[case]
+                    time.sleep(max(0.0, last_run[agent] + ramps[agent] - time.monotonic()) + rng.uniform(0, max_gap))
+                    orchestra = orchestras[agent]
                     run_id = create_with_cli(orchestra) if case == "ours-cli" else orchestra.create_runs(1)[0]
                     [run] = orchestra.wait_finished([run_id], timeout=120, poll=0.25)
                     if run["start_time"] is None:
                         raise RuntimeError(f"the {CASES[case]} agent did not start run {run_id} within 120 s")
                     found[case].append(split(orchestra, run))
+                    last_run[agent] = time.monotonic()
                 progress(f"latency: sample {i + 1}/{samples}: "
                          + ", ".join(f"{k} {found[k][-1]['total']:.2f} s" for k in CASES))
         finally:
