@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional
 
 from agents import config as config_mod
-from agents import connection, discovery, hosting, registration, triggering
+from agents import connection, discovery, hosting, registration, triggering, waking
 from agents.discovery import Dag
 from agents.errors import UserError
 from agents.params import check_params
@@ -166,7 +166,7 @@ def start(settings: config_mod.Settings, labels: List[str], name: Optional[str],
         settings: the loaded settings
         labels: the agent's labels (checked: a bad one is a usage error of --label)
         name: the agent's name; default `<labels joined by +>@<hostname>`
-        agent_address: where to serve the health endpoint; None for prefect's default
+        agent_address: where to serve the agent API; None for PREFECT__CLOUD__AGENT__AGENT_ADDRESS, else loopback
         echo: output
         limit: most runs held at once; None for DAGS_AGENT_MAX_RUNS or the default
 
@@ -196,12 +196,15 @@ def find_dag(settings: config_mod.Settings, name: str) -> Dag:
 
 def trigger(settings: config_mod.Settings, name: str, params: Dict[str, Any], wait: bool,
             timeout: Optional[float], echo: Echo) -> int:
-    """Creates a run of the DAG's latest version; with `wait`, watches it (exit 0/1/2), first warning once
-    when no agent that can run it is polling (see `triggering.no_agent_warning`)."""
+    """Creates a run of the DAG's latest version and pokes the agents that may take it (agents.waking); with
+    `wait`, watches it (exit 0/1/2), first warning once when no agent that can run it is polling (see
+    `triggering.no_agent_warning`)."""
     dag = find_dag(settings, name)
     check_params(dag.flow, params)
+    waking.configured_addresses()  # a malformed DAGS_POKE_ADDRESSES stops the trigger before it creates
     connect(settings, echo)
     run_id = triggering.create_run(dag.name, dag.project, params)
+    waking.wake_agents(dag.labels)  # best effort: their next poll finds the run anyway
     echo(f"created flow run {run_id} of {dag.name} in {dag.project!r}")
     if not wait:
         return 0

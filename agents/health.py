@@ -3,6 +3,7 @@
 prefect's own agent health endpoint (`/api/health`) answers 200 as long as the agent process lives, even
 when every poll fails (a restarted API with a new tenant, a network cut). Ours answers 503 once the agent
 has gone `timeout` seconds without a successful poll, so `docker compose ps` and `up --wait` show it.
+The same server answers `/api/poke`, which wakes the agent's poll loop at once (agents.waking).
 """
 from __future__ import annotations
 
@@ -70,22 +71,34 @@ class PollHealth:
             }
 
 
-def serve_health(address: str, health: PollHealth, poke: Callable[[], None]) -> Tuple[threading.Thread, List]:
-    """Serves `/api/health` (200 healthy, 503 not) and `/api/poke` (wakes the poll loop, as prefect's does)
-    on `address` (`http://HOST:PORT`) in a daemon thread.
+def serve_health(address: str, health: PollHealth, poke: Callable[[], None]) -> Tuple[int, List]:
+    """Serves `/api/health` (200 healthy, 503 not) and `/api/poke` (wakes the poll loop: GET as prefect's
+    own agent serves it, POST too) on `address` (`http://HOST:PORT`; port 0 picks a free one) in a daemon
+    thread.
+
+    The port is bound here, before the thread starts: a port in use is an error now, not a silent thread.
 
     Returns:
-        The thread and a one-item list that receives its IOLoop once it runs (to stop it).
+        The port it listens on (the one picked when 0 was asked), and a one-item list that receives its
+        IOLoop once it runs (to stop it).
 
     Raises:
-        UserError: the address has no port.
+        UserError: the address has no port, or that port cannot be bound.
     """
     from tornado import web
+    from tornado.httpserver import HTTPServer
     from tornado.ioloop import IOLoop
+    from tornado.netutil import bind_sockets
 
     parsed = urlparse(address)
-    if not parsed.port:
+    if parsed.port is None:
         raise UserError(f"the agent address {address!r} has no port: write it as http://HOST:PORT")
+    host = parsed.hostname or ""
+    try:
+        sockets = bind_sockets(parsed.port, address=host or None)
+    except OSError as exc:
+        raise UserError(f"the agent cannot serve its API at {address}: {exc.strerror or exc}; choose another "
+                        "port (--agent-address or PREFECT__CLOUD__AGENT__AGENT_ADDRESS)") from None
 
     class Health(web.RequestHandler):
         def get(self) -> None:
@@ -98,17 +111,17 @@ def serve_health(address: str, health: PollHealth, poke: Callable[[], None]) -> 
         def get(self) -> None:
             poke()
 
+        post = get
+
     loops: List = []
 
     def run() -> None:
         import asyncio
 
         asyncio.set_event_loop(asyncio.new_event_loop())
-        web.Application([("/api/health", Health), ("/api/poke", Poke)]).listen(
-            parsed.port, address=parsed.hostname or "")
+        HTTPServer(web.Application([("/api/health", Health), ("/api/poke", Poke)])).add_sockets(sockets)
         loops.append(IOLoop.current())
         loops[0].start()
 
-    thread = threading.Thread(name="health-server", target=run, daemon=True)
-    thread.start()
-    return thread, loops
+    threading.Thread(name="agent-api", target=run, daemon=True).start()
+    return sockets[0].getsockname()[1], loops

@@ -10,7 +10,10 @@ On top of prefect's LocalAgent, ours (see README "When things fail"):
   check (agents.flowrun), so a run is executed once even when an agent was only cut off;
 - serves a health endpoint that fails after DAGS_AGENT_HEALTH_TIMEOUT seconds without a successful poll
   (agents.health), and after a failed poll re-resolves the tenant and re-registers when the API lost them
-  (an in-memory API restarted), so it recovers with no restart.
+  (an in-memory API restarted), so it recovers with no restart;
+- polls every DAGS_AGENT_MAX_POLL_INTERVAL seconds at most when idle (default 1.1: one request a second,
+  the recovery sweep included), and always serves prefect's `/api/poke`, which `trigger` calls so that a run
+  it creates starts at once (agents.waking).
 """
 from __future__ import annotations
 
@@ -19,31 +22,31 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from typing import Any, Dict, Iterable, List, Optional, Set
+from urllib.parse import urlparse
 
-import pendulum
 from prefect.agent.agent import AGENT_WAKE_EVENT
 from prefect.agent.local import LocalAgent
 from prefect.engine.state import Submitted
 from prefect.run_configs import LocalRun
 from prefect.serialization.state import StateSchema
 
-from agents import flowrun, forkrun, health, recovery
+from agents import flowrun, forkrun, health, recovery, waking
 from agents.config import REPO_ROOT, seconds_from_env
 from agents.errors import UserError
 
-# Seconds; caps the agent's idle poll backoff (prefect's own goes 0.25s .. 10s). Tests set it low.
+# Seconds; the longest sleep between two polls of an idle agent (prefect's own backoff goes 0.25 s .. 10 s).
 POLL_ENV = "DAGS_AGENT_MAX_POLL_INTERVAL"
+# An idle agent's whole budget is one request a second: its polls (one request each, every 1.1 s with the
+# request's own time: 0.9/s) and its recovery sweep (agents.recovery: one request every 30 s when idle, which
+# also checks that the API still knows the agent). Runs created elsewhere than `trigger` (the UI, the API)
+# wait half of it on average before a poll finds them; `trigger` wakes the agents (agents.waking).
+DEFAULT_MAX_POLL_INTERVAL = 1.1
 # Most runs one agent holds (Submitted or Running) at once.
 MAX_RUNS_ENV = "DAGS_AGENT_MAX_RUNS"
 # Measured with scripts/capacity_benchmark.py on 2 cores (README "When things fail").
 DEFAULT_MAX_RUNS = 4
-
-
-# Seconds between two checks that the API still knows this agent and its tenant (two small queries).
-RECONNECT_CHECK_SECONDS = 30.0
 
 
 class DagsAgent(LocalAgent):
@@ -51,8 +54,7 @@ class DagsAgent(LocalAgent):
     health endpoint and reconnection after an API restart (module doc).
 
     Args:
-        max_poll_interval: the longest sleep between two polls for ready runs, in seconds; None keeps
-            prefect's schedule (0.25s doubling up to 10s)
+        max_poll_interval: the longest sleep between two polls for ready runs, in seconds (`poll_intervals`)
         max_runs: the most runs held at once; None for no limit
         stranded_after: seconds of silence after which an agent's Submitted runs are re-queued
         health_timeout: seconds without a successful poll after which the health endpoint fails
@@ -60,17 +62,19 @@ class DagsAgent(LocalAgent):
         **kwargs: LocalAgent's arguments
     """
 
-    def __init__(self, max_poll_interval: Optional[float] = None, max_runs: Optional[int] = DEFAULT_MAX_RUNS,
+    def __init__(self, max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL, max_runs: Optional[int] = DEFAULT_MAX_RUNS,
                  stranded_after: float = recovery.DEFAULT_STRANDED_AFTER,
                  health_timeout: float = health.DEFAULT_HEALTH_TIMEOUT, flow_run_fork: bool = True,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if max_poll_interval is not None:
-            self._loop_intervals = {k: min(v, max_poll_interval) for k, v in LocalAgent._loop_intervals.items()}
+        self._loop_intervals = poll_intervals(max_poll_interval)
+        # the API `trigger` pokes (agents.waking): where configured, else on loopback only, a free port
+        self.agent_address = self.agent_address or waking.LOOPBACK_ADDRESS
+        self._runtime_file = None
         self.max_runs = max_runs
         self.agent_id: Optional[str] = None
         self.registered_tenant: Optional[str] = None
-        self._checked_at = time.monotonic()  # when _reconnect last confirmed the API knows this agent
+        self._lost = threading.Event()  # the recovery sweep found that the API no longer knows this agent
         self.poll_health = health.PollHealth(health_timeout)
         # flow run id -> its flow-run process (a Popen or a forkrun.ForkedRun), and the submission ids this
         # agent wrote (agents.flowrun)
@@ -80,7 +84,7 @@ class DagsAgent(LocalAgent):
         self._lock = threading.Lock()
         self.stranded = recovery.StrandedRuns(
             self.client, lambda: self.agent_id, self.name, self.labels, stranded_after, self.held_runs,
-            self.poll_health.connected_for, self.logger)
+            self.poll_health.connected_for, self.logger, lost=self._lost.set)
         self._health_loop: List = []
 
     # --- capacity --------------------------------------------------------------------------------------
@@ -110,18 +114,20 @@ class DagsAgent(LocalAgent):
         return self.agent_id
 
     def _get_ready_flow_runs(self, prefetch_seconds: int = 10) -> Set[str]:
-        """prefect's poll, recorded for the health endpoint; after a failure, and every
-        `RECONNECT_CHECK_SECONDS`, first makes sure the API still knows this agent and its tenant.
+        """prefect's poll, recorded for the health endpoint; after a failure, or when the recovery sweep
+        found that the API no longer knows this agent, first makes sure the API knows this agent and its
+        tenant.
 
-        The periodic check is needed because a lost tenant does not make polls fail: Prefect Server answers
+        The sweep's check is needed because a lost tenant does not make polls fail: Prefect Server answers
         an empty queue for an unknown tenant, so an agent whose API lost its data (restarted in memory, or
         a database reset) between two polls, or while one poll was retrying, would otherwise poll an empty
-        queue forever while looking healthy.
+        queue forever while looking healthy. It rides on the sweep's own request (at most 30 s apart), so an
+        idle agent's only other requests are its polls.
         """
         try:
-            if self.poll_health.failures or time.monotonic() - self._checked_at > RECONNECT_CHECK_SECONDS:
+            if self.poll_health.failures or self._lost.is_set():
+                self._lost.clear()
                 self._reconnect()
-                self._checked_at = time.monotonic()
             ids = super()._get_ready_flow_runs(prefetch_seconds)
         except Exception:
             self.poll_health.failed()
@@ -143,9 +149,14 @@ class DagsAgent(LocalAgent):
             self.client.attach_headers({"X-PREFECT-AGENT-ID": self._register_agent()})
 
     def _start_agent_api_server(self) -> None:
-        _, self._health_loop = health.serve_health(self.agent_address, self.poll_health, AGENT_WAKE_EVENT.set)
+        """Serves /api/health and /api/poke, and records the address for `trigger` (agents.waking)."""
+        port, self._health_loop = health.serve_health(self.agent_address, self.poll_health, AGENT_WAKE_EVENT.set)
+        address = waking.local_address(urlparse(self.agent_address).hostname or "", port)
+        self.logger.info("agent API (/api/health, /api/poke) at %s", address)
+        self._runtime_file = waking.register(address, self.labels, self.name)
 
     def _stop_agent_api_server(self) -> None:
+        waking.unregister(self._runtime_file)
         if self._health_loop:
             self._health_loop[0].add_callback(self._health_loop[0].stop)
 
@@ -234,9 +245,18 @@ class DagsAgent(LocalAgent):
         super().start()
 
 
-def max_poll_interval_from_env() -> Optional[float]:
-    """DAGS_AGENT_MAX_POLL_INTERVAL as a positive number of seconds, or None when unset."""
-    return seconds_from_env(POLL_ENV, None)
+def poll_intervals(max_interval: float) -> Dict[int, float]:
+    """prefect's idle backoff (the sleep after the n-th poll in a row that found nothing: 0.25 s doubling
+    to 10 s) capped at `max_interval`, or continued by one step of `max_interval` when it is longer."""
+    steps = {k: min(v, max_interval) for k, v in LocalAgent._loop_intervals.items()}
+    if max_interval > max(steps.values()):
+        steps[len(steps)] = max_interval
+    return steps
+
+
+def max_poll_interval_from_env() -> float:
+    """DAGS_AGENT_MAX_POLL_INTERVAL as a positive number of seconds (default `DEFAULT_MAX_POLL_INTERVAL`)."""
+    return seconds_from_env(POLL_ENV, DEFAULT_MAX_POLL_INTERVAL)
 
 
 def max_runs_from_env(limit: Optional[int] = None) -> Optional[int]:
@@ -294,8 +314,8 @@ def build_agent(labels: List[str], name: str, agent_address: Optional[str] = Non
     Args:
         labels: the agent's labels (a run goes to it only if these include all the run's labels)
         name: the agent's name, shown on every run it submits
-        agent_address: where to serve the health endpoint (`http://0.0.0.0:PORT`); None reads
-            prefect's PREFECT__CLOUD__AGENT__AGENT_ADDRESS
+        agent_address: where to serve the agent API, /api/health and /api/poke (`http://0.0.0.0:PORT`); None
+            reads prefect's PREFECT__CLOUD__AGENT__AGENT_ADDRESS, else a free port on 127.0.0.1
         show_flow_logs: print the runs' output in the agent's output (visible in `docker compose logs`)
         env_vars: more variables for the runs
         limit: the most runs held at once (`--limit`); None reads DAGS_AGENT_MAX_RUNS; 0 for no limit

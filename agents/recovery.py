@@ -7,6 +7,12 @@ and Cloud both offer: the agent's `last_queried` (updated by every `get_runs_in_
 `agent_id` (recorded with its Submitted state) and `set_flow_run_states`; it writes a log line on the run
 saying why.
 
+Cadence: every `sweep_interval` seconds (10 s by default) while some Submitted run could become stranded;
+after a sweep that found no Submitted run it could act on, the next comes `idle_sweep_interval` seconds later
+(30 s by default): none submitted since can be stranded before `stranded_after` has passed, so the bound on
+re-queueing is the same, and an idle agent makes fewer requests. The same request also tells whether the API
+still knows this agent (`lost` is called when not: an in-memory API restarted between two polls).
+
 A run submitted by this very agent is stranded when the flow-run process it started is gone and the run is
 still Submitted (the process died before starting it; or Server gave this agent the id of an earlier one with
 the same name, whose runs then look fresh).
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Collection, Dict, List, Optional
+from typing import Any, Callable, Collection, List, Optional
 
 import pendulum
 
@@ -30,11 +36,15 @@ import pendulum
 STRANDED_ENV = "DAGS_STRANDED_AFTER"
 DEFAULT_STRANDED_AFTER = 30.0
 LOG_NAME = "agents.recovery"
+# Longest pause between two sweeps of an idle agent, in seconds.
+IDLE_SWEEP_MAX = 30.0
 
-SUBMITTED_QUERY = """query($tenant: uuid!) {
+# The Submitted runs, and whether the API still knows this agent: one request per sweep.
+SUBMITTED_QUERY = """query($tenant: uuid!, $me: uuid!) {
   flow_run(where: {tenant_id: {_eq: $tenant}, state: {_eq: "Submitted"}}) {
     id labels version agent_id state_timestamp
   }
+  agent(where: {id: {_eq: $me}}) { id name last_queried }
 }"""
 AGENTS_QUERY = """query($ids: [uuid!]) { agent(where: {id: {_in: $ids}}) { id name last_queried } }"""
 RUN_QUERY = """query($id: uuid!) { flow_run_by_pk(id: $id) { state version agent_id } }"""
@@ -52,6 +62,13 @@ def sweep_interval(stranded_after: float) -> float:
     return max(1.0, min(10.0, stranded_after / 3))
 
 
+def idle_sweep_interval(stranded_after: float) -> float:
+    """Seconds after a sweep that found no Submitted run: the bound itself (no run submitted since can be
+    stranded sooner), at most `IDLE_SWEEP_MAX` (this sweep is also how a lost registration is noticed), and
+    never less than `sweep_interval`."""
+    return max(sweep_interval(stranded_after), min(stranded_after, IDLE_SWEEP_MAX))
+
+
 class StrandedRuns:
     """Finds and re-queues the Submitted runs stranded by a silent agent (see the module doc).
 
@@ -64,11 +81,13 @@ class StrandedRuns:
         held: a callable returning the ids of the runs this agent's live flow-run processes hold
         connected_for: a callable returning for how long this agent has been polling successfully
         logger: where to report
+        lost: called when the API no longer knows this agent (it should register again)
     """
 
     def __init__(self, client: Any, agent_id: Callable[[], Optional[str]], agent_name: str,
                  labels: Collection[str], stranded_after: float, held: Callable[[], Collection[str]],
-                 connected_for: Callable[[], float], logger: logging.Logger) -> None:
+                 connected_for: Callable[[], float], logger: logging.Logger,
+                 lost: Callable[[], None] = lambda: None) -> None:
         self.client = client
         self.agent_id = agent_id
         self.agent_name = agent_name
@@ -77,6 +96,8 @@ class StrandedRuns:
         self.held = held
         self.connected_for = connected_for
         self.logger = logger
+        self.lost = lost
+        self.idle = False  # the last sweep found no Submitted run this agent could act on
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -84,16 +105,21 @@ class StrandedRuns:
     def stranded(self) -> List[dict]:
         """The Submitted runs to re-queue now, each with the `reason` it is stranded."""
         me = self.agent_id()
-        if not me or self.connected_for() < self.stranded_after:
+        if not me:
             return []
-        runs = [r for r in self.client.graphql(SUBMITTED_QUERY, variables={"tenant": self.client.tenant_id}
-                                                ).data.flow_run
-                if r.agent_id and covers(self.labels, r.labels or [])]
-        if not runs:
+        data = self.client.graphql(SUBMITTED_QUERY, variables={"tenant": self.client.tenant_id, "me": me}).data
+        if not data.agent:
+            self.lost()
             return []
-        agents = {a.id: a for a in self.client.graphql(
-            AGENTS_QUERY, variables={"ids": sorted({r.agent_id for r in runs} | {me})}).data.agent}
-        if me not in agents or not agents[me].last_queried:
+        runs = [r for r in data.flow_run if r.agent_id and covers(self.labels, r.labels or [])]
+        self.idle = not runs
+        if not runs or self.connected_for() < self.stranded_after:
+            return []
+        agents = {me: data.agent[0]}
+        others = sorted({r.agent_id for r in runs} - {me})
+        if others:
+            agents.update({a.id: a for a in self.client.graphql(AGENTS_QUERY, variables={"ids": others}).data.agent})
+        if not agents[me].last_queried:
             return []
         # the API's clock: when this agent last polled it
         now = pendulum.parse(agents[me].last_queried)
@@ -152,9 +178,11 @@ class StrandedRuns:
 
     # --- the background thread -----------------------------------------------------------------------
     def start(self) -> None:
-        """Sweeps every `sweep_interval(stranded_after)` seconds in a daemon thread until `stop()`."""
+        """Sweeps in a daemon thread until `stop()`, every `sweep_interval(stranded_after)` seconds, or
+        `idle_sweep_interval` after a sweep that found no Submitted run (module doc)."""
         def loop() -> None:
-            while not self._stop.wait(sweep_interval(self.stranded_after)):
+            while not self._stop.wait((idle_sweep_interval if self.idle else sweep_interval)(self.stranded_after)):
+                self.idle = False
                 try:
                     self.sweep()
                 except Exception as exc:  # the API is away: polling reports it; try again next time

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import click
 
 from agents import commands, config, discovery, errors
+from agents.cli import AGENT_ADDRESS_HELP
 from agents.params import OPTION as PARAM_OPTION
 from agents.params import check_params, parse_params
 
@@ -58,7 +59,7 @@ def build_command(flow: Any, path: Path, module_globals: Dict[str, Any]) -> clic
     @click.option("--register", "register_only", is_flag=True, help="Register only, do not host.")
     @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
                   help="With --local: a flow parameter (repeat for more); VALUE is JSON when valid, else text.")
-    @click.option("--agent-address", help="Serve the agent health endpoint here, e.g. http://0.0.0.0:8080.")
+    @click.option("--agent-address", help=AGENT_ADDRESS_HELP)
     def command(local: bool, register_only: bool, params: Tuple[str, ...], agent_address: Optional[str]) -> None:
         if local and register_only:
             raise click.UsageError("--local and --register exclude each other: pick one")

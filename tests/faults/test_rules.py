@@ -5,8 +5,8 @@ import pytest
 
 from agents.flowrun import ownership_problem
 from agents.health import PollHealth
-from agents.hosting import max_runs_from_env
-from agents.recovery import covers, sweep_interval
+from agents.hosting import max_runs_from_env, poll_intervals
+from agents.recovery import covers, idle_sweep_interval, sweep_interval
 from agents.errors import UserError
 
 
@@ -62,6 +62,17 @@ def test_an_agent_recovers_only_runs_its_labels_cover(agent, run, expected) -> N
 
 def test_sweep_interval_is_a_third_of_the_bound_within_1_and_10() -> None:
     assert [sweep_interval(s) for s in (1, 12, 30, 300)] == [1, 4, 10, 10]
+
+
+def test_an_idle_sweep_waits_the_bound_itself_at_most_30_s_never_less_than_a_busy_one() -> None:
+    assert [idle_sweep_interval(s) for s in (1, 3, 12, 30, 300)] == [1, 3, 12, 30, 30]
+
+
+def test_poll_intervals_cap_prefects_backoff_or_extend_it() -> None:
+    assert list(poll_intervals(1.1).values()) == [0.25, 0.5, 1.0, 1.1, 1.1, 1.1, 1.1]
+    assert list(poll_intervals(0.1).values()) == [0.1] * 7
+    assert list(poll_intervals(10).values()) == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0]
+    assert list(poll_intervals(60).values()) == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 60]
 
 
 def test_run_limit_from_option_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:

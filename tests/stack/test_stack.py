@@ -108,15 +108,21 @@ def test_every_dag_is_registered_with_its_labels_project_and_container_path(stac
 
 
 @pytest.mark.parametrize("name", DAG_NAMES)
-def test_each_dag_triggered_in_the_stack_ends_in_success(stack, dags, name):
+def test_each_dag_triggered_in_the_stack_ends_in_success(stack, dags, service_labels, name):
     params: List[str] = []
     output_dir = None
     if has_output_dir(dags[name]):
         output_dir = f"{stack.output_dir}/trigger/{name}"
         params = ["--param", f"output_dir={output_dir}"]
-    proc = stack.exec("agent-etl", "python", "-m", "agents", "trigger", name, *params, "--wait",
-                      "--timeout", "300", timeout=400)
+    # DEBUG shows which agents `trigger` woke (agents.waking)
+    proc = stack.run("exec", "-T", "-e", "PREFECT__LOGGING__LEVEL=DEBUG", "agent-etl", "python", "-m", "agents",
+                     "trigger", name, *params, "--wait", "--timeout", "300", timeout=400, check=False)
     assert proc.returncode == 0, f"trigger {name} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+    # every agent container, one replica each here, answered the poke through the network alias `agents`
+    woken = re.search(r"poked \d+ agent\(s\): (\[.*\])", proc.stdout + proc.stderr)
+    assert woken, proc.stdout + proc.stderr
+    remote = [a for a in json.loads(woken.group(1).replace("'", '"')) if not a.startswith("http://127.0.0.1:")]
+    assert len(remote) == len(service_labels), (remote, sorted(service_labels))
     run_id = re.search(r"created flow run (\S+)", proc.stdout).group(1)
     assert f"flow run {run_id} finished: Success" in proc.stdout
     if output_dir is not None:
