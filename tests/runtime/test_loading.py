@@ -126,6 +126,16 @@ def test_bad_load_timeout_is_refused_before_anything_loads(tmp_path: Path, empty
     assert not marker.exists()
 
 
+def alive_child(proc: "psutil.Process") -> bool:
+    """Whether a child is still running (a child that ends while it is looked at is not)."""
+    import psutil
+
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_interrupting_a_command_leaves_no_loading_child_behind(tmp_path: Path, empty_env_dir: Path,
                                                                bad_dags: Path) -> None:
     import signal
@@ -143,7 +153,7 @@ def test_interrupting_a_command_leaves_no_loading_child_behind(tmp_path: Path, e
         children: list = []
         while len(children) < 2:  # the looping and the blocking files' children are still at it
             assert time.monotonic() < deadline and cli.poll() is None, "no loading children seen"
-            children = [c for c in psutil.Process(cli.pid).children() if c.status() != psutil.STATUS_ZOMBIE]
+            children = [c for c in psutil.Process(cli.pid).children() if alive_child(c)]
             time.sleep(0.2)
         cli.send_signal(signal.SIGINT)  # Ctrl-C
         cli.wait(timeout=30)
