@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 import runpy
@@ -272,7 +273,7 @@ def _load_all(folders: List[Path], default_project: str, timeout: float, load_fl
     vetting: List[_Vetting] = []
     try:
         for folder in folders:
-            vetting.append(_start_vetting(folder, default_project))
+            vetting.append(_start_vetting(folder, default_project, timeout))
         dags = [_finish_vetting(job, timeout) for job in vetting]
     finally:
         # interrupted (Ctrl-C) or failed: no child may outlive us (a looping one would spin forever)
@@ -296,8 +297,9 @@ class _Vetting:
         self.started = time.monotonic()
 
 
-def _start_vetting(folder: Path, default_project: str) -> _Vetting:
-    """Forks a child that loads the folder's file and reports on a pipe (no child for a folder problem)."""
+def _start_vetting(folder: Path, default_project: str, timeout: float) -> _Vetting:
+    """Forks a child that loads the folder's file and reports on a pipe (no child for a folder problem); the
+    child ends itself a second after `timeout` (the parent kills it at `timeout`, unless the parent died)."""
     dag = _new_dag(folder, default_project)
     if dag.path is None:
         return _Vetting(dag)
@@ -308,16 +310,18 @@ def _start_vetting(folder: Path, default_project: str) -> _Vetting:
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_fd)
-        _vet_in_child(folder, default_project, write_fd)
+        _vet_in_child(folder, default_project, write_fd, timeout)
     os.close(write_fd)
     return _Vetting(dag, pid, read_fd)
 
 
-def _vet_in_child(folder: Path, default_project: str, report_fd: int) -> None:
+def _vet_in_child(folder: Path, default_project: str, report_fd: int, timeout: float) -> None:
     """In the forked child: loads the file, checks what it left behind, writes one JSON line, exits."""
     code = 0
     try:
         os.setpgid(0, 0)  # its own group: a timeout kills whatever the file started, too
+        # a looping file must not outlive a parent killed before its deadline (SIGALRM's default ends us)
+        signal.alarm(math.ceil(timeout) + 1)
         captured = tempfile.TemporaryFile()
         os.dup2(captured.fileno(), 1)  # stdout carries the commands' output: what the file prints is caught
         devnull = os.open(os.devnull, os.O_RDONLY)

@@ -163,3 +163,36 @@ def test_interrupting_a_command_leaves_no_loading_child_behind(tmp_path: Path, e
         if cli.poll() is None:
             os.killpg(cli.pid, signal.SIGKILL)
             cli.wait()
+
+
+def test_loading_children_end_by_their_deadline_when_the_command_is_killed(tmp_path: Path, empty_env_dir: Path,
+                                                                           bad_dags: Path) -> None:
+    """SIGKILL of the command leaves nobody to kill its loading children at DAGS_LOAD_TIMEOUT: a looping
+    file's child must still end by itself (once a CI run left one spinning for 40 minutes)."""
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    env = runtime_env("http://127.0.0.1:1", tmp_path / "home", empty_env_dir, DAGS_FOLDER=str(bad_dags),
+                      DAGS_LOAD_TIMEOUT="2")
+    cli = subprocess.Popen([sys.executable, "-m", "agents", "check"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    children: list = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(children) < 2:  # the looping and the blocking files' children
+            assert time.monotonic() < deadline and cli.poll() is None, "no loading children seen"
+            children = [c for c in psutil.Process(cli.pid).children() if alive_child(c)]
+            time.sleep(0.1)
+        cli.kill()  # the command alone: its children are in process groups of their own
+        cli.wait(timeout=30)
+        gone, alive = psutil.wait_procs(children, timeout=20)
+        assert alive == [], f"loading children outlived their killed command by 20 s: {alive}"
+    finally:
+        for child in children:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
