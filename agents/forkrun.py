@@ -215,7 +215,7 @@ class ForkedRun:
         return code
 
     def _orphan_code(self) -> Optional[int]:
-        return None if _alive(self.pid, self._start_time) else UNKNOWN_EXIT
+        return None if process_alive(self.pid, self._start_time) else UNKNOWN_EXIT
 
     def wait(self, timeout: Optional[float] = None) -> int:
         """Waits until the process ends; raises subprocess.TimeoutExpired after `timeout` seconds."""
@@ -224,11 +224,24 @@ class ForkedRun:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise subprocess.TimeoutExpired(self.args, timeout)
-            if self._orphaned:  # no one reports its end: look again
+            sentinel = self._sentinel_copy()
+            if sentinel is None:  # an orphan: no one reports its end, look again
                 time.sleep(min(0.5, left) if left is not None else 0.5)
-            else:  # readable when the server reports the exit code, or dies
-                connection.wait([self._popen.sentinel], left)
+                continue
+            try:  # readable when the server reports the exit code, or dies
+                connection.wait([sentinel], left)
+            finally:
+                os.close(sentinel)
         return self.returncode  # type: ignore[return-value]
+
+    def _sentinel_copy(self) -> Optional[int]:
+        """A duplicate of the pipe the server reports on, to block on outside the lock (another thread's
+        poll() may close the original, and its number be reused, at any moment); None for an orphan or once
+        the exit code is known."""
+        with self._lock:
+            if self._orphaned or self.returncode is not None:
+                return None
+            return os.dup(self._popen.sentinel)
 
     def send_signal(self, sig: int) -> None:
         if self.poll() is None:
@@ -259,8 +272,9 @@ def _start_time(pid: int) -> Optional[str]:
         return None
 
 
-def _alive(pid: int, start_time: Optional[str]) -> bool:
-    """Whether process `pid` (started at `start_time`, when known) still runs (a zombie does not)."""
+def process_alive(pid: int, start_time: Optional[str] = None) -> bool:
+    """Whether process `pid` (started at `start_time`, when known) still runs (a zombie does not); another
+    user's process counts as running."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
