@@ -30,6 +30,7 @@ from typing import Callable, Collection, List, Optional
 from urllib.parse import urlparse
 
 from agents.errors import UserError
+from agents.forkrun import process_alive
 from agents.recovery import covers
 
 # Agent API addresses `trigger` pokes besides the agents registered on this machine.
@@ -98,16 +99,6 @@ def unregister(path: Optional[Path]) -> None:
             pass
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
-
-
 def registered_addresses(run_labels: Collection[str]) -> List[str]:
     """The addresses of the live agents registered on this machine that poll this process's API and whose
     labels cover `run_labels`; the files of agents that are gone are removed on the way."""
@@ -119,7 +110,7 @@ def registered_addresses(run_labels: Collection[str]) -> List[str]:
             pid, address = int(record["pid"]), str(record["address"])
         except (OSError, ValueError, KeyError, TypeError):
             continue  # being written, or not ours
-        if not _alive(pid):
+        if not process_alive(pid):
             unregister(path)  # an agent killed without its clean-up
         elif record.get("api") == api and covers(record.get("labels") or [], run_labels):
             found.append(address)
