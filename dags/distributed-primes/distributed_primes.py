@@ -33,12 +33,14 @@ import json
 import math
 import os
 import pathlib
+import pickle
 import socket
 import tempfile
 import threading
 import time
+import uuid
 from contextlib import ExitStack, contextmanager
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import prefect
 from prefect import Flow, Parameter, task
@@ -65,13 +67,26 @@ SIEVE_BLOCK = 1 << 20
 # ---------------------------------------------------------------- executor
 
 class SchedulerDaskExecutor(DaskExecutor):
-    """prefect's DaskExecutor on an existing scheduler, whose connection failure says what to check.
+    """prefect's DaskExecutor on an existing scheduler: its connection failure says what to check, and each
+    worker process takes in the flow run's prefect config once instead of three times per task.
 
-    Only the connection is wrapped: errors raised while the flow runs pass through unchanged.
+    Why the config: prefect's flow runner gives every task the whole `prefect.context`, `config` included (the
+    flow-run process's settings: its API address and credentials, among others), and on the worker
+    `prefect.context(...)` merges that Box into the worker's own config at each of three nested levels of
+    run_task and TaskRunner.run: about 24 ms of CPU per task, which is most of a mapped task's overhead on a
+    worker (measured with py-spy; scripts/benchmark.py --only dask prints the per-task figure). Here `submit`
+    takes `config` out of the task's context and sends it beside the task as (token, pickled config); on the
+    worker, run_with_flow_config merges it into the worker's config once per process and token, and sets the
+    result as `prefect.context.config` while the task runs: what prefect's own merge gives the task, without
+    the copies. Each task still carries all it needs, so a task moved to another worker (one lost, one added)
+    runs as before. The connection wrapper only wraps the connection: errors raised while the flow runs pass
+    through unchanged.
     """
 
     @contextmanager
     def start(self) -> Iterator[None]:
+        # id(config) -> (config, token, pickled config); the config is kept so that its id stays its own
+        self._flow_configs: Dict[int, Tuple[Any, str, bytes]] = {}
         with ExitStack() as stack:
             try:
                 stack.enter_context(super().start())
@@ -81,6 +96,61 @@ class SchedulerDaskExecutor(DaskExecutor):
                     f"the dask-scheduler service (docker compose up dask-scheduler), fix the address, or unset "
                     f"DASK_SCHEDULER_ADDRESS to run the tasks on a local thread pool") from exc
             yield
+
+    def submit(self, fn: Callable, *args: Any, extra_context: Optional[dict] = None, **kwargs: Any) -> Any:
+        """prefect's submit, with the task context's `config` sent as a token and its pickle (see the class)."""
+        context = kwargs.get("context")
+        if not isinstance(context, dict) or "config" not in context:
+            return super().submit(fn, *args, extra_context=extra_context, **kwargs)
+        context = dict(context)
+        config = context.pop("config")
+        known = self._flow_configs.get(id(config))
+        if known is None:
+            known = self._flow_configs[id(config)] = (config, uuid.uuid4().hex, pickle.dumps(config))
+        return super().submit(run_with_flow_config, known[1], known[2], fn, *args, extra_context=extra_context,
+                              **dict(kwargs, context=context))
+
+
+# flow configs a worker process keeps merged (see SchedulerDaskExecutor): one per flow run, the newest few
+WORKER_FLOW_CONFIGS = 8
+
+
+def run_with_flow_config(token: str, pickled_config: bytes, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """On a Dask worker: runs prefect's task function `fn` with the flow run's config as prefect.context.config.
+
+    The config is the flow run's merged into this worker's own, as prefect.context(config=...) would make it;
+    it is merged once per worker process and token, then reused by every task of that flow run here.
+
+    Args:
+        token: names the flow run's config (unique per flow run and executor start)
+        pickled_config: the flow-run process's prefect config, pickled
+        fn: what prefect submitted (its run_task), with its arguments
+
+    Returns:
+        What `fn` returns.
+    """
+    from distributed import get_worker
+    from prefect.utilities.collections import merge_dicts
+
+    worker = get_worker()
+    # the worker object lives as long as the process's worker does; this function is sent by value with each
+    # task, so nothing of its own module survives from one task to the next
+    merged: Dict[str, Any] = worker.__dict__.setdefault("dags_flow_configs", {})
+    config = merged.get(token)
+    if config is None:
+        config = merge_dicts(prefect.context.get("config", {}), pickle.loads(pickled_config))
+        merged[token] = config
+        for old in list(merged)[:-WORKER_FLOW_CONFIGS]:
+            merged.pop(old, None)
+    saved = prefect.context.get("config")
+    prefect.context.update(config=config)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        if saved is None:
+            prefect.context.pop("config", None)
+        else:
+            prefect.context.update(config=saved)
 
 
 def choose_executor(env: Optional[Mapping[str, str]] = None) -> Executor:

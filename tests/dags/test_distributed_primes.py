@@ -6,8 +6,9 @@ import json
 import os
 import runpy
 from pathlib import Path
-from typing import Iterator
+from typing import Dict, Iterator, List
 
+import prefect
 import pytest
 from prefect.executors import DaskExecutor, LocalDaskExecutor
 
@@ -185,3 +186,44 @@ def test_partitions_run_on_two_distinct_workers_of_a_real_dask_cluster(tmp_path,
     assert {p["worker_address"] for p in result["partitions"]} == worker_addresses
     assert len({p["pid"] for p in result["partitions"]}) == 2, "two worker processes, not threads of one"
     assert os.getpid() not in {p["pid"] for p in result["partitions"]}
+
+
+@prefect.task
+def config_probe(index: int) -> Dict[str, object]:
+    """What a task on a worker sees of prefect's config: the probe value, a stock key, and which object it is."""
+    config = prefect.context.config
+    return {"value": config.get("dags_probe", {}).get("value"), "api": config.cloud.api, "pid": os.getpid(),
+            "config_id": id(config)}
+
+
+@pytest.mark.slow
+def test_tasks_on_a_cluster_see_the_flow_runs_config_merged_once_per_worker(cluster, dag_namespace, clean_env):
+    """The executor sends a task's config beside it and each worker merges it once per flow run: every task
+    must still see the flow-run process's settings (its own keys and overridden stock ones), the next flow run
+    must see its own and not a cached one, and no task may see another run's once its run is over."""
+    from prefect.utilities.configuration import set_temporary_config
+
+    executor = dag_namespace["SchedulerDaskExecutor"](address=cluster.scheduler_address)
+    with prefect.Flow("config-probe", executor=executor) as flow:
+        probes = config_probe.map(list(range(12)))
+
+    def run(settings: Dict[str, str]) -> List[Dict[str, object]]:
+        with set_temporary_config(settings):
+            state = flow.run()
+        assert state.is_successful(), state
+        return state.result[probes].result
+
+    stock_api = prefect.config.cloud.api
+    first = run({"dags_probe.value": "first", "cloud.api": "http://first.invalid:4200"})
+    second = run({"dags_probe.value": "second", "cloud.api": "http://second.invalid:4200"})
+    prefect.config.pop("dags_probe", None)  # set_temporary_config restores the keys it changed, not new ones
+    third = run({})
+    assert {(r["value"], r["api"]) for r in first} == {("first", "http://first.invalid:4200")}
+    assert {(r["value"], r["api"]) for r in second} == {("second", "http://second.invalid:4200")}
+    assert {(r["value"], r["api"]) for r in third} == {(None, stock_api)}
+    assert len({r["pid"] for r in first}) == 2, "both workers ran probes"
+    for results in (first, second):
+        by_worker: Dict[int, set] = {}
+        for r in results:
+            by_worker.setdefault(r["pid"], set()).add(r["config_id"])
+        assert all(len(ids) == 1 for ids in by_worker.values()), f"merged per task, not per worker: {by_worker}"
