@@ -1,7 +1,8 @@
 """Goal 4: the distributed DAG on 1 and 2 Dask workers, at its default parameters and at a large size.
 
 The clusters are the one compose runs, on loopback: `dask scheduler` and `dask worker --no-nanny --nthreads 1`
-processes, a 1-worker and a 2-worker cluster side by side. The flow runs in a separate process
+processes with the stack's Dask settings (the DASK_* lines of env/stack.env), a 1-worker and a 2-worker cluster
+side by side. The flow runs in a separate process
 (scripts/benchmarks/primes_runner.py) with DASK_SCHEDULER_ADDRESS set, as in a flow-run process, alternating
 between the clusters so that both see the same machine load. Also measured: the same work in plain Python
 (no Prefect, no Dask), and the task bodies' time on a worker started with MALLOC_TRIM_THRESHOLD_=65536, the
@@ -23,6 +24,7 @@ from tests.processes import free_port
 PRIMES_DAG = REPO_ROOT / "dags" / "distributed-primes" / "distributed_primes.py"
 RUNNER = Path(__file__).resolve().parent / "primes_runner.py"
 LARGE = (10 ** 9, 32)
+STACK_ENV = REPO_ROOT / "env" / "stack.env"
 NANNY_ENV = {"MALLOC_TRIM_THRESHOLD_": "65536"}
 
 
@@ -35,20 +37,29 @@ def default_size(dag: Path) -> Tuple[int, int]:
     return int(defaults["limit"]), int(defaults["partitions"])
 
 
+def stack_dask_settings(path: Path = STACK_ENV) -> Dict[str, str]:
+    """Dask's settings of the stack's scheduler and workers: the DASK_DISTRIBUTED__* variables of env/stack.env."""
+    from dotenv import dotenv_values
+
+    return {k: v or "" for k, v in dotenv_values(path, interpolate=False).items() if k.startswith("DASK_DISTRIBUTED__")}
+
+
 @contextmanager
 def cluster(workers: int, worker_env: Optional[Dict[str, str]] = None) -> Iterator[str]:
-    """A scheduler and `workers` one-thread workers (no nanny) on 127.0.0.1; yields its address."""
+    """A scheduler and `workers` one-thread workers (no nanny) on 127.0.0.1, with the stack's Dask settings and
+    `worker_env`; yields its address."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     dask = [sys.executable, "-m", "dask"]
     quiet = dict(start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    settings = stack_dask_settings()
     with processes() as started:
         started.append(subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                                "--no-dashboard"], env=python_env(), **quiet))
+                                                "--no-dashboard"], env=python_env(**settings), **quiet))
         for i in range(workers):
             started.append(subprocess.Popen(
                 dask + ["worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", f"w{i}"],
-                env=python_env(**(worker_env or {})), **quiet))
+                env=python_env(**settings, **(worker_env or {})), **quiet))
         yield address
 
 

@@ -116,6 +116,17 @@ def test_every_long_running_service_has_a_healthcheck_and_waits_for_init():
             assert service["environment"]["DASK_SCHEDULER_ADDRESS"] == "tcp://dask-scheduler:8786"
 
 
+def test_the_dask_services_run_without_dasks_profiler_as_the_benchmarks_cluster_does():
+    """The stack serves no Dask dashboard, so nothing reads the profiler's samples (env/stack.env says why);
+    scripts/benchmark.py's clusters take the same settings from that file."""
+    from scripts.benchmarks.dask_scaling import stack_dask_settings
+
+    services = compose_config([COMPOSE_FILE], **SERVER)["services"]
+    assert stack_dask_settings() == {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+    for name in ("dask-scheduler", "dask-worker"):
+        assert services[name]["environment"]["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] == "False", name
+
+
 def test_cloud_setup_starts_no_api_container_and_reads_backend_and_key_from_env_local(tmp_path):
     # A copy of the project's compose file and env folder, so that the user's env/local.env is untouched.
     shutil.copy(COMPOSE_FILE, tmp_path / "compose.yaml")
