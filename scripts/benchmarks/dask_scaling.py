@@ -24,6 +24,8 @@ from tests.processes import free_port
 PRIMES_DAG = REPO_ROOT / "dags" / "distributed-primes" / "distributed_primes.py"
 RUNNER = Path(__file__).resolve().parent / "primes_runner.py"
 LARGE = (10 ** 9, 32)
+# almost no work in 32 partitions: the flow run's orchestration (prefect, Dask) alone
+TINY = (10 ** 4, 32)
 STACK_ENV = REPO_ROOT / "env" / "stack.env"
 NANNY_ENV = {"MALLOC_TRIM_THRESHOLD_": "65536"}
 
@@ -90,8 +92,9 @@ def measure(quick: bool, dag: Path = PRIMES_DAG) -> List[Row]:
         dag: the DAG file (another revision's copy, to compare before and after)
 
     Returns:
-        Rows: seconds per flow run on 1 and 2 workers and the speed-up, per size; the task bodies' time in a
-        worker against plain Python; the effect of the Nanny's malloc setting on the task bodies.
+        Rows: seconds per flow run on 1 and 2 workers and the speed-up, per size; the same with almost no work
+        (orchestration alone); the task bodies' time in a worker against plain Python; the effect of the
+        Nanny's malloc setting on the task bodies.
     """
     repetitions = 2 if quick else 5
     sizes = {"default": default_size(dag), "large": (10 ** 8, 16) if quick else LARGE}
@@ -99,7 +102,13 @@ def measure(quick: bool, dag: Path = PRIMES_DAG) -> List[Row]:
     with ExitStack() as stack:
         one = stack.enter_context(cluster(1))
         two = stack.enter_context(cluster(2))
-        trimmed = None if quick else stack.enter_context(cluster(1, NANNY_ENV))
+        progress(f"dask: orchestration alone, limit {TINY[0]:.0e}, {TINY[1]} partitions")
+        runs = run_flow(dag, TINY, repetitions, {one: 1, two: 2})
+        walls1, walls2 = column(runs[one], "wall"), column(runs[two], "wall")
+        rows.append(Row("4", f"flow run with almost no work (limit {TINY[0]:.0e}, {TINY[1]} partitions), 1 / 2 "
+                             f"workers; per partition on 1 worker",
+                        f"{percentile(walls1, 50):.2f} / {percentile(walls2, 50):.2f} s; "
+                        f"{percentile(walls1, 50) / TINY[1] * 1000:.0f} ms", target="printed"))
         for name, size in sizes.items():
             label = f"{name} (limit {size[0]:.0e}, {size[1]} partitions)"
             progress(f"dask: 1 and 2 workers, {label}")
@@ -117,8 +126,9 @@ def measure(quick: bool, dag: Path = PRIMES_DAG) -> List[Row]:
                 rows.append(Row("4", f"task bodies' {what} time in a worker vs plain Python, {name}",
                                 p50_p90(worker), stock=f"plain {p50_p90(alone)}",
                                 vs=ratio(percentile(worker, 50), percentile(alone, 50)), target="~1.0x"))
-        if trimmed is not None:
+        if not quick:
             progress("dask: a worker with MALLOC_TRIM_THRESHOLD_=65536 and one without, large")
+            trimmed = stack.enter_context(cluster(1, NANNY_ENV))  # started now: idle, it would share the CPU
             runs = run_flow(dag, sizes["large"], repetitions, {one: 1, trimmed: 1})
             with_trim, without = column(runs[trimmed], "task_cpu"), column(runs[one], "task_cpu")
             rows.append(Row("4", "task bodies' CPU time, worker with the Nanny's MALLOC_TRIM_THRESHOLD_=65536, large",

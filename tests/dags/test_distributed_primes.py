@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import runpy
-from pathlib import Path
 from typing import Dict, Iterator, List
 
 import prefect
