@@ -61,7 +61,7 @@ def cluster(workers: int, worker_env: Optional[Dict[str, str]] = None) -> Iterat
         for i in range(workers):
             started.append(subprocess.Popen(
                 dask + ["worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", f"w{i}"],
-                env=python_env(**settings, **(worker_env or {})), **quiet))
+                env=python_env(**{**settings, **(worker_env or {})}), **quiet))
         yield address
 
 
