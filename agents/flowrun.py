@@ -91,6 +91,35 @@ def submission_problem(client: Any, flow_run_id: str, submission: str,
     return None
 
 
+def undo_submission(client: Any, flow_run_id: str, submission: str, agent_name: str) -> Optional[str]:
+    """Puts back the state that a refused submission (`submission_problem`) landed on; returns its name, or
+    None when nothing was written.
+
+    A Submitted write delayed by a network cut (prefect's client retries for up to a minute) lands whatever
+    the run became meanwhile once Server's 30 s Submitted lock has expired: on a run another agent is running,
+    or has finished. Left there, it makes the run Submitted by this agent, with no process: the other agent's
+    process can no longer set its tasks Running (Server wants its flow run Running), and this agent's
+    recovery sweep (agents.recovery) re-queues the run, which then runs a second time.
+
+    Nothing is written when the submission is no longer the run's newest state (someone wrote after it), or
+    when it landed on another Submitted state: Server's lock, just taken by this submission, refuses a copy of
+    it for 30 s; the other agent's process then gives the run up (the newest submission is not its own) and
+    the run, Submitted by this agent with no process, is re-queued by the recovery sweep and runs once.
+    """
+    from prefect.serialization.state import StateSchema
+
+    rows = client.graphql(HISTORY_QUERY, variables={"id": flow_run_id}).data.flow_run_state
+    if len(rows) < 2 or ((rows[0].serialized_state or {}).get("context") or {}).get(SUBMISSION_KEY) != submission:
+        return None
+    previous = StateSchema().load(rows[1].serialized_state)
+    if previous.is_submitted():
+        return None
+    previous.message = (f"{previous.message or ''} (put back by agent {agent_name}: its Submitted state, "
+                        "written late, had landed on it)").lstrip()
+    client.set_flow_run_state(flow_run_id=flow_run_id, version=rows[0].version, state=previous)
+    return type(previous).__name__
+
+
 def ownership_problem(found: dict, agent_id: str, submission: str, before_start: bool) -> Optional[str]:
     """Why this process does not own the run (None when it does).
 

@@ -180,7 +180,9 @@ class DagsAgent(LocalAgent):
 
         Then reads it back: a Submitted write delayed past the run's re-queue (a network cut; prefect's
         client retries for up to a minute) may land on a run another agent took meanwhile, which Server
-        accepts once its 30 s Submitted lock has expired; that run is not this agent's to start."""
+        accepts once its 30 s Submitted lock has expired; that run is not this agent's to start, and the state
+        it overwrote is put back (`_undo_submission`), lest the run stay Submitted by this agent and be
+        re-queued and run again."""
         state = StateSchema().load(flow_run.serialized_state)
         running = state.is_running()
         if not (state.is_scheduled() or running):
@@ -193,6 +195,7 @@ class DagsAgent(LocalAgent):
         problem = flowrun.submission_problem(self.client, flow_run.id, submission,
                                              running_version=flow_run.version if running else None)
         if problem:
+            self._undo_submission(flow_run.id, submission, problem)
             # prefect's agent treats "State update failed" as "another agent has it": no Failed state
             raise ValueError(f"State update failed: flow run {flow_run.id} not submitted by {self.name}: {problem}")
         with self._lock:
@@ -200,6 +203,23 @@ class DagsAgent(LocalAgent):
         # the flow run is Submitted now: prefect then moves its Scheduled task runs (retries), if any
         flow_run.serialized_state = Submitted().serialize()
         super()._mark_flow_as_submitted(flow_run)
+
+    def _undo_submission(self, flow_run_id: str, submission: str, problem: str) -> None:
+        """Puts back the state a refused submission landed on (flowrun.undo_submission), with a log line on
+        the run; never raises: prefect's agent would mark the run Failed on any error but "State update
+        failed"."""
+        try:
+            restored = flowrun.undo_submission(self.client, flow_run_id, submission, self.name)
+            if restored is None:
+                return
+            message = (f"Agent {self.name!r} put the run back to {restored}: its Submitted state was written "
+                       f"late, on top of it ({problem}).")
+            self.logger.warning("flow run %s: %s", flow_run_id, message)
+            self.client.write_run_logs([dict(flow_run_id=flow_run_id, name=flowrun.LOG_NAME, message=message,
+                                             level="WARNING")])
+        except Exception as exc:
+            self.logger.warning("flow run %s: could not put back the state its late Submitted state landed on "
+                                "(%s: %s)", flow_run_id, type(exc).__name__, exc)
 
     def populate_env_vars(self, flow_run: Any, run_config: Optional[LocalRun] = None) -> dict:
         env = super().populate_env_vars(flow_run, run_config=run_config)

@@ -128,3 +128,35 @@ def test_a_submission_is_ours_only_while_it_is_the_newest_state_right_after_a_sc
             assert submission_problem(client, retried, "s3", running_version=seen) is None
             assert "not the Running state" in submission_problem(client, retried, "s3", running_version=seen - 1)
             assert "Scheduled" in submission_problem(client, retried, "s3")
+
+
+@pytest.mark.parametrize("taken_to", ["Running", "Success"])
+def test_a_submission_that_lands_late_on_a_run_taken_meanwhile_puts_back_the_state_it_overwrote(
+        tmp_path: Path, taken_to: str) -> None:
+    # An agent picks the run Scheduled, then its Submitted write is delayed (a network cut: prefect's client
+    # retries) while another agent's process runs the run; Server takes the late write once its 30 s
+    # Submitted lock has expired (here: the other process's states are written without a Submitted one, so
+    # there is no lock to wait for). Left Submitted, the run would be re-queued by the late agent's recovery
+    # sweep and run again (a Success run ran twice in the stack's network-cut scenario).
+    from prefect.engine.state import Running, Success
+
+    from agents.hosting import DagsAgent
+    from tests.prefect_emulator.prefect_session import prefect_session
+
+    with Emulator(tmp_path) as emu:
+        label, _, flow = registered_dag(emu, tmp_path, "late-dag")
+        with prefect_session(emu.url, tmp_path / "session") as client:
+            [run_id] = create_runs(emu, flow, 1)
+            late = DagsAgent(name="late", labels=[label], flow_run_fork=False)
+            late.client.attach_headers({"X-PREFECT-AGENT-ID": late._register_agent()})
+            [picked] = late._get_flow_run_metadata([run_id])  # what its poll read: the run Scheduled
+            client.set_flow_run_state(run_id, Running("the other agent's process"))
+            if taken_to == "Success":
+                client.set_flow_run_state(run_id, Success("the other agent's process"))
+            with pytest.raises(ValueError, match="State update failed"):  # prefect's agent: someone else's run
+                late._mark_flow_as_submitted(picked)
+            [row] = runs(emu, [run_id])
+    states = [s["state"] for s in row["states"]]
+    assert states[-2:] == ["Submitted", taken_to] and row["state"] == taken_to, row["states"]
+    assert "put back by agent late" in row["states"][-1]["message"], row["states"]
+    assert any(f"put the run back to {taken_to}" in log["message"] for log in row["logs"]), row["logs"]

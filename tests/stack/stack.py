@@ -126,7 +126,7 @@ class Stack:
     # --- containers --------------------------------------------------------------------------------
     def containers(self, all_states: bool = False) -> List[Dict[str, str]]:
         """The project's containers, from the engine (not from compose's files): id, hostname, service,
-        state.
+        state, started (when it last started, RFC 3339 UTC).
 
         Args:
             all_states: include stopped containers
@@ -141,7 +141,8 @@ class Stack:
                              timeout=60).stdout
         return [{"id": c["Id"], "hostname": c["Config"]["Hostname"],
                  "service": c["Config"]["Labels"].get("com.docker.compose.service", ""),
-                 "name": c["Name"].lstrip("/"), "state": c["State"]["Status"]}
+                 "name": c["Name"].lstrip("/"), "state": c["State"]["Status"],
+                 "started": c["State"]["StartedAt"]}
                 for c in json.loads(out)]
 
     def service_of_hostname(self) -> Dict[str, str]:

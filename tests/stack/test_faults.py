@@ -4,9 +4,34 @@ and ends with no run lost and none run twice.
 
 Figures: created, success, lost (not finished when the wait ends), duplicated (executed to its end more than
 once: more than one "Flow run SUCCESS/FAILED" line from prefect's flow runner on the run), gave_up (flow-run
-processes that found their run re-queued and taken, and stopped: agents.flowrun), killed_running (Running in a container at the moment it was
-killed: its process died with it; Server's zombie killer or Lazarus decides those, not our recovery),
-requeued and seconds to recover (from the fault until the last stranded run was back in the queue).
+processes that found their run re-queued and taken, and stopped: agents.flowrun), killed_running (Running in a
+container at the moment it was killed: its process died with it; Server's zombie killer or Lazarus decides
+those, not our recovery), requeued and seconds to recover (from the fault until the last stranded run was
+back in the queue).
+
+The agent faults (`docker kill` of an agent-etl replica, `kill -9` of its agent process, a 30 s cut from
+the network) hit a replica while it holds runs it has marked Submitted but not started; the recovery sweep
+(agents.recovery) must re-queue them, and each must then run once. It is the other replica's sweep, or
+after `kill -9` that of the victim's restarted agent (docker's init, PID 1, exits with its child the agent,
+the container restarts, and Server gives an agent of the same name its old id, so to the other replica it
+polls again).
+
+The freeze: a forked flow-run process (agents.forkrun) moves its run to Running about 0.1 s after its
+Submitted state, too short a window to hit by polling the API. So both replicas' fork servers are stopped
+(SIGSTOP) before the runs are created: an agent's fork call for a run it has marked Submitted then waits for
+the server in the agent's deploy thread (one per run, at most its run limit), while its polls, heartbeat,
+health endpoint and recovery sweep go on, and the run stays Submitted. Once no run is Scheduled any more,
+the replica holding most Submitted runs is the victim and the other one is thawed (SIGCONT). No run ever
+started in the victim, so no fault kills a Running run (killed_running is 0 for all three: each kill would
+take the victim's Running runs down with its container). Exactly the victim's runs must be re-queued. After
+the network cut the victim's fork server is thawed: its late flow-run processes start, and each must give
+its run up (agents.flowrun's ownership check), since another agent has taken it. A failed scenario still
+thaws every fork server, and `up` restarts a killed replica, before the next one; every wait is bounded.
+
+The agent-etl replicas re-queue after DAGS_STRANDED_AFTER=10 s of silence (default 30): a third of the cut,
+so the re-queue happens while the victim is cut off (with 30 s it raced the reconnection: a poll in prefect's
+retry back-off may keep the victim silent longer, or not); the cut is held until the re-queue should it take
+longer than 30 s.
 
 test_docker_kill_of_a_replica_holding_running_runs kills a replica while it holds Running runs too (mid-task,
 with a retry left), in a stack of its own with a fast zombie killer and Lazarus: the zombie killer retries
@@ -14,15 +39,18 @@ their tasks and another replica takes them over.
 """
 from __future__ import annotations
 
+import collections
 import datetime
+import json
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import pytest
 
-from tests.faults.faults import GAVE_UP, requeue_times, utc_now, wait_all_finished, wait_until
+from tests.faults.faults import (GAVE_UP, REQUEUED, parse_time, requeue_times, utc_now, wait_all_finished,
+                                 wait_until)
 from tests.faults.faults import executions as marker_counts
 from tests.stack.conftest import running_stack
 from tests.stack.stack import FINAL_STATES, Stack
@@ -31,11 +59,37 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ETL = "etl-seattle-weather"
 RUNS = 8
 REPLICAS = 2
+STRANDED_AFTER = 10
+# Sends a signal to processes of an agent container, found in /proc (the image has no pgrep):
+# `python -c SIGNAL_PROCESSES agent|forkserver SIGNAME`; prints the pids. The agent is the child of docker's
+# init (PID 1; `docker exec` processes have parent 0) running `python -m agents`; its fork server is its child
+# running multiprocessing.forkserver (the flow runs forked from it have the same command line, but the server
+# as their parent).
+SIGNAL_PROCESSES = """
+import os, signal, sys
+procs = []
+for pid in filter(str.isdigit, os.listdir('/proc')):
+    try:
+        cmd = open(f'/proc/{pid}/cmdline', 'rb').read()
+        ppid = int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1])
+    except OSError:
+        continue  # ended meanwhile
+    procs.append((int(pid), ppid, cmd))
+agents = [pid for pid, ppid, cmd in procs if ppid == 1 and b'\\0-m\\0agents\\0' in cmd]
+targets = agents if sys.argv[1] == 'agent' else [
+    pid for pid, ppid, cmd in procs if ppid in agents and b'multiprocessing.forkserver' in cmd]
+for pid in targets:
+    os.kill(pid, getattr(signal, sys.argv[2]))
+print(*targets)
+"""
 
 
 @pytest.fixture(scope="module")
-def stack(built_image: str):
-    with running_stack() as stk:
+def stack(built_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole stack, with REPLICAS agent-etl replicas that re-queue after STRANDED_AFTER s (module doc)."""
+    override = tmp_path_factory.mktemp("faults") / "compose.faults.yaml"
+    override.write_text(f"services:\n  agent-etl:\n    environment: {{DAGS_STRANDED_AFTER: '{STRANDED_AFTER}'}}\n")
+    with running_stack([override]) as stk:
         stk.up("--no-build", scales={"agent-etl": REPLICAS})
         yield stk
 
@@ -53,32 +107,54 @@ def create_etl_runs(stack: Stack, scenario: str, count: int = RUNS) -> List[str]
     return [stack.create_run(flow_id, {"output_dir": f"{stack.output_dir}/{scenario}/{i}"}) for i in range(count)]
 
 
-def pick_victim(stack: Stack, ids: List[str], timeout: float = 90) -> Dict[str, str]:
-    """An agent-etl container that holds Submitted runs, preferably none Running yet (those would die with
-    it); waits for one up to `timeout` s. Returns the container (docker inspect summary)."""
-    containers = {c["hostname"]: c for c in stack.containers() if c["service"] == "agent-etl"}
+def signal_processes(container: Dict[str, str], which: str, signame: str, check: bool = True) -> List[int]:
+    """Sends `signame` to the agent ("agent") or its fork server ("forkserver") in `container`; returns their
+    pids. With `check`, fails unless there was one."""
+    proc = subprocess.run(["docker", "exec", container["id"], "python", "-c", SIGNAL_PROCESSES, which, signame],
+                          capture_output=True, text=True, timeout=60)
+    pids = [int(p) for p in proc.stdout.split()] if proc.returncode == 0 else []
+    if check:
+        assert len(pids) == 1, (f"expected one {which} process to send {signame} in {container['name']}, found "
+                                f"{pids} (exit {proc.returncode}: {proc.stderr.strip()}); a fork server exists "
+                                "unless DAGS_FLOW_RUN_FORK=0")
+    return pids
+
+
+def host_of(run: dict) -> str:
+    """The hostname of the agent that holds (last submitted) the run: agents are named <what>@<hostname>."""
+    return (run["agent"] or {}).get("name", "").split("@")[-1]
+
+
+def frozen_victim(stack: Stack, ids: List[str], replicas: List[Dict[str, str]],
+                  timeout: float = 60) -> Tuple[Dict[str, str], List[str]]:
+    """Waits until every run is taken (none Scheduled: the frozen replicas keep theirs Submitted); returns the
+    replica holding most Submitted runs and their ids."""
     deadline = time.monotonic() + timeout
-    best = None
-    while time.monotonic() < deadline:
-        held: Dict[str, Dict[str, int]] = {}
-        for run in history(stack, ids):
-            host = (run["agent"] or {}).get("name", "").split("@")[-1]
-            if host in containers and run["state"] in ("Submitted", "Running"):
-                held.setdefault(host, {"Submitted": 0, "Running": 0})[run["state"]] += 1
-        for host, counts in held.items():
-            if counts["Submitted"] and not counts["Running"]:
-                return containers[host]
-            if counts["Submitted"] and best is None:
-                best = containers[host]
-        time.sleep(0.2)
-    if best is None:
-        raise AssertionError(f"no agent-etl replica held a Submitted run within {timeout}s")
-    return best
+    while True:
+        rows = history(stack, ids)
+        held: Dict[str, List[str]] = {c["hostname"]: [] for c in replicas}
+        for run in rows:
+            if run["state"] == "Submitted" and host_of(run) in held:
+                held[host_of(run)].append(run["id"])
+        host = max(held, key=lambda h: len(held[h]))
+        if held[host] and len(rows) == len(ids) and all(r["state"] != "Scheduled" for r in rows):
+            return next(c for c in replicas if c["hostname"] == host), held[host]
+        if time.monotonic() > deadline:
+            states = collections.Counter((r["state"], host_of(r)) for r in rows)
+            raise AssertionError(f"the runs were not all taken, with some held Submitted by a frozen agent-etl "
+                                 f"replica, within {timeout}s: (state, agent host) counts {dict(states)}")
+        time.sleep(0.5)
 
 
-def running_on(stack: Stack, ids: List[str], container: Dict[str, str]) -> List[str]:
-    return [r["id"] for r in history(stack, ids)
-            if r["state"] == "Running" and (r["agent"] or {}).get("name", "").endswith("@" + container["hostname"])]
+def requeued(rows: List[dict]) -> Set[str]:
+    """The runs agents.recovery re-queued."""
+    return {r["id"] for r in rows if any(s["state"] == "Scheduled" and REQUEUED in (s["message"] or "")
+                                         for s in r["states"])}
+
+
+def given_up(rows: List[dict]) -> Set[str]:
+    """The runs that a late flow-run process gave up."""
+    return {r["id"] for r in rows if any(GAVE_UP in log["message"] for log in r["logs"])}
 
 
 def figures(scenario: str, ids: List[str], rows: List[dict], fault_at: Optional[datetime.datetime] = None,
@@ -109,16 +185,41 @@ def check(result: Dict[str, object]) -> None:
     assert result["success"] == result["created"] - result["killed_running"], result
 
 
-def agent_fault(stack: Stack, scenario: str, fault: Callable[[Dict[str, str]], None]) -> None:
-    """Runs the ETL DAG RUNS times, applies `fault` to a replica holding Submitted runs, checks figures."""
-    ids = create_etl_runs(stack, scenario)
-    victim = pick_victim(stack, ids)
-    killed_running = running_on(stack, ids, victim)
-    fault_at = utc_now()
-    fault(victim)
-    rows = wait_all_finished(lambda: history(stack, ids), timeout=240)
-    check(figures(scenario, ids, rows, fault_at, killed_running))
-    stack.up("--no-build")  # replicas back to their scale and healthy before the next scenario
+def agent_fault(stack: Stack, scenario: str, fault: Callable[[Dict[str, str]], None],
+                heal: Optional[Callable[[Dict[str, str]], None]] = None) -> None:
+    """Runs the ETL DAG RUNS times, applies `fault` to a replica holding Submitted runs that it has not started
+    (module doc), waits until the recovery re-queued them, then `heal`s the victim if given (it lives on: its
+    fork server is thawed after `heal`, and its late flow-run processes must give their runs up); checks
+    figures. Leaves every replica thawed and the stack at its scale and healthy."""
+    replicas = [c for c in stack.containers() if c["service"] == "agent-etl"]
+    try:
+        for replica in replicas:
+            signal_processes(replica, "forkserver", "SIGSTOP")
+        ids = create_etl_runs(stack, scenario)
+        victim, held = frozen_victim(stack, ids, replicas)
+        for replica in replicas:
+            if replica is not victim:
+                signal_processes(replica, "forkserver", "SIGCONT")
+        fault_at = utc_now()
+        fault(victim)
+        wait_until(lambda: requeued(history(stack, held)) == set(held), 120,
+                   f"the {len(held)} runs the victim held Submitted re-queued by the recovery", poll=1)
+        if heal is not None:
+            heal(victim)
+            signal_processes(victim, "forkserver", "SIGCONT")
+        wait_all_finished(lambda: history(stack, ids), timeout=240)
+        if heal is not None:
+            wait_until(lambda: given_up(history(stack, held)) == set(held), 120,
+                       "the victim's late flow-run processes giving their runs up", poll=1)
+        rows = history(stack, ids)
+        check(figures(scenario, ids, rows, fault_at))
+        assert (requeued(rows), given_up(rows)) == (set(held), set(held) if heal else set()), \
+            f"only the {len(held)} runs the victim held Submitted must be re-queued, and given up by it " \
+            f"if it lived on: {held}"
+    finally:
+        for replica in replicas:  # a failed scenario leaves no fork server frozen for the next one
+            signal_processes(replica, "forkserver", "SIGCONT", check=False)
+        stack.up("--no-build")  # replicas back to their scale and healthy before the next scenario
 
 
 def docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -130,25 +231,27 @@ def test_docker_kill_of_a_replica_holding_runs(stack: Stack) -> None:
 
 
 def test_kill_9_of_the_agent_process_inside_a_replica(stack: Stack) -> None:
-    # tini is PID 1; the agent is its child: find it by its command line (the image has no pgrep)
-    killer = ("import os, signal\n"
-              "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
-              "    cmd = open(f'/proc/{pid}/cmdline', 'rb').read().split(b'\\0')\n"
-              "    if b'agents' in cmd and b'start' in cmd:\n"
-              "        os.kill(int(pid), signal.SIGKILL)\n")
     agent_fault(stack, "kill -9 of the agent process in a replica",
-                lambda c: docker("exec", c["id"], "python", "-c", killer))
+                lambda c: signal_processes(c, "agent", "SIGKILL"))
 
 
 def test_replica_cut_off_from_the_network_for_30_seconds(stack: Stack) -> None:
     network = f"{stack.project}_default"
+    cut_at: List[float] = []
+    aliases: List[str] = []
 
     def cut(container: Dict[str, str]) -> None:
+        networks = json.loads(docker("inspect", "--format", "{{json .NetworkSettings.Networks}}",
+                                     container["id"]).stdout)
+        aliases.extend(a for a in networks[network]["Aliases"] or [] if a != container["hostname"])
         docker("network", "disconnect", network, container["id"])
-        time.sleep(30)
-        docker("network", "connect", "--alias", "agent-etl", network, container["id"])
+        cut_at.append(time.monotonic())
 
-    agent_fault(stack, "agent-etl replica cut off from the network for 30 s", cut)
+    def reconnect(container: Dict[str, str]) -> None:
+        time.sleep(max(0.0, cut_at[0] + 30 - time.monotonic()))
+        docker("network", "connect", *(f"--alias={a}" for a in aliases), network, container["id"])
+
+    agent_fault(stack, "agent-etl replica cut off from the network for 30 s", cut, heal=reconnect)
 
 
 def restart_and_rerun(stack: Stack, scenario: str, restart: Callable[[], None]) -> None:
@@ -166,11 +269,20 @@ def restart_and_rerun(stack: Stack, scenario: str, restart: Callable[[], None]) 
         assert stack.exec("agent-etl", "python", "-m", "agents", "register").returncode == 0
     stack.up("--no-build")  # every agent healthy: polling the API again
     print(f"stack healthy {time.monotonic() - started:.0f}s after the restart; runs kept by the API: {len(kept)}")
+    killed = killed_by_restart(stack, history(stack, list(kept)))
     after = create_etl_runs(stack, scenario + "-after")
     ids = [i for i in before if i in kept] + after
-    rows = wait_all_finished(lambda: history(stack, ids), timeout=300)
-    killed = [r["id"] for r in rows if r["id"] in kept and r["state"] == "Running"]
-    check(figures(scenario, ids, rows, fault_at, killed))
+    # the killed runs stay Running (until Server's zombie killer, minutes later): no use waiting for them
+    wait_all_finished(lambda: [r for r in history(stack, ids) if r["id"] not in killed], timeout=300)
+    check(figures(scenario, ids, history(stack, ids), fault_at, killed))
+
+
+def killed_by_restart(stack: Stack, rows: List[dict]) -> List[str]:
+    """The runs still Running in a process that died with its container: their newest state is a Running
+    state written before the container of the agent that submitted them last started."""
+    started = {c["hostname"]: parse_time(c["started"]) for c in stack.containers()}
+    return [r["id"] for r in rows if r["state"] == "Running" and host_of(r) in started
+            and parse_time(r["states"][-1]["timestamp"]) < started[host_of(r)]]
 
 
 def api_up(stack: Stack, timeout: float = 120) -> bool:
