@@ -105,6 +105,9 @@ def undo_submission(client: Any, flow_run_id: str, submission: str, agent_name: 
     when it landed on another Submitted state: Server's lock, just taken by this submission, refuses a copy of
     it for 30 s; the other agent's process then gives the run up (the newest submission is not its own) and
     the run, Submitted by this agent with no process, is re-queued by the recovery sweep and runs once.
+    A window remains: Prefect Server ignores `version`, so a state the other process writes between this
+    read and the put-back (milliseconds) would be overwritten by the put-back; Prefect Cloud's version lock
+    refuses the put-back instead.
     """
     from prefect.serialization.state import StateSchema
 
