@@ -19,9 +19,10 @@ Parameters (relative paths are taken from the repository root, /app inside the c
     partitions   how many mapped tasks               (default 16)
     output_dir   where result.json goes              (default data/output/distributed-primes)
 
-The defaults make ~2 s of sieving (about 0.1 s per partition), enough to show distribution: the fixed cost of
-a flow run on a cluster (connect, plan, summarize, ~0.2 s) stays small beside it, and 2 workers finish it
-about 1.8x sooner than 1 (scripts/benchmark.py --only dask measures it).
+The defaults make ~4 s of sieving (about 0.25 s per partition), enough to show distribution: the fixed cost
+of a flow run on a cluster (connect, parameters, plan, summarize, and ~20 ms of prefect per partition: 0.7 s
+with almost no work) stays small beside it, and 2 workers finish it about 1.7x sooner than 1
+(scripts/benchmark.py --only dask measures it).
 
 Run it here with `python dags/distributed-primes/distributed_primes.py --local [--param partitions=4]`,
 or register and host it with `python dags/distributed-primes/distributed_primes.py`.
