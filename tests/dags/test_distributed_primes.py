@@ -196,6 +196,7 @@ def config_probe(index: int) -> Dict[str, object]:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Scheduler already contains a plugin with name worker-status")
 def test_tasks_on_a_cluster_see_the_flow_runs_config_merged_once_per_worker(cluster, dag_namespace, clean_env):
     """The executor sends a task's config beside it and each worker merges it once per flow run: every task
     must still see the flow-run process's settings (its own keys and overridden stock ones), the next flow run
