@@ -84,10 +84,14 @@ class SchedulerDaskExecutor(DaskExecutor):
     through unchanged.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # while started: id(config) -> (config, token, pickled config); the config is kept so that its id stays
+        # its own. Emptied when the executor stops: it holds the run's settings, credentials included.
+        self._flow_configs: Dict[int, Tuple[Any, str, bytes]] = {}
+
     @contextmanager
     def start(self) -> Iterator[None]:
-        # id(config) -> (config, token, pickled config); the config is kept so that its id stays its own
-        self._flow_configs: Dict[int, Tuple[Any, str, bytes]] = {}
         with ExitStack() as stack:
             try:
                 stack.enter_context(super().start())
@@ -96,7 +100,13 @@ class SchedulerDaskExecutor(DaskExecutor):
                     f"cannot reach the Dask scheduler at DASK_SCHEDULER_ADDRESS={self.address} ({exc}): start "
                     f"the dask-scheduler service (docker compose up dask-scheduler), fix the address, or unset "
                     f"DASK_SCHEDULER_ADDRESS to run the tasks on a local thread pool") from exc
-            yield
+            try:
+                yield
+            finally:
+                self._flow_configs = {}
+
+    def __getstate__(self) -> dict:
+        return dict(super().__getstate__(), _flow_configs={})
 
     def submit(self, fn: Callable, *args: Any, extra_context: Optional[dict] = None, **kwargs: Any) -> Any:
         """prefect's submit, with the task context's `config` sent as a token and its pickle (see the class)."""

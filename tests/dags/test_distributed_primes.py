@@ -201,6 +201,7 @@ def test_tasks_on_a_cluster_see_the_flow_runs_config_merged_once_per_worker(clus
     """The executor sends a task's config beside it and each worker merges it once per flow run: every task
     must still see the flow-run process's settings (its own keys and overridden stock ones), the next flow run
     must see its own and not a cached one, and no task may see another run's once its run is over."""
+    import cloudpickle
     from prefect.utilities.configuration import set_temporary_config
 
     executor = dag_namespace["SchedulerDaskExecutor"](address=cluster.scheduler_address)
@@ -215,6 +216,7 @@ def test_tasks_on_a_cluster_see_the_flow_runs_config_merged_once_per_worker(clus
 
     stock_api = prefect.config.cloud.api
     first = run({"dags_probe.value": "first", "cloud.api": "http://first.invalid:4200"})
+    stopped = cloudpickle.dumps(executor)
     second = run({"dags_probe.value": "second", "cloud.api": "http://second.invalid:4200"})
     prefect.config.pop("dags_probe", None)  # set_temporary_config restores the keys it changed, not new ones
     third = run({})
@@ -222,6 +224,10 @@ def test_tasks_on_a_cluster_see_the_flow_runs_config_merged_once_per_worker(clus
     assert {(r["value"], r["api"]) for r in second} == {("second", "http://second.invalid:4200")}
     assert {(r["value"], r["api"]) for r in third} == {(None, stock_api)}
     assert len({r["pid"] for r in first}) == 2, "both workers ran probes"
+    assert b"first.invalid" not in stopped, "a stopped executor keeps no run's settings (credentials among them)"
+    never_started = dag_namespace["SchedulerDaskExecutor"](address=cluster.scheduler_address)
+    with pytest.raises(ValueError, match="not been started"):  # prefect's own error, not an AttributeError
+        never_started.submit(config_probe.run, 0, context={"config": prefect.config})
     for results in (first, second):
         by_worker: Dict[int, set] = {}
         for r in results:
