@@ -64,10 +64,11 @@ image_tag() {
   echo "$(stack_name)-dags:${id:0:12}"
 }
 
-# Builds the image under its tag, every time: Docker's cache makes a build of an unchanged checkout quick,
-# and what is not in git (the base image, wheels/) still reaches the image.
+# Builds the image under its tag when the tag is missing: the tag names the checkout's content. What git
+# does not hold (the base image, wheels/) reaches an existing tag only with SWARM_BUILD=1, which rebuilds.
 build_image() {
   local tag="$1"
+  if [ "${SWARM_BUILD:-0}" != 1 ] && docker image inspect "$tag" >/dev/null 2>&1; then return; fi
   say "building $tag"
   DAGS_IMAGE="$tag" docker compose build --quiet init >&2
 }

@@ -19,8 +19,8 @@ NO_DOCKER = ("no Docker engine with Compose v2 answers: run scripts/prepare-offl
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Docker tests skip without a Docker engine, except in CI, where a missing engine is a failure."""
-    if "docker" not in item.keywords or docker_available():
+    """Docker (and swarm) tests skip without a Docker engine, except in CI, where a missing engine is a failure."""
+    if not {"docker", "swarm"} & set(item.keywords) or docker_available():
         return
     if os.environ.get("CI") == "true":
         pytest.fail("CI=true and " + NO_DOCKER, pytrace=False)
