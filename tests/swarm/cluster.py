@@ -82,10 +82,17 @@ class Cluster:
         """`docker ARGS` against node `name`'s engine."""
         return docker("--context", name, *args, env=self.env, timeout=timeout, check=check, input=input)
 
+    def answers(self, name: str) -> bool:
+        """True when node `name`'s engine answers `docker version` (a starting engine may hang a while)."""
+        try:
+            return self.on(name, "version", timeout=10, check=False).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
     def wait_engine(self, name: str, timeout: float) -> float:
         """Waits until node `name`'s engine answers; returns the seconds it took."""
         started = time.monotonic()
-        while self.on(name, "version", timeout=10, check=False).returncode != 0:
+        while not self.answers(name):
             if time.monotonic() - started > timeout:
                 raise AssertionError(f"the engine of {name} did not answer within {timeout}s:\n"
                                      + docker("logs", "--tail", "30", name, check=False).stderr.decode())
