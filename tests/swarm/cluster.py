@@ -75,7 +75,7 @@ class Cluster:
                    "-v", f"{self.volume(name)}:/var/lib/docker", "-v", f"{sock_dir}:/run/dind", NODE_IMAGE)
             docker("context", "create", name, "--docker", f"host=unix://{sock_dir}/docker.sock", env=self.env)
         for name in self.names:
-            self.wait_engine(name, 60)
+            self.wait_engine(name, 180)  # containerd starts slowly on a busy machine
 
     def on(self, name: str, *args: str, timeout: float = 120, check: bool = True,
            input: Optional[bytes] = None) -> subprocess.CompletedProcess:
