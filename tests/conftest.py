@@ -10,6 +10,7 @@ from typing import Dict, Iterator
 
 import pytest
 
+from tests.dashboard.browser import NO_BROWSER, browser_available
 from tests.processes import Emulator, prefect_env
 
 
@@ -19,12 +20,15 @@ NO_DOCKER = ("no Docker engine with Compose v2 answers: run scripts/prepare-offl
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Docker tests skip without a Docker engine, except in CI, where a missing engine is a failure."""
-    if "docker" not in item.keywords or docker_available():
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true and " + NO_DOCKER, pytrace=False)
-    pytest.skip(NO_DOCKER)
+    """Docker tests skip without a Docker engine, browser tests without Chromium and its chromedriver,
+    except in CI, where either missing is a failure."""
+    for marker, available, reason in (("docker", docker_available, NO_DOCKER),
+                                      ("browser", browser_available, NO_BROWSER)):
+        if marker not in item.keywords or available():
+            continue
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
 
 
 @functools.lru_cache(maxsize=None)
