@@ -58,8 +58,11 @@ def load_run(run_id: str) -> Dict[str, Any]:
             entry["children"][tr["state"]] = entry["children"].get(tr["state"], 0) + 1
         else:
             entry["parent"] = tr
-    return {"run": run, "agent": agent, "tasks": list(tasks.values()),
-            "finished": run["state"] in FINISHED}
+    tasks_list = list(tasks.values())
+    can_restart = run["state"] in RESTART_RUN_STATES or any(
+        (t["parent"] or {}).get("state") in RESTART_TASK_STATES for t in tasks_list)
+    return {"run": run, "agent": agent, "tasks": tasks_list, "finished": run["state"] in FINISHED,
+            "can_restart": can_restart}
 
 
 def _log_where(run_id: str, level: str, search: str) -> Dict[str, Any]:
@@ -84,10 +87,7 @@ def _logs(where: Dict[str, Any], offset: int, limit: int, order: str = "created"
 @bp.get("/flow-run/<uuid:run_id>")
 def flow_run(run_id):
     view = load_run(str(run_id))
-    return render_template("flow_run.html", mark_as_states=MARK_AS_STATES, levels=LEVELS,
-                           can_restart=view["run"]["state"] in RESTART_RUN_STATES or any(
-                               (t["parent"] or {}).get("state") in RESTART_TASK_STATES for t in view["tasks"]),
-                           **view)
+    return render_template("flow_run.html", mark_as_states=MARK_AS_STATES, levels=LEVELS, **view)
 
 
 @bp.get("/flow-run/<uuid:run_id>/live")
@@ -101,7 +101,8 @@ def live(run_id):
     offset = max(0, request.args.get("offset", 0, type=int))
     logs = _logs(_log_where(str(run_id), request.args.get("level", ""), request.args.get("q", "").strip()),
                  offset, LOG_PAGE)
-    return jsonify(state=view["run"]["state"], finished=view["finished"], offset=offset + len(logs),
+    return jsonify(state=view["run"]["state"], finished=view["finished"], can_restart=view["can_restart"],
+                   offset=offset + len(logs),
                    more=len(logs) == LOG_PAGE,
                    logs=[{"timestamp": log["timestamp"], "level": log["level"], "name": log["name"],
                           "message": log["message"]} for log in logs],

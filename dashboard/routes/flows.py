@@ -112,9 +112,9 @@ def _render_flow(group: dict, flow: dict, form: Optional[dict] = None, errors: O
     defaults.update(group.get("default_parameters") or {})
     form = form or {"parameters": json.dumps(defaults, indent=2), "name": "",
                     "labels": ", ".join(flow_labels(flow)), "start": ""}
-    return render_template("flow.html", group=group, flow=flow, labels=flow_labels(flow),
+    return render_template("flow.html", group=group, flow=flow, run_labels=flow_labels(flow),
                            schedule=flow_schedule(flow), runs=runs, total=total, page=page, pages=pages,
-                           state=state, filter_states=FILTER_STATES, form=form, errors=errors or [],
+                           state_filter=state, filter_states=FILTER_STATES, form=form, errors=errors or [],
                            timezone=current_app.config["DASHBOARD"].timezone), status
 
 

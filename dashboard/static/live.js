@@ -23,7 +23,7 @@
   var lines = document.getElementById("log-lines");
   var level = document.getElementById("log-level");
   var search = document.getElementById("log-search");
-  var offset = 0, generation = 0, timer = null;
+  var offset = 0, generation = 0, timer = null, typing = null;
 
   function cell(row, text, cls) {
     var td = document.createElement("td");
@@ -65,6 +65,8 @@
         addLogs(data.logs);
         offset = data.offset;
         live.dataset.finished = String(data.finished);
+        document.getElementById("cancel-button").disabled = data.finished;
+        document.getElementById("restart-button").disabled = !data.can_restart;
         schedule(data.more ? 0 : (data.finished ? FINISHED_EVERY_MS : LIVE_EVERY_MS));
       }, function () {
         if (mine !== generation) { return; }
@@ -81,6 +83,6 @@
   }
 
   level.addEventListener("change", restart);
-  search.addEventListener("input", function () { window.clearTimeout(timer); timer = window.setTimeout(restart, 300); });
+  search.addEventListener("input", function () { window.clearTimeout(typing); typing = window.setTimeout(restart, 300); });
   poll();
 }());

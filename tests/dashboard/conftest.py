@@ -48,3 +48,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
             report.sections.append(("dashboard failure", f"screenshot and HTML of {driver.current_url} in {folder}"))
         except Exception as exc:  # the browser itself may be what failed
             report.sections.append(("dashboard failure", f"could not save the page: {exc!r}"))
+    world = getattr(item, "funcargs", {}).get("world")
+    if report.when == "call" and report.failed and world is not None and world.dashboard is not None:
+        report.sections.append(("dashboard log (end)", "\n".join(world.dashboard.log().splitlines()[-40:])))

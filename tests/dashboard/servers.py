@@ -66,9 +66,12 @@ class World:
 
     def start(self) -> "World":
         self.emulator.start()
-        # the repository's DAGs plus the probe DAG, in a folder of their own
+        # the repository's DAGs plus the probe DAG, in a folder of their own; the ETL DAG takes its data
+        # folder from where its file is, so it reads a copy of the CSV and writes nothing in the checkout
         for name in ("flow-test-hello", "etl-seattle-weather"):
             shutil.copytree(REPO_ROOT / "dags" / name, self.dags_folder / name)
+        (self.workdir / "data").mkdir()
+        shutil.copy(REPO_ROOT / "data" / "seattle-weather.csv", self.workdir / "data")
         (self.dags_folder / "dashboard-probe").mkdir(parents=True)
         shutil.copy(FIXTURES / "probe_dag.py", self.dags_folder / "dashboard-probe" / "dashboard_probe.py")
         env_dir = self.workdir / "env-files"
@@ -95,3 +98,26 @@ class World:
         answer = self.emulator.graphql(query, variables)
         assert not answer.get("errors"), answer
         return answer["data"]
+
+
+def register_flow(world: World, name: str, labels: List[str], schedule: object = None) -> str:
+    """Registers a one-task flow `name` in "My Tests" through prefect's own client (in this process).
+
+    Returns:
+        The flow's (version's) id.
+    """
+    from prefect import Flow, task
+    from prefect.run_configs import LocalRun
+    from prefect.storage import Local
+
+    from tests.prefect_emulator.prefect_session import prefect_session
+
+    @task
+    def nothing() -> None:
+        pass
+
+    with prefect_session(world.emulator.url, world.workdir / "registering-home"):
+        with Flow(name, run_config=LocalRun(labels=labels), schedule=schedule,
+                  storage=Local(directory=str(world.workdir / "flows"))) as flow:
+            nothing()
+        return flow.register(project_name=PROJECT, add_default_labels=False)
