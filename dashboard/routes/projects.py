@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from dashboard.errors import NotFound
-from dashboard.routes import gql
+from dashboard.routes import gql, tenant_id
 from dashboard.routes.flows import flow_labels, flow_schedule
 
 bp = Blueprint("projects", __name__)
@@ -28,7 +28,8 @@ def create_project():
         flash("A project needs a name.", "error")
         return redirect(url_for("projects.projects"))
     gql("""mutation CreateProject($input: create_project_input!) { create_project(input: $input) { id } }""",
-        {"input": {"name": name, "description": request.form.get("description", "").strip() or None}})
+        {"input": {"tenant_id": tenant_id(), "name": name,
+                   "description": request.form.get("description", "").strip() or None}})
     flash(f"Project {name} created.", "success")
     return redirect(url_for("projects.projects"))
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import List
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from tests.dashboard.browser import wait_for
@@ -12,8 +13,27 @@ def link(browser, text: str):
     return browser.find_element(By.LINK_TEXT, text)
 
 
+def click_and_wait(browser, element) -> None:
+    """Clicks a link or a form's button and waits until the browser has left the page it was on."""
+    old = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+
+    def left() -> bool:
+        try:
+            old.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return browser.execute_script("return document.readyState") == "complete"
+    wait_for(left, 30, "the next page")
+
+
 def click_link(browser, text: str) -> None:
-    link(browser, text).click()
+    click_and_wait(browser, link(browser, text))
+
+
+def press(browser, text: str, row_selector: str = "") -> None:
+    """Clicks the button labelled `text` (in the row `row_selector` when given) and waits for the next page."""
+    click_and_wait(browser, button_in_row(browser, row_selector, text) if row_selector else button(browser, text))
 
 
 def button_in_row(browser, row_selector: str, text: str):

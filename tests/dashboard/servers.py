@@ -2,7 +2,9 @@
 tests: an emulator, `agents init`, real agents serving DAGs, and the dashboard in front of the emulator."""
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,8 @@ from tests.runtime.conftest import Background, run_cli, runtime_env, start_agent
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PROJECT = "My Tests"
+# An agent the world starts and kills at once (no clean-up), for the Agents page's stale rule.
+DOOMED_AGENT = "doomed-agent"
 
 
 class Dashboard:
@@ -81,10 +85,22 @@ class World:
                                PREFECT__CLOUD__CHECK_CANCELLATION_INTERVAL="1")
         result = run_cli(["init"], self.env, timeout=120)
         assert result.returncode == 0, result.stdout
+        self.start_doomed_agent()
         for name in self.dags:
             self.agents[name] = start_agent(["serve", name], self.env, self.workdir / f"agent-{name}.log")
         self.dashboard = Dashboard(self.emulator.url, self.env, self.workdir / "dashboard.log").start()
         return self
+
+    def start_doomed_agent(self) -> None:
+        """Starts prefect's LocalAgent as DOOMED_AGENT, waits for its first poll, and kills it (SIGKILL)."""
+        doomed = Background([sys.executable, "-m", "prefect", "agent", "local", "start", "--no-hostname-label",
+                             "--name", DOOMED_AGENT, "--label", "doomed-label"], self.env,
+                            self.workdir / "doomed-agent.log")
+        try:
+            doomed.wait_for_output("Waiting for flow runs...", timeout=60)
+            os.killpg(doomed.proc.pid, signal.SIGKILL)
+        finally:
+            doomed.stop()
 
     def stop(self) -> None:
         if self.dashboard is not None:

@@ -7,7 +7,7 @@ import json
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.dashboard.pages import button, click_link, run_id_of, wait_for_state
+from tests.dashboard.pages import click_link, press, run_id_of, wait_for_state
 from tests.dashboard.servers import World
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -28,7 +28,7 @@ def fill_run_form(browser, parameters: str, name: str = "") -> None:
     box.send_keys(parameters)
     if name:
         browser.find_element(By.ID, "run-name").send_keys(name)
-    button(browser, "Run").click()
+    press(browser, "Run")
 
 
 def runs_of(world: World, flow: str) -> int:
@@ -74,7 +74,7 @@ def test_the_runs_table_filters_by_state_and_pages(browser, world: World) -> Non
                                  "scheduled_start_time": "2099-01-01T00:00:00+00:00"}})
     open_flow(browser, world, "dashboard-probe")
     browser.find_element(By.CSS_SELECTOR, "#state-filter option[value='Scheduled']").click()
-    button(browser, "Filter").click()
+    press(browser, "Filter")
     text = browser.find_element(By.TAG_NAME, "main").text
     assert "23 run(s) in state Scheduled; page 1 of 2." in text
     click_link(browser, "Next page")
@@ -82,5 +82,5 @@ def test_the_runs_table_filters_by_state_and_pages(browser, world: World) -> Non
     rows = browser.find_elements(By.CSS_SELECTOR, "section[aria-labelledby=runs] tbody tr")
     assert len(rows) == 3 and all("Scheduled" in row.text for row in rows)
     browser.find_element(By.CSS_SELECTOR, "#state-filter option[value='Success']").click()
-    button(browser, "Filter").click()
+    press(browser, "Filter")
     assert "paged-" not in browser.find_element(By.CSS_SELECTOR, "section[aria-labelledby=runs]").text

@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from tests.dashboard.browser import wait_for
-from tests.dashboard.pages import button, log_messages, run_state, wait_for_log, wait_for_state
+from tests.dashboard.pages import click_link, log_messages, press, run_state, wait_for_log, wait_for_state
 from tests.dashboard.servers import World
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -21,12 +21,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def probe_run(world: World, browser, **parameters) -> str:
     """Runs dashboard-probe with `parameters` from its Run form; returns the run id (the browser is on its page)."""
     browser.get(world.dashboard.url + "/projects")
-    browser.find_element(By.LINK_TEXT, "My Tests").click()
-    browser.find_element(By.LINK_TEXT, "dashboard-probe").click()
+    click_link(browser, "My Tests")
+    click_link(browser, "dashboard-probe")
     box = browser.find_element(By.ID, "run-parameters")
     box.clear()
     box.send_keys(json.dumps(parameters))
-    button(browser, "Run").click()
+    press(browser, "Run")
     return browser.current_url.rsplit("/", 1)[1]
 
 
@@ -37,7 +37,7 @@ def test_cancel_stops_a_long_run(browser, world: World) -> None:
     wait_for_log(browser, "working, second 1", timeout=30)
     seen = len(log_messages(browser))
     wait_for(lambda: len(log_messages(browser)) > seen, 2.5, "a new log line within 2 s")
-    button(browser, "Cancel").click()
+    press(browser, "Cancel")
     assert "Cancel requested." in browser.find_element(By.TAG_NAME, "main").text
     wait_for_state(browser, ["Cancelled"], timeout=60)
 
@@ -48,7 +48,7 @@ def test_restart_takes_a_failed_run_to_success(browser, world: World) -> None:
     wait_for_state(browser, ["Failed"], timeout=90)
     tasks = browser.find_element(By.ID, "run-tasks").text
     assert "square" in tasks and "3 (3 Success)" in tasks, tasks  # mapped children counted
-    button(browser, "Restart").click()
+    press(browser, "Restart")
     assert "Flow run restarted." in browser.find_element(By.TAG_NAME, "main").text
     wait_for_state(browser, ["Success"], timeout=90)
     states = world.graphql("query($id: uuid!) { task_run(where: {flow_run_id: {_eq: $id}}) { task { name } map_index "
@@ -62,12 +62,12 @@ def test_mark_as_and_rename(browser, world: World) -> None:
     run_id = probe_run(world, browser)
     wait_for_state(browser, ["Success"], timeout=90)
     Select(browser.find_element(By.ID, "mark-as")).select_by_visible_text("Failed")
-    button(browser, "Mark as").click()
+    press(browser, "Mark as")
     assert run_state(browser) == "Failed"
     name = browser.find_element(By.ID, "rename")
     name.clear()
     name.send_keys("renamed-by-the-dashboard")
-    button(browser, "Rename").click()
+    press(browser, "Rename")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Flow run renamed-by-the-dashboard"
     run = world.graphql("query($id: uuid!) { flow_run_by_pk(id: $id) { name state states { state message } } }",
                         {"id": run_id})["flow_run_by_pk"]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.dashboard.pages import (button_in_row, click_link, log_messages, run_id_of, wait_for_log,
-                                   wait_for_state)
+from tests.dashboard.pages import click_link, log_messages, press, run_id_of, wait_for_log, wait_for_state
 from tests.dashboard.servers import World
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -23,7 +22,7 @@ def walk_the_tutorial(browser, base_url: str) -> str:
     click_link(browser, "Projects")
     click_link(browser, "My Tests")
     assert browser.find_element(By.TAG_NAME, "h1").text == "My Tests: Flows"
-    button_in_row(browser, 'tr[data-flow="flow-test-hello"]', "Quick Run").click()
+    press(browser, "Quick Run", 'tr[data-flow="flow-test-hello"]')
     run_id = run_id_of(browser)
     page = browser.execute_script("return window.performance.timeOrigin")
     wait_for_state(browser, ["Success"], timeout=90)
