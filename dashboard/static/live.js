@@ -3,7 +3,7 @@
 // Everything from the API is either HTML the server escaped (Jinja autoescape) or set with textContent.
 (function () {
   "use strict";
-  var HEALTH_EVERY_MS = 10000, LIVE_EVERY_MS = 1000, FINISHED_EVERY_MS = 5000, RETRY_MS = 2000;
+  var HEALTH_EVERY_MS = 10000, HEALTH_DOWN_EVERY_MS = 2000, LIVE_EVERY_MS = 1000, FINISHED_EVERY_MS = 5000, RETRY_MS = 2000;
   var banner = document.getElementById("api-banner");
 
   function setApiDown(down) {
@@ -14,11 +14,17 @@
   function pollHealth() {
     fetch(document.body.dataset.healthUrl, {credentials: "same-origin", cache: "no-store"})
       .then(function (r) { setApiDown(!r.ok); }, function () { setApiDown(true); })
-      .then(function () { window.setTimeout(pollHealth, HEALTH_EVERY_MS); });
+      .then(function () {
+        var down = document.body.dataset.reloadWhenUp || (banner && !banner.hidden);
+        window.setTimeout(pollHealth, down ? HEALTH_DOWN_EVERY_MS : HEALTH_EVERY_MS);
+      });
   }
 
   var live = document.getElementById("live");
-  if (!live) { window.setTimeout(pollHealth, HEALTH_EVERY_MS); return; }
+  if (!live) {
+    window.setTimeout(pollHealth, document.body.dataset.reloadWhenUp ? HEALTH_DOWN_EVERY_MS : HEALTH_EVERY_MS);
+    return;
+  }
 
   var lines = document.getElementById("log-lines");
   var level = document.getElementById("log-level");
