@@ -5,12 +5,13 @@ import functools
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Dict, Iterator
 
 import pytest
 
-from tests.dashboard.browser import NO_BROWSER, browser_available
+from tests.dashboard.browser import NO_BROWSER, browser_available, start_browser
 from tests.processes import Emulator, prefect_env
 
 
@@ -58,3 +59,30 @@ def penv(emulator: Emulator, tmp_path: Path) -> Dict[str, str]:
     home = tmp_path / "prefect-home"
     home.mkdir(exist_ok=True)
     return prefect_env(emulator.url, home)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless Chromium for the whole session (tests/dashboard/browser.py)."""
+    driver = start_browser()
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failing browser test leaves a screenshot and the page's HTML in a temporary folder (named in the report)."""
+    outcome = yield
+    report = outcome.get_result()
+    driver = getattr(item, "funcargs", {}).get("browser")
+    if report.when == "call" and report.failed and driver is not None:
+        folder = Path(tempfile.mkdtemp(prefix="dashboard-failure-"))
+        try:
+            driver.save_screenshot(str(folder / "page.png"))
+            (folder / "page.html").write_text(driver.page_source)
+            report.sections.append(("browser", f"screenshot and HTML of {driver.current_url} in {folder}"))
+        except Exception as exc:  # the browser itself may be what failed
+            report.sections.append(("browser", f"could not save the page: {exc!r}"))

@@ -171,6 +171,27 @@ def test_emulator_profile_is_the_api_under_the_name_apollo_and_starts_no_server(
     assert emulator.get("user") in (None, "", "5678", "5678:5678")
 
 
+def test_the_dashboard_is_the_emulator_profiles_ui_on_loopback_with_a_truthful_healthcheck():
+    services = compose_config([COMPOSE_FILE], **EMULATOR)["services"]
+    dashboard = services["dashboard"]
+    assert command_of(dashboard)[:3] == ["python", "-m", "dashboard"]
+    # the address of Prefect Server's UI in the server profile: one UI per profile
+    assert [(p["host_ip"], p["target"], p["published"]) for p in dashboard["ports"]] == [("127.0.0.1", 8080, "8080")]
+    assert "8080/health" in " ".join(dashboard["healthcheck"]["test"])  # 503 while the API does not answer
+    assert dashboard["depends_on"]["emulator"]["condition"] == "service_healthy"
+    # the API as every other service reaches it, and the agents it wakes for Quick Run
+    assert dashboard["environment"]["PREFECT__SERVER__ENDPOINT"] == SERVER_ENDPOINT
+    assert dashboard["environment"]["DAGS_POKE_ADDRESSES"] == "http://agents:8081"
+    assert dashboard.get("user") in (None, "", "5678", "5678:5678")
+    [volume] = [v for v in dashboard["volumes"] if v["type"] == "volume"]
+    assert dashboard["environment"]["DAGS_UI_SECRET_FILE"].startswith(volume["target"] + "/")
+    ui_port = compose_config([COMPOSE_FILE], **SERVER)["services"]["ui"]["ports"][0]
+    assert (ui_port["host_ip"], ui_port["published"]) == ("127.0.0.1", "8080")
+    assert "dashboard" not in compose_config([COMPOSE_FILE], **SERVER)["services"]
+    moved = compose_config([COMPOSE_FILE], UI_HOST_PORT="18099", **EMULATOR)["services"]["dashboard"]["ports"]
+    assert moved[0]["published"] == "18099"
+
+
 def test_emulator_services_timings_default_to_servers_and_follow_the_variables():
     def options(**env: str) -> Dict[str, str]:
         command = command_of(compose_config([COMPOSE_FILE], **EMULATOR, **env)["services"]["emulator"])
@@ -221,13 +242,15 @@ def test_the_images_are_named_per_compose_project():
     images = {}
     for project in ("checkout-a", "checkout-b"):
         services = compose_config([COMPOSE_FILE], COMPOSE_PROJECT_NAME=project, **EMULATOR)["services"]
-        names = {s["image"] for n, s in services.items() if "build" in s and n != "emulator"}
+        names = {s["image"] for n, s in services.items() if "build" in s and n not in ("emulator", "dashboard")}
         assert len(names) == 1, f"services built here use several images: {names}"
         images[project] = (names.pop(), services["emulator"]["image"])
         # the emulator: the same build, its own tag (a watch rebuild for a DAG must not replace the API)
         assert services["emulator"]["build"] == services["init"]["build"]
-    assert images == {"checkout-a": ("checkout-a-dags:latest", "checkout-a-emulator:latest"),
-                      "checkout-b": ("checkout-b-dags:latest", "checkout-b-emulator:latest")}
+        assert services["dashboard"]["build"] == services["init"]["build"]
+        images[project] += (services["dashboard"]["image"],)
+    assert images == {"checkout-a": ("checkout-a-dags:latest", "checkout-a-emulator:latest", "checkout-a-dashboard:latest"),
+                      "checkout-b": ("checkout-b-dags:latest", "checkout-b-emulator:latest", "checkout-b-dashboard:latest")}
 
 
 def test_docker_compose_watch_rebuilds_the_services_when_dags_or_agents_change():
@@ -239,6 +262,8 @@ def test_docker_compose_watch_rebuilds_the_services_when_dags_or_agents_change()
                  for r in service.get("develop", {}).get("watch", [])}
         if name == "emulator":
             assert ("rebuild", "prefect_emulator") in rules, name
+        elif name == "dashboard":
+            assert rules == {("rebuild", "dashboard")}, name
         else:
             assert {("rebuild", "dags"), ("rebuild", "agents"), ("rebuild", "requirements.txt")} <= rules, name
 
