@@ -16,6 +16,7 @@ STATE_COLORS = {
     "TimedOut": "#ff6e00", "Cancelled": "#9e9e9e", "Looped": "#97fff4",
 }
 TIME_FORMAT = "YYYY-MM-DD HH:mm:ss zz"
+LOG_TIME_FORMAT = "YYYY-MM-DD HH:mm:ss.SSS zz"
 
 
 def _tz() -> str:
@@ -27,6 +28,13 @@ def timestamp(value: Optional[str]) -> str:
     if not value:
         return "—"
     return pendulum.parse(value).in_timezone(_tz()).format(TIME_FORMAT)
+
+
+def log_time(value: Optional[str]) -> str:
+    """A log line's timestamp to the millisecond, in the dashboard's time zone with its name."""
+    if not value:
+        return "—"
+    return pendulum.parse(value).in_timezone(_tz()).format(LOG_TIME_FORMAT)
 
 
 def duration(start: Optional[str], end: Optional[str] = None) -> str:
@@ -84,5 +92,5 @@ def _interval(seconds: float) -> str:
 
 
 def init_app(app: Flask) -> None:
-    app.jinja_env.filters.update(timestamp=timestamp, duration=duration, age=age, state_color=state_color,
+    app.jinja_env.filters.update(timestamp=timestamp, log_time=log_time, duration=duration, age=age, state_color=state_color,
                                  schedule=schedule)

@@ -12,6 +12,7 @@ from flask import (Blueprint, Response, abort, flash, jsonify, redirect, render_
                    stream_with_context, url_for)
 
 from dashboard.errors import NotFound
+from dashboard.formatting import log_time
 from dashboard.routes import gql
 from dashboard.routes.flows import _start_waking
 
@@ -104,7 +105,7 @@ def live(run_id):
     return jsonify(state=view["run"]["state"], finished=view["finished"], can_restart=view["can_restart"],
                    offset=offset + len(logs),
                    more=len(logs) == LOG_PAGE,
-                   logs=[{"timestamp": log["timestamp"], "level": log["level"], "name": log["name"],
+                   logs=[{"timestamp": log_time(log["timestamp"]), "level": log["level"], "name": log["name"],
                           "message": log["message"]} for log in logs],
                    html={"summary": render_template("_run_summary.html", **view),
                          "tasks": render_template("_task_runs.html", **view)})

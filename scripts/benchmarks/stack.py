@@ -23,6 +23,7 @@ from typing import Dict, List, Optional
 
 import requests
 
+from . import dashboard
 from .orchestra import parse_time
 from .report import REPO_ROOT, Row, p50_p90, progress
 from tests.conftest import docker_available  # docker info + docker compose version
@@ -174,6 +175,9 @@ def measure(quick: bool) -> List[Row]:
                 time.sleep(0.5)
             progress("stack: trigger to Running")
             latencies = stack_latency(port, compose, work, env, 3 if quick else 10)
+            progress("stack: dashboard Quick Run to Running")
+            quick_run = dashboard.quick_run_row(f"http://127.0.0.1:{env['UI_HOST_PORT']}",
+                                                f"http://127.0.0.1:{port}/", LATENCY_DAG, 3 if quick else 10)
         finally:
             subprocess.run(compose + ["down", "-v", "--remove-orphans", "--timeout", "5"], cwd=str(work), env=env,
                            capture_output=True)
@@ -194,4 +198,5 @@ def measure(quick: bool) -> List[Row]:
             target="p50 <= 1.0 s"),
         Row("1", "stack: trigger to Running, `agents trigger` in a container (pokes), p50 / p90",
             p50_p90(latencies["trigger"]), target="p50 <= 1.0 s"),
+        quick_run,
     ]

@@ -87,7 +87,9 @@ class World:
         assert result.returncode == 0, result.stdout
         self.start_doomed_agent()
         for name in self.dags:
-            self.agents[name] = start_agent(["serve", name], self.env, self.workdir / f"agent-{name}.log")
+            # named without this machine's hostname (prefect's default), which pages and screenshots would show
+            self.agents[name] = start_agent(["serve", name, "--name", f"{name}-agent"], self.env,
+                                            self.workdir / f"agent-{name}.log")
         self.dashboard = Dashboard(self.emulator.url, self.env, self.workdir / "dashboard.log").start()
         return self
 
