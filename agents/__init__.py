@@ -11,6 +11,7 @@ and what they share:
 
 - `errors`: `UserError`, the one error type for mistakes the user fixes, and how the front ends print it
 - `config`: env files, backend validation, re-applying prefect's configuration
+- `labels`: the label pattern, a flow's labels, and Server's routing rule (`covers`)
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 from agents.errors import UserError
 from agents.flowrun.forkrun import process_alive
-from agents.agent.recovery import covers
+from agents.labels import covers
 
 # Agent API addresses `trigger` pokes besides the agents registered on this machine.
 POKE_ENV = "DAGS_POKE_ADDRESSES"

@@ -12,6 +12,7 @@ from agents.agent import hosting, waking
 from agents.cli import connection, discovery, registration, triggering
 from agents.cli.discovery import Dag
 from agents.errors import UserError
+from agents.labels import label_problem
 from agents.cli.params import check_params
 
 Echo = Callable[[str], None]
@@ -175,7 +176,7 @@ def start(settings: config_mod.Settings, labels: List[str], name: Optional[str],
         0 once interrupted.
     """
     for label in labels:
-        problem = discovery.label_problem(label)
+        problem = label_problem(label)
         if problem:
             raise UserError(problem, option="--label")
     check_agent_settings(limit)

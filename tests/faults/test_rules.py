@@ -6,7 +6,8 @@ import pytest
 from agents.flowrun.child import ownership_problem
 from agents.agent.health import PollHealth
 from agents.agent.hosting import max_runs_from_env, poll_intervals
-from agents.agent.recovery import covers, idle_sweep_interval, sweep_interval
+from agents.agent.recovery import idle_sweep_interval, sweep_interval
+from agents.labels import covers
 from agents.errors import UserError
 
 

@@ -10,7 +10,7 @@ from typing import Dict, List
 
 import pytest
 
-from agents.agent.recovery import covers
+from agents.labels import covers
 from tests.processes import Emulator
 from tests.runtime.conftest import DAGS, run_cli, runtime_env, start_agent, write_plain_dag
 
