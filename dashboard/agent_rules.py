@@ -6,9 +6,9 @@ from typing import Collection, Iterable, List, Optional, Tuple
 
 import pendulum
 
-from agents.recovery import covers
-from agents.triggering import AGENT_FRESH_SECONDS
-from agents.waking import wake_agents
+from agents.agent.waking import wake_agents
+from agents.cli.triggering import AGENT_FRESH_SECONDS
+from agents.labels import covers
 
 __all__ = ["covers", "AGENT_FRESH_SECONDS", "wake_agents", "is_stale", "missing_labels"]
 

@@ -38,11 +38,14 @@ def log_time(value: Optional[str]) -> str:
 
 
 def duration(start: Optional[str], end: Optional[str] = None) -> str:
-    """`1m 05s` between two timestamps (until now when `end` is missing), or an em dash."""
+    """`1m 05s` (`0.4s` under 10 s) between two timestamps (until now when `end` is missing), or an em dash."""
     if not start:
         return "—"
     stop = pendulum.parse(end) if end else pendulum.now("utc")
-    seconds = max(0, int((stop - pendulum.parse(start)).total_seconds()))
+    exact = max(0.0, (stop - pendulum.parse(start)).total_seconds())
+    if exact < 10:
+        return f"{exact:.1f}s"  # most task runs take less than a second: "0s" would say nothing
+    seconds = int(exact)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"

@@ -42,8 +42,9 @@ def main() -> int:
             press(browser, "Quick Run", f'tr[data-flow="{DAG}"]')
             wait_for_state(browser, ["Success"], timeout=120)
             wait_for_log(browser, "Flow run SUCCESS", timeout=30)
-            height = browser.execute_script("return document.documentElement.scrollHeight")
-            browser.set_window_size(1280, min(int(height) + 40, 2400))
+            for _ in range(2):  # the window's frame takes some of its height: measure again once resized
+                height = browser.execute_script("return document.documentElement.scrollHeight")
+                browser.set_window_size(1280, min(int(height) + 140, 2400))
             args.out.parent.mkdir(parents=True, exist_ok=True)
             browser.save_screenshot(str(args.out))
         finally:
