@@ -8,9 +8,11 @@ served by the app: no CDN, no build step).
 """
 from __future__ import annotations
 
+import logging
+import time
 from typing import Optional
 
-from flask import Flask
+from flask import Flask, Response, g, request
 
 from dashboard.api import GraphQL
 from dashboard.settings import Settings, load
@@ -37,4 +39,19 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     errors.init_app(app)
     for module in (home, projects, flows, flow_runs, agents, auth, health):
         app.register_blueprint(module.bp)
+    app.before_request(_start_clock)
+    app.after_request(_log_request)
     return app
+
+
+def _start_clock() -> None:
+    g.started = time.perf_counter()
+
+
+def _log_request(response: Response) -> Response:
+    """One line per request: `DASHBOARD "GET /path" 200 12 ms` (the path without its query: a search's
+    words stay out of the log)."""
+    spent = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    logging.getLogger("dashboard.requests").info('DASHBOARD "%s %s" %d %.0f ms', request.method, request.path,
+                                                 response.status_code, spent)
+    return response

@@ -40,13 +40,18 @@ def serve(argv: List[str]) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.login_required:
         print(f"dashboard: warning: listening on {args.host} without a password: anyone who reaches it can "
               "start and cancel runs; set DAGS_UI_PASSWORD (or publish it on 127.0.0.1 only)", file=sys.stderr)
-    from werkzeug.serving import make_server
+    import logging
 
-    server = make_server(args.host, args.port, create_app(settings), threaded=True)
-    print(f"DASHBOARD listening on http://{args.host}:{server.server_port} (API {settings.api_url})",
+    from waitress import create_server
+
+    # one line per request on stderr (waitress logs none): method, path, status, milliseconds
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("waitress").setLevel(logging.WARNING)
+    server = create_server(create_app(settings), host=args.host, port=args.port, threads=8, ident="dashboard")
+    print(f"DASHBOARD listening on http://{args.host}:{server.effective_port} (API {settings.api_url})",
           file=sys.stderr, flush=True)
     try:
-        server.serve_forever()
+        server.run()
     except KeyboardInterrupt:
         pass
     return 0

@@ -48,9 +48,9 @@ def open_page_rate(dash: Dashboard, path: str, seconds: float) -> float:
     try:
         browser.get(dash.url + path)
         time.sleep(1.0)  # the first fetch (the logs so far) is done: count the steady state
-        before = dash.log().count('"GET ')
+        before = dash.log().count('DASHBOARD "GET ')
         time.sleep(seconds)
-        return (dash.log().count('"GET ') - before) / seconds
+        return (dash.log().count('DASHBOARD "GET ') - before) / seconds
     finally:
         browser.quit()
 
