@@ -35,8 +35,8 @@ query Dashboard($late: timestamptz, $limit: Int) {{
 # The Summary reads the newest runs page by page (an ordered read with no filter, which the API answers off
 # its time index) and stops at the first run older than 24 hours, or at SUMMARY_CAP runs: the page costs the
 # same at any number of stored runs, and says "at least" when it stopped at the cap.
-SUMMARY_PAGE = 1000
-SUMMARY_CAP = 1000
+SUMMARY_PAGE = 500
+SUMMARY_CAP = 500
 SUMMARY_QUERY = """query Summary($limit: Int, $offset: Int) {
   flow_run(order_by: {scheduled_start_time: desc}, limit: $limit, offset: $offset) { state scheduled_start_time } }"""
 
