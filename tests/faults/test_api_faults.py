@@ -12,7 +12,7 @@ import requests
 
 from tests.faults.faults import (counted_env, create_runs, figures, flow_id, register, registered_dag, runs,
                                  wait_finished, wait_until)
-from tests.processes import Emulator, free_port, wait_for_http
+from prefect_emulator.testing import Emulator, free_port, wait_for_http
 from tests.runtime.conftest import Background, start_agent
 
 pytestmark = pytest.mark.slow
