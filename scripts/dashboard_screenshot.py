@@ -14,12 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-from tests.dashboard.browser import NO_BROWSER, browser_available, start_browser  # noqa: E402
-from tests.dashboard.pages import click_link, press, wait_for_log, wait_for_state  # noqa: E402
-from tests.dashboard.servers import World  # noqa: E402
+from prefect_emulator.testing import REPO_ROOT
+from tests.dashboard.browser import NO_BROWSER, browser_available, start_browser
+from tests.dashboard.pages import click_link, press, wait_for_log, wait_for_state
+from tests.dashboard.servers import World
 
 DAG = "flow-test-hello"
 

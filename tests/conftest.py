@@ -11,8 +11,8 @@ from typing import Dict, Iterator
 
 import pytest
 
+from prefect_emulator.testing import Emulator, prefect_env
 from tests.dashboard.browser import NO_BROWSER, browser_available, start_browser
-from tests.processes import Emulator, prefect_env
 
 
 NO_DOCKER = ("no Docker engine with Compose v2 answers: run scripts/prepare-offline.sh and start the "

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from tests.processes import REPO_ROOT, Emulator, free_port, stop, wait_for_http
+from prefect_emulator.testing import REPO_ROOT, Emulator, free_port, stop, wait_for_http
 from tests.runtime.conftest import Background, run_cli, runtime_env, start_agent
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

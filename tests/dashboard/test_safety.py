@@ -17,7 +17,7 @@ from tests.dashboard.browser import wait_for
 from tests.dashboard.fixtures.probe_dag import HTML_LOG_LINE
 from tests.dashboard.pages import click_link, log_messages, press, wait_for_log, wait_for_state
 from tests.dashboard.servers import Dashboard, World, register_flow
-from tests.processes import Emulator, prefect_env
+from prefect_emulator.testing import Emulator, prefect_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ import pytest
 
 from dashboard import create_app
 from dashboard.settings import SettingsError, load
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 
 
 def env_for(tmp_path: Path, **extra: str) -> dict:
