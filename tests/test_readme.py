@@ -8,8 +8,8 @@ new DAG's file and its three compose lines from "Adding a DAG") the test does fr
 and yaml blocks. The only departures from the letter, all through the environment: pip installs from the
 wheelhouse (PIP_NO_INDEX, PIP_FIND_LINKS: the registry-free variant of `pip install`), the API is published
 on a free port (APOLLO_HOST_PORT, with PREFECT__SERVER__ENDPOINT pointing the host at it) and so is the
-dashboard (UI_HOST_PORT, with DAGS_UI_URL naming it), so that the test never meets another stack's 4200 or
-8080, and HOME is a temporary folder (prefect's `prefect backend` writes there).
+dashboard (UI_HOST_PORT, which the README's own check of it reads too), so that the test never meets another
+stack's 4200 or 8080, and HOME is a temporary folder (prefect's `prefect backend` writes there).
 """
 from __future__ import annotations
 
@@ -106,11 +106,10 @@ def checkout(tmp_path: Path) -> Iterator[Dict[str, object]]:
     root.mkdir()
     copy_checkout(root)
     port = free_port()
-    ui_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT", "COMPOSE_", "DAGS_", "VIRTUAL_ENV"))}
     env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(root / "wheels"), PIP_DISABLE_PIP_VERSION_CHECK="1",
                APOLLO_HOST_PORT=str(port), PREFECT__SERVER__ENDPOINT=f"http://127.0.0.1:{port}",
-               UI_HOST_PORT=str(ui_port), DAGS_UI_URL=f"http://127.0.0.1:{ui_port}",
+               UI_HOST_PORT=str(free_port()),
                HOME=str(tmp_path / "home"), DAGS_HEALTH_INTERVAL="2s")
     # a home of its own (prefect's ~/.prefect/backend.toml, pip's cache), keeping the docker CLI's plugins
     env.setdefault("DOCKER_CONFIG", os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker"))

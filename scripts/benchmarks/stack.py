@@ -46,7 +46,7 @@ def stack_env(port: int, project: str) -> Dict[str, str]:
     uid, gid = (os.getuid(), os.getgid()) if os.getuid() != 0 else (5678, 5678)
     return dict(os.environ, COMPOSE_PROFILES="emulator", PYTHON_VERSION="3.11", DAGS_IMAGE=IMAGE,
                 EMULATOR_IMAGE=IMAGE, DASHBOARD_IMAGE=IMAGE, APOLLO_HOST_PORT=str(port),
-                UI_HOST_PORT=os.environ.get("DAGS_BENCHMARK_UI_PORT") or str(free_port()), DAGS_HEALTH_INTERVAL="1s",
+                UI_HOST_PORT=str(free_port()), DAGS_HEALTH_INTERVAL="1s",
                 COMPOSE_PROJECT_NAME=project, DAGS_UID=str(uid), DAGS_GID=str(gid))
 
 
