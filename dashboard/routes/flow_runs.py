@@ -14,7 +14,7 @@ from flask import (Blueprint, Response, abort, flash, jsonify, redirect, render_
 from dashboard.errors import NotFound
 from dashboard.formatting import log_time
 from dashboard.routes import gql
-from dashboard.routes.flows import _start_waking
+from dashboard.routes.flows import start_waking
 
 bp = Blueprint("flow_runs", __name__)
 
@@ -161,7 +161,7 @@ def mark_as(run_id):
     reason = request.form.get("reason", "").strip()
     _set_run_state(run, state, reason or f"marked {state} from the dashboard")
     if state == "Scheduled":
-        _start_waking(run["labels"] or [])
+        start_waking(run["labels"] or [])
     flash(f"Marked as {state}.", "success")
     return _back(run_id)
 
@@ -197,7 +197,7 @@ def restart(run_id):
         {"input": {"logs": [{"flow_run_id": str(run_id), "name": "dashboard", "level": "INFO",
                              "message": f"The dashboard {RESTART_MESSAGE}"}]}})
     _set_run_state(run, "Scheduled", RESTART_MESSAGE)
-    _start_waking(run["labels"] or [])
+    start_waking(run["labels"] or [])
     flash("Flow run restarted.", "success")
     return _back(run_id)
 

@@ -35,7 +35,7 @@ def flow_schedule(flow: dict) -> Optional[dict]:
     return group.get("schedule") or flow.get("schedule")
 
 
-def _start_waking(labels: List[str]) -> None:
+def start_waking(labels: List[str]) -> None:
     """Pokes the agents that may take a run with these labels, in the background: the page does not wait."""
     threading.Thread(target=wake_agents, args=(labels,), name="wake-agents", daemon=True).start()
 
@@ -56,7 +56,7 @@ def create_run(flow_id: str, parameters: Optional[Dict[str, Any]] = None, name: 
                     create_flow_run(input: $input) { id } }""", {"input": run_input})
     run_id = data["create_flow_run"]["id"]
     run = gql("query RunLabels($id: uuid!) { flow_run_by_pk(id: $id) { labels } }", {"id": run_id})
-    _start_waking(list((run["flow_run_by_pk"] or {}).get("labels") or []))
+    start_waking(list((run["flow_run_by_pk"] or {}).get("labels") or []))
     return run_id
 
 
