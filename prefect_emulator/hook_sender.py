@@ -71,7 +71,10 @@ class HookSender:
         """Makes one call on the caller's thread (test_cloud_hook), raising what the sender raises."""
         if not self.enabled:
             raise ApiError("Cloud hooks are turned off on this emulator (--no-cloud-hooks).")
-        self.send(request)
+        try:
+            self.send(request)
+        except requests.RequestException as exc:
+            raise ApiError(f"The hook's call failed: {reason(exc, request)}.")
 
     def join(self) -> None:
         """Waits until every queued call is done (tests)."""
@@ -96,9 +99,20 @@ class HookSender:
                 try:
                     self.send(request)
                 except Exception as exc:  # each failure is logged; the other hooks go on
-                    log(f"CLOUD-HOOK {request.hook_type} {hook_id} to {_where(request)} failed: {exc!r}")
+                    log(f"CLOUD-HOOK {request.hook_type} {hook_id} to {_where(request)} failed: {reason(exc, request)}")
             finally:
                 self._queue.task_done()
+
+
+def reason(exc: Exception, request: HookRequest) -> str:
+    """Why a call failed, without the address (its path or query may hold the hook's secret)."""
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {request.timeout:g} s"
+    if isinstance(exc, requests.ConnectionError):
+        return "cannot connect"
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code}"
+    return type(exc).__name__
 
 
 def _where(request: HookRequest) -> str:
