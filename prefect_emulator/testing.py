@@ -87,7 +87,11 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
 
 
 class Emulator:
-    """The Prefect Server emulator (`python -m prefect_emulator`) as a subprocess on a free port."""
+    """The Prefect Server emulator (`python -m prefect_emulator`) as a subprocess on a free port.
+
+    `extra_args` are added to its command line, `extra_env` to its environment (which otherwise holds no
+    PREFECT_EMULATOR_ variable of the caller's).
+    """
 
     def __init__(self, workdir: Path, db: Optional[Path] = None, api_key: Optional[str] = None,
                  heartbeat_timeout: Optional[float] = None, port: Optional[int] = None,

@@ -18,7 +18,7 @@ from prefect.engine.state import Failed, Running, Success
 from prefect_emulator.cloud_hooks import PAGERDUTY_URL
 from prefect_emulator.hook_sender import http_sender
 from tests.prefect_emulator.in_process import InProcess, Recorder
-from tests.processes import Emulator
+from prefect_emulator.testing import Emulator
 
 WAIT = 10.0  # seconds a hook call may take to arrive (bounded wait on an event, never a sleep)
 

@@ -16,7 +16,7 @@ import requests
 from prefect_emulator.cors import ALLOWED_HEADERS, DEFAULT_ORIGINS
 from prefect_emulator.depth import MAX_DEPTH
 from prefect_emulator.server import MAX_BATCH
-from tests.processes import REPO_ROOT, Emulator
+from prefect_emulator.testing import REPO_ROOT, Emulator
 
 UI_ORIGIN = "http://localhost:8082"
 # what a browser sends before the UI's POST: its custom headers need a preflight
