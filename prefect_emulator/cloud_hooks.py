@@ -216,6 +216,8 @@ def test_cloud_hook(ctx: RequestContext, input: Dict[str, Any]) -> dict:
         serialized = state.serialize()
         state_row = {"version": 1, "state": serialized["type"], "serialized_state": serialized}
         run = ctx.store.get("flow_run", input["flow_run_id"]) if input.get("flow_run_id") else None
+        if input.get("flow_run_id") and run is None:  # Server fails here too, with an AttributeError's text
+            raise ApiError(f"Invalid flow run ID: {input['flow_run_id']} does not exist.")
         if run is not None:
             flow_row = ctx.store.get("flow", run["flow_id"]) or {}
             tenant_row = ctx.store.get("tenant", run["tenant_id"]) or {}

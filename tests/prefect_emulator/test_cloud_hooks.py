@@ -20,6 +20,7 @@ from prefect_emulator.hook_sender import http_sender
 from tests.prefect_emulator.in_process import InProcess, Recorder
 from prefect_emulator.testing import Emulator
 
+UNKNOWN = "6f1c2a4e-9e4b-4f5e-8a1d-2b3c4d5e6f70"
 WAIT = 10.0  # seconds a hook call may take to arrive (bounded wait on an event, never a sleep)
 
 CONFIGS = {
@@ -120,7 +121,7 @@ def test_a_bad_hook_is_refused_with_servers_message(kind: str, states: list, con
 def test_a_hook_for_an_unknown_tenant_is_refused() -> None:
     answer = InProcess().answer(
         "mutation ($input: create_cloud_hook_input!) { create_cloud_hook(input: $input) { id } }",
-        {"input": {"tenant_id": "6f1c2a4e-9e4b-4f5e-8a1d-2b3c4d5e6f70", "type": "WEBHOOK", "states": ["FAILED"],
+        {"input": {"tenant_id": UNKNOWN, "type": "WEBHOOK", "states": ["FAILED"],
                    "config": CONFIGS["WEBHOOK"]}})
     assert answer["errors"][0]["message"] == "Invalid tenant ID"
 
@@ -216,7 +217,7 @@ def test_a_rolled_back_state_change_calls_nothing() -> None:
     query = ("mutation ($input: set_flow_run_states_input!) { set_flow_run_states(input: $input) "
              "{ states { status } } }")
     both = [{"flow_run_id": ids["flow_run_id"], "state": Failed().serialize()},
-            {"flow_run_id": "6f1c2a4e-9e4b-4f5e-8a1d-2b3c4d5e6f70", "state": Failed().serialize()}]
+            {"flow_run_id": UNKNOWN, "state": Failed().serialize()}]
     assert emu.answer(query, {"input": {"states": both}})["errors"]
     emu.hooks.join()
     assert recorder.requests == []
@@ -280,9 +281,10 @@ def test_test_cloud_hook_answers_a_failure_as_success_false() -> None:
     hook = create_hook(emu, ids["tenant_id"], "WEBHOOK", ["FAILED"], {"url": "http://127.0.0.1:9/hook"})
     answer = emu.mutate("test_cloud_hook", {"cloud_hook_id": hook}, "success error")
     assert answer == {"success": False, "error": "The hook's call failed: cannot connect."}
-    unknown = emu.mutate("test_cloud_hook", {"cloud_hook_id": "6f1c2a4e-9e4b-4f5e-8a1d-2b3c4d5e6f70"},
-                         "success error")
+    unknown = emu.mutate("test_cloud_hook", {"cloud_hook_id": UNKNOWN}, "success error")
     assert unknown == {"success": False, "error": "Invalid ID"}
+    no_run = emu.mutate("test_cloud_hook", {"cloud_hook_id": hook, "flow_run_id": UNKNOWN}, "success error")
+    assert no_run == {"success": False, "error": f"Invalid flow run ID: {UNKNOWN} does not exist."}
 
 
 def test_switched_off_hooks_are_stored_but_never_called(receiver: Receiver) -> None:
