@@ -23,12 +23,13 @@ REQUEUED = "stranded-run recovery"
 GAVE_UP = "gives this run up"
 
 
-def counted_env(api_url: str, workdir: Path, name: str, labels: List[str], **extra: str) -> Dict[str, str]:
-    """Environment for `python -m agents` with a DAGS_FOLDER holding one counted DAG, markers in
-    `workdir/markers`, and quick stranded-run recovery (DAGS_STRANDED_AFTER=10)."""
+def counted_env(api_url: str, workdir: Path, name: str, labels: List[str], fixture: Path = FIXTURE,
+                **extra: str) -> Dict[str, str]:
+    """Environment for `python -m agents` with a DAGS_FOLDER holding one counted DAG (or another `fixture`),
+    markers in `workdir/markers`, and quick stranded-run recovery (DAGS_STRANDED_AFTER=10)."""
     for folder in ("home", "env", "markers"):
         (workdir / folder).mkdir(exist_ok=True)
-    write_plain_dag(workdir / "dags", name, labels, fixture=FIXTURE)
+    write_plain_dag(workdir / "dags", name, labels, fixture=fixture)
     env = runtime_env(api_url, workdir / "home", workdir / "env", DAGS_FOLDER=str(workdir / "dags"),
                       DAGS_TEST_MARKERS=str(workdir / "markers"), DAGS_STRANDED_AFTER="10",
                       PREFECT__CLOUD__HEARTBEAT_MODE="thread")
@@ -43,14 +44,15 @@ def register(env: Dict[str, str]) -> None:
         assert result.returncode == 0, result.stdout
 
 
-def registered_dag(emu: Emulator, workdir: Path, name: str, **extra: str) -> Tuple[str, Dict[str, str], str]:
-    """A counted DAG `name` with a fresh label, initialised and registered on `emu`.
+def registered_dag(emu: Emulator, workdir: Path, name: str, fixture: Path = FIXTURE,
+                   **extra: str) -> Tuple[str, Dict[str, str], str]:
+    """A counted DAG `name` (or another `fixture`) with a fresh label, initialised and registered on `emu`.
 
     Returns:
         (its label, the environment for `python -m agents` (see `counted_env`), its flow id)
     """
     label = f"{name}-{uuid.uuid4().hex[:6]}"
-    env = counted_env(emu.url, workdir, name, [label], **extra)
+    env = counted_env(emu.url, workdir, name, [label], fixture, **extra)
     register(env)
     return label, env, flow_id(emu, name)
 
