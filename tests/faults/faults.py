@@ -170,3 +170,34 @@ def peak_held(rows: List[dict]) -> Dict[str, int]:
             peak = max(peak, held)
         peaks[agent] = peak
     return peaks
+
+
+# the runs with their states, their task runs' states and their logs (the dead-run tests read them all)
+RUNS_WITH_TASKS = """query($ids: [uuid!]) { flow_run(where: {id: {_in: $ids}}) {
+    id state
+    states(order_by: {timestamp: asc}) { state timestamp message }
+    task_runs { state task { name } states(order_by: {timestamp: asc}) { state timestamp message } }
+    logs { message } } }"""
+
+
+def runs_with_tasks(emu: Emulator, ids: Iterable[str]) -> Dict[str, dict]:
+    """Run id -> the run as `RUNS_WITH_TASKS` reads it."""
+    answer = emu.graphql(RUNS_WITH_TASKS, {"ids": list(ids)})
+    assert "errors" not in answer, answer
+    return {row["id"]: row for row in answer["data"]["flow_run"]}
+
+
+def task_executions(markers: Path, run_id: str, tasks: Iterable[str]) -> Dict[str, int]:
+    """Task name -> how many of its executions in this run left a marker `<run>.<task>.<pid>` in `markers`
+    (started ones there, finished ones in `markers/done`)."""
+    names = [p.name.split(".")[1] for p in markers.glob(f"{run_id}.*")]
+    return {task: names.count(task) for task in tasks}
+
+
+def first_state_with(row: dict, text: str, task: Optional[str] = None) -> Optional[dict]:
+    """The first state whose message holds `text`: of `task`'s run when given, else of the flow run."""
+    if task:
+        states = next((t["states"] for t in row["task_runs"] if t["task"]["name"] == task), [])
+    else:
+        states = row["states"]
+    return next((s for s in states if text in (s["message"] or "")), None)

@@ -12,12 +12,13 @@ the flow wrote just before it) to the state the agent set.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import psutil
 import pytest
 
-from tests.faults.faults import FINISHED, create_runs, parse_time, registered_dag, wait_finished, wait_until
+from tests.faults.faults import (FINISHED, create_runs, first_state_with, parse_time, registered_dag,
+                                 runs_with_tasks, task_executions, wait_finished, wait_until)
 from tests.processes import Emulator
 from tests.runtime.conftest import start_agent
 
@@ -35,26 +36,6 @@ SCENARIOS = {
     "between": ("Success", OOM, {"retried": 1, "unretried": 1, "last": 1}, None),
 }
 BOUND = 5.0  # seconds from the death to the new state (issue 19)
-RUNS_QUERY = """query($ids: [uuid!]) { flow_run(where: {id: {_in: $ids}}) {
-    id state
-    states(order_by: {timestamp: asc}) { state timestamp message }
-    task_runs { state task { name } states(order_by: {timestamp: asc}) { state timestamp message } }
-    logs { message } } }"""
-
-
-def started(markers: Path, run_id: str) -> Dict[str, int]:
-    """Task name -> how many of its executions started in this run (one marker each)."""
-    names = [p.name.split(".")[1] for p in markers.glob(f"{run_id}.*")]
-    return {task: names.count(task) for task in TASKS}
-
-
-def agent_state(row: dict, task: str) -> dict:
-    """The first state the agent set because the run's process died: on `task`'s run, or on the flow run."""
-    if task:
-        states = next(t["states"] for t in row["task_runs"] if t["task"]["name"] == task)
-    else:
-        states = row["states"]
-    return next(s for s in states if "was killed by signal" in (s["message"] or ""))
 
 
 def heartbeat_processes(run_ids: List[str]) -> List[psutil.Process]:
@@ -77,7 +58,7 @@ def test_a_dead_flow_run_process_is_finished_by_its_live_agent_within_seconds(tm
         with start_agent(["start", "-l", label, "--name", "survivor"], env, tmp_path / "agent.log") as agent:
             ids = {die: create_runs(emu, flow, 1, {"die": die})[0] for die in SCENARIOS}
             wait_finished(emu, list(ids.values()), timeout=90)
-            rows = {r["id"]: r for r in emu.graphql(RUNS_QUERY, {"ids": list(ids.values())})["data"]["flow_run"]}
+            rows = runs_with_tasks(emu, ids.values())
             # a finished run's heartbeat process is ended by its flow-run process; a dead one's by the agent
             try:
                 wait_until(lambda: not heartbeat_processes(list(ids.values())), 10, "heartbeat processes ended")
@@ -89,11 +70,11 @@ def test_a_dead_flow_run_process_is_finished_by_its_live_agent_within_seconds(tm
     problems = []
     for die, (final, text, executions, task) in SCENARIOS.items():
         row = rows[ids[die]]
-        counts = started(markers, row["id"])
+        counts = task_executions(markers, row["id"], TASKS)
         died_at = float((markers / "died" / row["id"]).read_text())
-        state = agent_state(row, task) if row["state"] in FINISHED else None
+        state = first_state_with(row, "was killed by signal", task) if row["state"] in FINISHED else None
         seconds = round(parse_time(state["timestamp"]).timestamp() - died_at, 2) if state else None
-        twice = sum(1 for name in TASKS if len(list((markers / "done").glob(f"{row['id']}.{name}.*"))) > 1)
+        twice = sum(n > 1 for n in task_executions(markers / "done", row["id"], TASKS).values())
         print(f"\nDEAD RUN {die} (agent alive, DAGS_FLOW_RUN_FORK={fork}): created=1, ended="
               f"{int(row['state'] in FINISHED)}, final={row['state']}, executed_twice={twice}, "
               f"seconds_from_death_to_new_state={seconds}")
