@@ -137,7 +137,7 @@ class StderrTail:
         inherited stderr (a heartbeat process) may keep the pipe open after the process died."""
         self._thread.join(settle)
         with self._lock:
-            lines = list(self._lines) + ([self._partial] if self._partial else [])
+            lines = (list(self._lines) + ([self._partial] if self._partial else []))[-TAIL_LINES:]
         text = b"\n".join(line.rstrip(b"\r") for line in lines if line.strip()).decode("utf-8", "replace")
         return text[-TAIL_CHARS:]
 
