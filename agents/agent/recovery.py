@@ -1,4 +1,5 @@
-"""Stranded runs: Submitted runs whose agent stopped polling go back to the queue (Scheduled), exactly once.
+"""Stranded runs: Submitted runs whose agent stopped polling go back to the queue (Scheduled), exactly once;
+Running runs whose agent died with them are finished.
 
 Prefect Server's Lazarus reschedules such runs only after 10 to 20 minutes, and an emulator without it never
 does. Each of our agents sweeps, every few seconds, for Submitted runs it could run itself (its labels cover
@@ -12,6 +13,15 @@ after a sweep that found no Submitted run it could act on, the next comes `idle_
 (30 s by default): none submitted since can be stranded before `stranded_after` has passed, so the bound on
 re-queueing is the same, and an idle agent makes fewer requests. The same request also tells whether the API
 still knows this agent (`lost` is called when not: an in-memory API restarted between two polls).
+
+Dead runs: the same sweep finishes the Running runs whose agent died with them. A Running run it could run
+itself, whose last heartbeat is `dead_after` seconds old (DAGS_DEAD_RUN_AFTER) and whose agent has been silent
+for `stranded_after` seconds, lost its process: it is finished by Server's zombie killer and Lazarus rules
+(agents.agent.deadruns: the running task Retrying or Failed, the run Failed or rescheduled) with a message
+naming the dead agent, re-read right before (nothing is written once it beat again or changed). Its own
+Running runs with no live process and a heartbeat that old count too (their death report failed: the API was
+away). A flow-run process cut off from the API stops itself before that (agents.flowrun.lease). Runs found
+Running keep the sweep at its busy cadence.
 
 A run submitted by this very agent is stranded when the flow-run process it started is gone and the run is
 still Submitted (the process died before starting it; or Server gave this agent the id of an earlier one with
@@ -100,7 +110,7 @@ class StrandedRuns:
         self.connected_for = connected_for
         self.logger = logger
         self.lost = lost
-        self.idle = False  # the last sweep found no Submitted run this agent could act on
+        self.idle = False  # the last sweep found no Submitted or Running run this agent could act on
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 

@@ -12,7 +12,8 @@ fork of it that first becomes what `python -m agents.flowrun` would have been (`
 - prefect's configuration is loaded again from that environment (agents.config.apply_prefect_config),
   prefect.context is rebuilt from it, and prefect's loggers are configured again with a fresh log manager,
   whose CloudHandler ships this run's logs to the API;
-- stdout and stderr go where the agent sends a subprocess's (its stdout, or /dev/null);
+- stdout goes where the agent sends a subprocess's (its stdout, or /dev/null), stderr to the agent's pipe
+  for it (passed through the fork server: `ChildFd`), which forwards it and keeps its last lines;
 - it runs agents.flowrun.child.main, then ends as the interpreter would (non-daemon threads joined, atexit
   handlers run, such as the one flushing prefect's last logs), with the same exit code.
 
