@@ -218,6 +218,7 @@ def finish_dead_run(client: Any, flow_run_id: str, cause: str, who: str, logger:
         states[task_run.id] = type(state).__name__
         (failed if isinstance(state, Failed) else retried).append(repr(name))
         _log(client, flow_run_id, message, "ERROR", task_run.id)
+        logger.warning("flow run %s: %s", flow_run_id, message)
     if failed:
         outcome = Failed(message=f"{cause} while task {', '.join(failed)} was running, with no retry left; "
                                  f"{who} marks the run Failed.{details}")
