@@ -47,7 +47,7 @@ POLL_ENV = "DAGS_AGENT_MAX_POLL_INTERVAL"
 DEFAULT_MAX_POLL_INTERVAL = 1.1
 # Most runs one agent holds (Submitted or Running) at once.
 MAX_RUNS_ENV = "DAGS_AGENT_MAX_RUNS"
-# Measured with scripts/capacity_benchmark.py on 2 cores (README "When things fail").
+# Two runs per core of a 2-core host: `scripts/benchmark.py --only burst` measures it (README "When things fail").
 DEFAULT_MAX_RUNS = 4
 
 

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from tests.processes import Emulator
+from prefect_emulator.testing import Emulator
 from tests.runtime.conftest import run_cli, runtime_env, write_plain_dag
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "counted_flow.py"

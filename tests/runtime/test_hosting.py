@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Dict
 
 import pytest
-from tests.processes import Emulator, free_port, prefect_env, wait_for_http
+from prefect_emulator.testing import Emulator, free_port, prefect_env, wait_for_http
 from tests.runtime.conftest import (DAGS, Background, repo_dag_names, run_cli, start_agent,
                                     write_plain_dag)
 
@@ -148,8 +148,6 @@ def test_local_runs_a_dag_with_no_orchestrator(tmp_path: Path, empty_env_dir: Pa
 _MAIN_BLOCK = f"""
 
 if __name__ == "__main__":
-    import sys
-    sys.path.insert(0, {str(DAGS.parent)!r})
     from agents.cli.script import main
     main(flow, __file__)
 """

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 from tests.stack.conftest import services_uid
 from tests.stack.stack import COMPOSE_FILE
 
