@@ -17,9 +17,9 @@ from typing import List
 import psutil
 import pytest
 
+from prefect_emulator.testing import Emulator
 from tests.faults.faults import (FINISHED, create_runs, first_state_with, parse_time, registered_dag,
                                  runs_with_tasks, task_executions, wait_finished, wait_until)
-from tests.processes import Emulator
 from tests.runtime.conftest import start_agent
 
 pytestmark = pytest.mark.slow
