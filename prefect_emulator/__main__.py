@@ -1,9 +1,10 @@
 """Command line: `python -m prefect_emulator [--host H] [--port P] [--db PATH] [--api-key KEY]
-[--heartbeat-timeout SECONDS] [--lazarus-interval SECONDS] [--lazarus-stale-after SECONDS]`.
+[--heartbeat-timeout SECONDS] [--lazarus-interval SECONDS] [--lazarus-stale-after SECONDS]
+[--cors-origins ORIGINS] [--no-cloud-hooks]`.
 
 Every option can also come from the environment (PREFECT_EMULATOR_HOST, _PORT, _DB, _API_KEY,
-_HEARTBEAT_TIMEOUT, _LAZARUS_INTERVAL, _LAZARUS_STALE_AFTER), so that an API key never has to appear on a
-command line.
+_HEARTBEAT_TIMEOUT, _LAZARUS_INTERVAL, _LAZARUS_STALE_AFTER, _CORS_ORIGINS, _CLOUD_HOOKS), so that an API key
+never has to appear on a command line.
 """
 from __future__ import annotations
 
@@ -58,13 +59,29 @@ SECONDS = Seconds()
               type=SECONDS, default=600.0, show_default=True,
               metavar="SECONDS", help="Seconds since a run's last heartbeat after which Lazarus may reschedule it "
                                       "(Server: 10 minutes). Env: PREFECT_EMULATOR_LAZARUS_STALE_AFTER.")
+@click.option("--cors-origins", envvar="PREFECT_EMULATOR_CORS_ORIGINS", default=None, metavar="ORIGINS",
+              help="Comma-separated origins whose pages may call the API, e.g. http://localhost:8082; * allows "
+                   "any (Server's Apollo does; the emulator does not by default). Default: "
+                   "http://localhost and http://127.0.0.1 on ports 8080 and 8082, where the stack publishes a UI. "
+                   "Env: PREFECT_EMULATOR_CORS_ORIGINS.")
+@click.option("--cloud-hooks/--no-cloud-hooks", envvar="PREFECT_EMULATOR_CLOUD_HOOKS", default=True,
+              show_default=True, help="Call the cloud hooks (webhooks, Slack, Twilio, PagerDuty) on flow run state "
+                                      "changes. Turn off when untrusted clients reach the API: a hook makes the "
+                                      "emulator call any address it is given. Env: PREFECT_EMULATOR_CLOUD_HOOKS "
+                                      "(true/false).")
 def main(host: str, port: int, db: Optional[str], api_key: Optional[str], heartbeat_timeout: float,
-         lazarus_interval: float, lazarus_stale_after: float) -> None:
+         lazarus_interval: float, lazarus_stale_after: float, cors_origins: Optional[str],
+         cloud_hooks: bool) -> None:
     """Offline emulator of Prefect Server 1.4.1's GraphQL API, for tests: GraphQL at POST / and
     POST /graphql, health at GET /health. Stops on SIGTERM or Ctrl-C."""
     # imported here so that --help and option errors answer without importing prefect and graphql-core
     from .store import DatabaseInUse, Store
+    from .cors import Cors, CorsError, parse_origins
 
+    try:
+        cors = Cors(parse_origins(cors_origins))
+    except CorsError as exc:
+        _fail(f"--cors-origins: {exc}")
     try:
         store = Store(db)
     except DatabaseInUse as exc:
@@ -76,7 +93,8 @@ def main(host: str, port: int, db: Optional[str], api_key: Optional[str], heartb
     from .server import Emulator, Server
 
     emulator = Emulator(build(), store, api_key=api_key, heartbeat_timeout=heartbeat_timeout,
-                        lazarus_interval=lazarus_interval, lazarus_stale_after=lazarus_stale_after)
+                        lazarus_interval=lazarus_interval, lazarus_stale_after=lazarus_stale_after, cors=cors,
+                        cloud_hooks=cloud_hooks)
     try:
         server = Server((host, port), emulator)
     except OSError as exc:
@@ -93,7 +111,8 @@ def main(host: str, port: int, db: Optional[str], api_key: Optional[str], heartb
     bound_host, bound_port = server.server_address[:2]
     log(f"EMULATOR listening on http://{bound_host}:{bound_port} (db={db or 'memory'}, "
         f"api_key={'set' if api_key else 'none'}, heartbeat_timeout={heartbeat_timeout:g}s, "
-        f"lazarus_interval={lazarus_interval:g}s, lazarus_stale_after={lazarus_stale_after:g}s)")
+        f"lazarus_interval={lazarus_interval:g}s, lazarus_stale_after={lazarus_stale_after:g}s, "
+        f"cors_origins={','.join(sorted(cors.origins))}, cloud_hooks={'on' if cloud_hooks else 'off'})")
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

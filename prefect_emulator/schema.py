@@ -16,7 +16,7 @@ from graphql import parse as parse_sdl
 from graphql.language import ast as gast
 from graphql.utilities import value_from_ast_untyped
 
-from . import agents, filters, logs, registry, runs, scheduler, states, tenancy, traversal
+from . import agents, cloud_hooks, filters, logs, messages, registry, runs, scheduler, states, tenancy, traversal
 from .prefect_sdl import PREFECT_SDL
 from .tables import BOOL, FUNCTIONS, INT, INTERVAL, JSONB, TABLES, TEXT, TIME, UUID
 from .timestamps import normalize
@@ -266,7 +266,7 @@ def _extreme(pick: Callable) -> Callable:
 
 def build() -> GraphQLSchema:
     """Returns the executable schema: SDL generated and parsed, scalars and resolvers attached."""
-    schema = build_schema(hasura_sdl() + "\n" + PREFECT_SDL)
+    schema = build_schema("\n".join([hasura_sdl(), PREFECT_SDL, *EXTENSION_SDL]))
     for name, (parse, serialize) in _SCALARS.items():
         scalar = schema.type_map[name]
         scalar.parse_value = parse  # type: ignore[assignment]
@@ -311,7 +311,9 @@ def build() -> GraphQLSchema:
 
 
 # The modules that answer Prefect Server's own operations, each through its RESOLVERS dict.
-API_MODULES = (tenancy, registry, runs, states, logs, agents, scheduler)
+API_MODULES = (tenancy, registry, runs, states, logs, agents, scheduler, messages, cloud_hooks)
+# the operations modules declare next to their resolvers (`extend type Mutation`)
+EXTENSION_SDL = (messages.SDL, cloud_hooks.SDL)
 
 
 def prefect_query_names() -> List[str]:
@@ -327,6 +329,11 @@ def _with_input(fn: Callable) -> Callable:
     """Adapts `fn(ctx, **args)` to graphql-core's `resolve(root, info, **args)`; mutations run in one transaction."""
     def resolve(_root: Any, info: Any, **kwargs: Any) -> Any:
         ctx = info.context
-        with ctx.store.transaction():
-            return fn(ctx, **kwargs)
+        pending = len(ctx.after_commit)
+        try:
+            with ctx.store.transaction():
+                return fn(ctx, **kwargs)
+        except BaseException:
+            del ctx.after_commit[pending:]  # rolled back: what its writes would have done after commit is void
+            raise
     return resolve

@@ -87,13 +87,18 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
 
 
 class Emulator:
-    """The Prefect Server emulator (`python -m prefect_emulator`) as a subprocess on a free port."""
+    """The Prefect Server emulator (`python -m prefect_emulator`) as a subprocess on a free port.
+
+    `extra_args` are added to its command line, `extra_env` to its environment (which otherwise holds no
+    PREFECT_EMULATOR_ variable of the caller's).
+    """
 
     def __init__(self, workdir: Path, db: Optional[Path] = None, api_key: Optional[str] = None,
                  heartbeat_timeout: Optional[float] = None, port: Optional[int] = None,
-                 extra_args: Sequence[str] = ()) -> None:
+                 extra_args: Sequence[str] = (), extra_env: Optional[Dict[str, str]] = None) -> None:
         self.workdir = workdir
         self.extra_args = list(extra_args)
+        self.extra_env = dict(extra_env or {})
         self.db = db
         self.api_key = api_key
         self.heartbeat_timeout = heartbeat_timeout
@@ -116,6 +121,7 @@ class Emulator:
         if self.api_key is not None:
             # the key goes through the environment: process arguments are visible to every user (ps)
             env["PREFECT_EMULATOR_API_KEY"] = self.api_key
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(self.args(), cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         log.close()

@@ -34,7 +34,9 @@ def body(**fields) -> bytes:
 BAD_BODIES = [
     pytest.param(b"{not json", {400}, ["json"], id="malformed-json"),
     pytest.param(b"", {400}, ["json"], id="empty-body"),
-    pytest.param(b'["a", "list"]', {200, 400}, ["object"], id="json-not-an-object"),
+    # an array is Apollo's batch (test_wire_format.py); a JSON string or number is no request at all
+    pytest.param(b'"a string"', {200, 400}, ["object"], id="json-not-an-object"),
+    pytest.param(b'[]', {400}, ["empty batch"], id="empty-batch"),
     pytest.param(body(variables={}), {200, 400}, ["query"], id="no-query"),
     pytest.param(body(query=5), {200, 400}, ["query"], id="query-not-a-string"),
     pytest.param(body(query="{ hello }", variables="x=1"), {200, 400}, ["variables"], id="variables-not-an-object"),

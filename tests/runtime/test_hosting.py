@@ -196,3 +196,10 @@ def test_bad_poll_interval_is_a_clear_error(module_env: Dict[str, str]) -> None:
     result = run_cli(["start", "--label", "x"], dict(module_env, DAGS_AGENT_MAX_POLL_INTERVAL="fast"))
     assert result.returncode == 1
     assert "DAGS_AGENT_MAX_POLL_INTERVAL must be a number of seconds, got 'fast'" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5"])
+def test_bad_dead_run_bound_is_a_clear_error(module_env: Dict[str, str], value: str) -> None:
+    result = run_cli(["start", "--label", "x"], dict(module_env, DAGS_DEAD_RUN_AFTER=value))
+    assert result.returncode == 1
+    assert f"DAGS_DEAD_RUN_AFTER must be " in result.stdout and repr(value) in result.stdout, result.stdout

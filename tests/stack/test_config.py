@@ -72,6 +72,7 @@ def command_of(service: Dict) -> List[str]:
 
 SERVER = {"COMPOSE_PROFILES": "server"}
 EMULATOR = {"COMPOSE_PROFILES": "emulator"}
+EMULATOR_UI = {"COMPOSE_PROFILES": "emulator,prefect-ui"}
 SERVER_ENDPOINT = "http://apollo:4200/graphql"
 
 
@@ -192,16 +193,45 @@ def test_the_dashboard_is_the_emulator_profiles_ui_on_loopback_with_a_truthful_h
     assert moved[0]["published"] == "18099"
 
 
-def test_emulator_services_timings_default_to_servers_and_follow_the_variables():
+def test_emulator_services_timings_default_to_a_dev_stacks_and_follow_the_variables():
     def options(**env: str) -> Dict[str, str]:
         command = command_of(compose_config([COMPOSE_FILE], **EMULATOR, **env)["services"]["emulator"])
         return {flag: command[command.index(flag) + 1]
                 for flag in ("--heartbeat-timeout", "--lazarus-interval", "--lazarus-stale-after")}
 
-    assert options() == {"--heartbeat-timeout": "60", "--lazarus-interval": "600", "--lazarus-stale-after": "600"}
+    # quicker than Server's 600 s each (README "When things fail"), slower than the agents' own dead-run bound
+    assert options() == {"--heartbeat-timeout": "120", "--lazarus-interval": "60", "--lazarus-stale-after": "180"}
     assert options(EMULATOR_HEARTBEAT_TIMEOUT="5", EMULATOR_LAZARUS_INTERVAL="3",
                    EMULATOR_LAZARUS_STALE_AFTER="7") == {
         "--heartbeat-timeout": "5", "--lazarus-interval": "3", "--lazarus-stale-after": "7"}
+
+
+def test_prefect_ui_profile_is_the_server_profiles_ui_in_front_of_the_emulator():
+    # the image cannot be pulled here: holding the service to the server profile's `ui` keeps it runnable
+    services = compose_config([COMPOSE_FILE], **EMULATOR_UI)["services"]
+    assert not SERVER_SERVICES & set(services) and "emulator" in services
+    ui = services["prefect-ui"]
+    server_ui = compose_config([COMPOSE_FILE], **SERVER)["services"]["ui"]
+    for key in ("image", "command", "environment", "healthcheck", "restart"):
+        assert ui.get(key) == server_ui.get(key), key
+    assert ui["image"] == SERVER_IMAGES["ui"]
+    assert [(p["host_ip"], p["target"], p["published"]) for p in ui["ports"]] == [("127.0.0.1", 8080, "8082")]
+    assert ui["depends_on"] == {"emulator": {"condition": "service_healthy", "required": True}}
+    assert "prefect-ui" not in compose_config([COMPOSE_FILE], **EMULATOR)["services"]
+
+
+def test_the_emulators_cors_origins_follow_the_ui_ports():
+    def origins(**env: str) -> List[str]:
+        command = command_of(compose_config([COMPOSE_FILE], **EMULATOR_UI, **env)["services"]["emulator"])
+        return command[command.index("--cors-origins") + 1].split(",")
+
+    assert origins() == ["http://localhost:8082", "http://127.0.0.1:8082", "http://localhost:8080",
+                         "http://127.0.0.1:8080"]
+    moved = origins(PREFECT_UI_HOST_PORT="9092", UI_HOST_PORT="9090")
+    assert moved == ["http://localhost:9092", "http://127.0.0.1:9092", "http://localhost:9090",
+                     "http://127.0.0.1:9090"]
+    ui = compose_config([COMPOSE_FILE], **EMULATOR_UI, PREFECT_UI_HOST_PORT="9092")["services"]["prefect-ui"]
+    assert ui["ports"][0]["published"] == "9092"
 
 
 def test_a_checkout_without_env_gets_an_error_naming_scripts_configure(tmp_path):
