@@ -135,7 +135,7 @@ class Emulator:
         operation = get_operation_ast(document, operation_name)
         writes = operation is None or operation.operation == OperationType.MUTATION or any(
             field in self._own_queries for field in _root_fields(operation, document))
-        with self.store.lock.writing() if writes else self.store.lock.reading():
+        with self.store.writing() if writes else self.store.reading():
             result = execute(self.schema, document, variable_values=variables, operation_name=operation_name,
                              context_value=ctx)
         answer: Dict[str, Any] = {"data": result.data}
