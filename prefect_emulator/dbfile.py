@@ -126,39 +126,60 @@ def close(conn: sqlite3.Connection) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- schema
-def prepare(conn: sqlite3.Connection, path: Optional[str]) -> Optional[int]:
-    """Makes the tables of a new file, checks an existing one and upgrades an older format.
+NEW, CURRENT, LEGACY = "new", "current", "legacy"
+
+
+def inspect(conn: sqlite3.Connection, path: Optional[str]) -> str:
+    """What the file is, read before anything is written to it (a refused file is left exactly as it was).
+
+    Returns:
+        NEW (no table yet), CURRENT (this format, or an earlier one of ours) or LEGACY (format 0)
+
+    Raises:
+        BadDatabase: a corrupt, foreign or newer file
+    """
+    name = path or "the scratch database"
+    try:
+        tables = _tables(conn)
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.OperationalError:
+        raise
+    except sqlite3.DatabaseError as exc:
+        raise BadDatabase(f"{name} cannot be read ({exc}): it is corrupt; move it away or give --db a new file "
+                          "name") from None
+    if not tables and app_id == 0:
+        return NEW
+    if app_id == APPLICATION_ID:
+        if version > SCHEMA_VERSION:
+            raise BadDatabase(f"{name} was written by a newer emulator (format {version}, this one reads up to "
+                              f"{SCHEMA_VERSION}): run that emulator, or give --db a new file name")
+        return CURRENT
+    if app_id == 0 and _is_legacy(conn, tables):
+        return LEGACY
+    raise BadDatabase(f"{name} is not an emulator database (it holds tables {', '.join(sorted(tables))}): "
+                      "give --db a new file name, or the file an emulator made")
+
+
+def prepare(conn: sqlite3.Connection, path: Optional[str], kind: str) -> Optional[int]:
+    """Makes the tables of a new file, adds those declared since an existing one was made, upgrades format 0.
 
     Returns:
         the version the file was upgraded from, or None
 
     Raises:
-        BadDatabase: a corrupt, foreign or newer file, or a failed upgrade (the file is left as it was)
+        BadDatabase: a failed upgrade (the file is left as it was)
     """
-    name = path or "the in-memory database"
-    try:
-        tables = {row[0] for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        raise BadDatabase(f"{name} cannot be read ({exc}): it is corrupt; move it away or give --db a new file "
-                          "name") from None
-    if not tables and app_id == 0:
-        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes before the first table is made
-        _create(conn)
-        return None
-    if app_id == APPLICATION_ID:
-        if version > SCHEMA_VERSION:
-            raise BadDatabase(f"{name} was written by a newer emulator (format {version}, this one reads up to "
-                              f"{SCHEMA_VERSION}): run that emulator, or give --db a new file name")
-        _create(conn)  # tables and columns declared since the file was made
-        return None
-    if app_id == 0 and _is_legacy(conn, tables):
-        _upgrade_legacy(conn, path, tables)
+    if kind == LEGACY:
+        _upgrade_legacy(conn, path, _tables(conn))
         return LEGACY_VERSION
-    raise BadDatabase(f"{name} is not an emulator database (it holds tables {', '.join(sorted(tables))}): "
-                      "give --db a new file name, or the file an emulator made")
+    _create(conn)
+    return None
+
+
+def _tables(conn: sqlite3.Connection) -> set:
+    return {row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
 
 
 def _create(conn: sqlite3.Connection) -> None:

@@ -53,12 +53,23 @@ class Store:
         self._pool_lock = threading.Lock()
         self._local = threading.local()
         self._closed = False
+        first: Optional[sqlite3.Connection] = None
         try:
-            first = self._connect()
-            self.upgraded_from = dbfile.prepare(first, path)
+            first = sqlite3.connect(self._target, check_same_thread=False, isolation_level=None)
+            kind = dbfile.inspect(first, path)
+            if kind == dbfile.NEW:
+                first.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before the first page is written
+            self._configure(first)
+            self.upgraded_from = dbfile.prepare(first, path, kind)
+        except sqlite3.OperationalError:
+            self._release(first)
+            raise  # cannot open the file at all: its folder (the caller says so)
+        except sqlite3.DatabaseError as exc:
+            self._release(first)
+            raise dbfile.BadDatabase(f"{path} cannot be read ({exc}): it is corrupt; move it away or give --db a "
+                                     "new file name") from None
         except BaseException:
-            if self._lock_file is not None:
-                self._lock_file.close()
+            self._release(first)
             raise
         self._pool.append(first)
         self._indexed = indexed_columns()
@@ -66,13 +77,25 @@ class Store:
         self._select = {name: ", ".join(f'a."{c}"' for c in cols) + ", a._extra"
                         for name, cols in self._columns.items()}
 
+    def _release(self, conn: Optional[sqlite3.Connection] = None) -> None:
+        """Lets go of the file: a connection, the lock beside the file and the scratch folder."""
+        if conn is not None:
+            conn.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
     # ------------------------------------------------------------------ connections
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per mutation or query
         conn = sqlite3.connect(self._target, check_same_thread=False, isolation_level=None)
+        self._configure(conn)
+        return conn
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
         dbfile.configure(conn, durable=self.path is not None)
         sqlquery.register_functions(conn)
-        return conn
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -292,10 +315,7 @@ class Store:
                 dbfile.close(pool[0])
             for conn in pool:
                 conn.close()
-            if self._lock_file is not None:
-                self._lock_file.close()
-            if self._scratch is not None:
-                shutil.rmtree(self._scratch, ignore_errors=True)
+            self._release()
 
 
 class DatabaseInUse(Exception):
