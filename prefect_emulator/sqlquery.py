@@ -4,8 +4,8 @@
 through its indexes, with the answers filters.py's Python evaluation gives (tests/prefect_emulator/
 test_indexes.py compares the two over many queries):
 
-- every condition is two-valued, as in Python: a comparison with a null column is false, and so `_not` of it
-  is true (SQL's three-valued logic would make both unknown);
+- a comparison with a null column is false in Python, unknown in SQL: the same where it decides (a WHERE keeps
+  neither), so only `_not` (NOT COALESCE(.., 0)) and `_nin` (`NULL NOT IN ()` is true) take care of it;
 - comparisons on uuid, text, int, boolean and timestamptz columns are plain SQL (timestamps are stored in a
   canonical form that sorts as the instants it names, so the argument is put in that form); pattern operators
   go to `hlike`, which runs filters.LikePattern (Hasura's case rules, `_similar` as LIKE, no backtracking);
@@ -32,6 +32,7 @@ from .timestamps import sort_key
 _PLAIN = {"_eq": "=", "_neq": "!=", "_gt": ">", "_gte": ">=", "_lt": "<", "_lte": "<="}
 _PATTERNS = {"_like", "_nlike", "_ilike", "_nilike", "_similar", "_nsimilar"}
 _JSON_KINDS = (JSONB, INTERVAL)
+_LISTED = 100  # longer `_in` lists go in as one JSON parameter
 
 
 def direction(value: str) -> Tuple[bool, bool]:
@@ -94,11 +95,12 @@ class Select:
             if cond is None:
                 continue  # Hasura (as Prefect Server runs it) ignores null filters
             if key == "_and":
-                parts.append("(" + " AND ".join(["1"] + [self._where(table, alias, c) for c in cond if c]) + ")")
+                parts.append("(" + (" AND ".join(self._where(table, alias, c) for c in cond if c) or "1") + ")")
             elif key == "_or":
-                parts.append("(" + " OR ".join(["0"] + [self._where(table, alias, c or {}) for c in cond]) + ")")
+                parts.append("(" + (" OR ".join(self._where(table, alias, c or {}) for c in cond) or "0") + ")")
             elif key == "_not":
-                parts.append(f"NOT {self._where(table, alias, cond)}")
+                # a comparison with a null column is unknown in SQL, false in Python: NOT of it must be true
+                parts.append(f"NOT COALESCE({self._where(table, alias, cond)}, 0)")
             elif key in spec.columns:
                 parts.append(self._compare(spec.columns[key], f'{alias}."{key}"', cond))
             elif key in spec.objects or key in spec.arrays:
@@ -137,12 +139,17 @@ class Select:
             elif op in _PATTERNS:
                 terms.append(f"hlike({column}, {self._bind(arg)}, {self._bind(op)})")
             elif op in ("_in", "_nin"):
-                values = json.dumps([_value(kind, a) for a in arg])
+                values = [_value(kind, a) for a in arg]
                 negation = "NOT " if op == "_nin" else ""
-                terms.append(f"({column} IS NOT NULL AND {column} {negation}IN "
-                             f"(SELECT value FROM json_each({self._bind(values)})))")
+                if len(values) <= _LISTED:  # a list the planner sees: it can walk an index once per value
+                    listed = ", ".join(self._bind(v) for v in values)
+                else:  # one parameter, however many values (SQLite caps the parameters of a statement)
+                    listed = f"SELECT value FROM json_each({self._bind(json.dumps(values))})"
+                # `NULL NOT IN ()` is true in SQL; a null column matches no comparison here
+                guard = f"{column} IS NOT NULL AND " if negation else ""
+                terms.append(f"({guard}{column} {negation}IN ({listed}))")
             else:
-                terms.append(f"({column} IS NOT NULL AND {column} {_PLAIN[op]} {self._bind(_value(kind, arg))})")
+                terms.append(f"{column} {_PLAIN[op]} {self._bind(_value(kind, arg))}")
         return "(" + " AND ".join(terms or ["1"]) + ")"
 
     # ------------------------------------------------------------------ order_by

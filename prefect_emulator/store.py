@@ -61,6 +61,7 @@ class Store:
                 first.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before the first page is written
             self._configure(first)
             self.upgraded_from = dbfile.prepare(first, path, kind)
+            dbfile.analyze(first)
         except sqlite3.OperationalError:
             self._release(first)
             raise  # cannot open the file at all: its folder (the caller says so)
