@@ -18,7 +18,7 @@ from tests.runtime.conftest import run_cli, runtime_env, write_plain_dag
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "counted_flow.py"
 FINISHED = {"Success", "Failed", "Cancelled", "TimedOut", "Skipped", "TriggerFailed"}
-# the text of the log line agents.recovery writes on a re-queued run, and agents.flowrun on a given-up one
+# the text of the log line agents.agent.recovery writes on a re-queued run, and agents.flowrun on a given-up one
 REQUEUED = "stranded-run recovery"
 GAVE_UP = "gives this run up"
 
@@ -122,7 +122,7 @@ def parse_time(text: str) -> datetime.datetime:
 
 
 def requeue_times(rows: List[dict]) -> List[datetime.datetime]:
-    """When each re-queued run went back to Scheduled (agents.recovery's state)."""
+    """When each re-queued run went back to Scheduled (agents.agent.recovery's state)."""
     return [parse_time(s["timestamp"]) for r in rows for s in r["states"]
             if s["state"] == "Scheduled" and REQUEUED in (s["message"] or "")]
 

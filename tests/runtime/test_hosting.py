@@ -150,7 +150,7 @@ _MAIN_BLOCK = f"""
 if __name__ == "__main__":
     import sys
     sys.path.insert(0, {str(DAGS.parent)!r})
-    from agents.script import main
+    from agents.cli.script import main
     main(flow, __file__)
 """
 

@@ -2,7 +2,7 @@
 starts at once instead of at their next poll.
 
 prefect's agent serves `/api/poke`, which ends its idle sleep (the next poll happens now); nothing in prefect
-calls it. Our agents always serve it (agents.health): at PREFECT__CLOUD__AGENT__AGENT_ADDRESS or
+calls it. Our agents always serve it (agents.agent.health): at PREFECT__CLOUD__AGENT__AGENT_ADDRESS or
 `--agent-address` when set (the stack: `http://0.0.0.0:8081` inside each container, not published), else at
 `http://127.0.0.1:<a free port>`, reachable from this machine only. Each agent records that address in a
 runtime file, `<prefect home>/agents-running/<pid>.json` (with its labels and the API it polls), removed when
@@ -30,8 +30,8 @@ from typing import Callable, Collection, List, Optional
 from urllib.parse import urlparse
 
 from agents.errors import UserError
-from agents.forkrun import process_alive
-from agents.recovery import covers
+from agents.flowrun.forkrun import process_alive
+from agents.labels import covers
 
 # Agent API addresses `trigger` pokes besides the agents registered on this machine.
 POKE_ENV = "DAGS_POKE_ADDRESSES"

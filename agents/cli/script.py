@@ -5,7 +5,7 @@ Every DAG ends with::
     if __name__ == "__main__":
         import pathlib, sys
         sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))  # repo root, so `agents` imports
-        from agents.script import main
+        from agents.cli.script import main
         main(flow, __file__)
 
 With no arguments the script does what the tutorial's did: register the flow (in its project,
@@ -20,10 +20,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
-from agents import commands, config, discovery, errors
-from agents.cli import AGENT_ADDRESS_HELP
-from agents.params import OPTION as PARAM_OPTION
-from agents.params import check_params, parse_params
+from agents import config, errors
+from agents.cli import commands, discovery
+from agents.cli.main import AGENT_ADDRESS_HELP
+from agents.cli.params import OPTION as PARAM_OPTION
+from agents.cli.params import check_params, parse_params
 
 
 def _script_globals(path: Path) -> Dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from agents.config import seconds_from_env
 from agents.errors import UserError
-from agents.recovery import covers
+from agents.labels import covers
 
 EXIT_SUCCESS = 0
 EXIT_FAILED = 1

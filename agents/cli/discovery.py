@@ -38,9 +38,8 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from agents.config import DEFAULT_LOAD_TIMEOUT
 from agents.errors import UserError
+from agents.labels import flow_labels, label_problem
 
-# A label travels through env vars, compose files and command lines: keep it to a safe alphabet.
-LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 # Folders that are never DAGs (caches, hidden folders, shared code such as `_common`).
 IGNORED_PREFIXES = (".", "_")
 LOAD_TIMEOUT_ENV = "DAGS_LOAD_TIMEOUT"
@@ -208,21 +207,6 @@ def inspect_module(dag: Dag, module_globals: Dict[str, Any], default_project: st
         problem = label_problem(label)
         if problem:
             dag.problems.append(problem)
-
-
-def flow_labels(flow: Any) -> List[str]:
-    """The labels of a flow: its run_config labels, sorted (empty without a run_config)."""
-    run_config = getattr(flow, "run_config", None)
-    labels = getattr(run_config, "labels", None) or ()
-    return sorted(str(label) for label in labels)
-
-
-def label_problem(label: str) -> Optional[str]:
-    """Returns why a label is invalid, or None when it is valid."""
-    if not LABEL_PATTERN.match(label):
-        return (f"invalid label {label!r}: a label starts with a letter or digit and holds only letters, "
-                "digits and . _ : / - (no spaces or commas)")
-    return None
 
 
 def load_dag(folder: Path, default_project: str, timeout: float = DEFAULT_LOAD_TIMEOUT,

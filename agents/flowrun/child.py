@@ -11,7 +11,7 @@ submission:
 - after: the newest Submitted state is still this submission's (another agent's submission, written while
   this process was paused between the two, would be newer).
 
-Otherwise the run was re-queued (agents.recovery) while this process or its agent was cut off, and perhaps
+Otherwise the run was re-queued (agents.agent.recovery) while this process or its agent was cut off, and perhaps
 taken by another agent: this process gives it up, writes a log line on the run saying so, and exits 0
 without writing any (more) state; so does a process that cannot read the run to confirm (the run is then
 re-queued like any stranded one). A process whose Running write was delayed past a re-queue and a new
@@ -29,12 +29,12 @@ from prefect.engine.cloud import CloudFlowRunner
 from prefect.engine.runner import ENDRUN
 from prefect.engine.state import State
 
-# Environment of the flow-run process (set by agents.hosting.DagsAgent).
+# Environment of the flow-run process (set by agents.agent.hosting.DagsAgent).
 AGENT_ID_ENV = "DAGS_AGENT_ID"
 SUBMISSION_ENV = "DAGS_SUBMISSION_ID"
 # Key of the submission id in the Submitted state's context.
 SUBMISSION_KEY = "dags_submission"
-RUNNER_CLASS = "agents.flowrun.OwnedFlowRunner"
+RUNNER_CLASS = "agents.flowrun.child.OwnedFlowRunner"
 LOG_NAME = "agents.flowrun"
 
 OWNERSHIP_QUERY = """query($id: uuid!) {
@@ -99,7 +99,7 @@ def undo_submission(client: Any, flow_run_id: str, submission: str, agent_name: 
     the run became meanwhile once Server's 30 s Submitted lock has expired: on a run another agent is running,
     or has finished. Left there, it makes the run Submitted by this agent, with no process: the other agent's
     process can no longer set its tasks Running (Server wants its flow run Running), and this agent's
-    recovery sweep (agents.recovery) re-queues the run, which then runs a second time.
+    recovery sweep (agents.agent.recovery) re-queues the run, which then runs a second time.
 
     Nothing is written when the submission is no longer the run's newest state (someone wrote after it), or
     when it landed on another Submitted state: Server's lock, just taken by this submission, refuses a copy of
@@ -187,9 +187,3 @@ def main() -> None:
     prefect.config.engine.flow_runner.default_class = RUNNER_CLASS
     flow_run.main(args=[], prog_name="python -m agents.flowrun")
 
-
-if __name__ == "__main__":
-    # import under the package name, so the class prefect looks up is `agents.flowrun.OwnedFlowRunner`
-    from agents.flowrun import main as _main
-
-    _main()

@@ -6,8 +6,9 @@ from typing import Callable, List, Optional, Tuple
 
 import click
 
-from agents import commands, config, connection, errors
-from agents.params import parse_params
+from agents import config, errors
+from agents.cli import commands, connection
+from agents.cli.params import parse_params
 
 LIMIT_HELP = ("Most flow runs this agent holds (Submitted or Running) at once; the rest stay Scheduled for "
               "other agents. Default: DAGS_AGENT_MAX_RUNS, else 4; 0 for no limit.")

@@ -6,14 +6,14 @@ which container ran it, and passes `DAGS_AGENT_NAME=<agent name>` into the runs 
 On top of prefect's LocalAgent, ours (see README "When things fail"):
 - holds at most `max_runs` runs Submitted or Running at once (DAGS_AGENT_MAX_RUNS, `--limit`), leaving the
   rest Scheduled for other replicas;
-- re-queues runs stranded by a silent agent (agents.recovery) and starts each run through an ownership
+- re-queues runs stranded by a silent agent (agents.agent.recovery) and starts each run through an ownership
   check (agents.flowrun), so a run is executed once even when an agent was only cut off;
 - serves a health endpoint that fails after DAGS_AGENT_HEALTH_TIMEOUT seconds without a successful poll
-  (agents.health), and after a failed poll re-resolves the tenant and re-registers when the API lost them
+  (agents.agent.health), and after a failed poll re-resolves the tenant and re-registers when the API lost them
   (an in-memory API restarted), so it recovers with no restart;
 - polls every DAGS_AGENT_MAX_POLL_INTERVAL seconds at most when idle (default 1.1: one request a second,
   the recovery sweep included), and always serves prefect's `/api/poke`, which `trigger` calls so that a run
-  it creates starts at once (agents.waking).
+  it creates starts at once (agents.agent.waking).
 """
 from __future__ import annotations
 
@@ -32,16 +32,18 @@ from prefect.engine.state import Submitted
 from prefect.run_configs import LocalRun
 from prefect.serialization.state import StateSchema
 
-from agents import flowrun, forkrun, health, recovery, waking
+from agents.agent import health, recovery, waking
+from agents.flowrun import child as flowrun
+from agents.flowrun import forkrun
 from agents.config import REPO_ROOT, seconds_from_env
 from agents.errors import UserError
 
 # Seconds; the longest sleep between two polls of an idle agent (prefect's own backoff goes 0.25 s .. 10 s).
 POLL_ENV = "DAGS_AGENT_MAX_POLL_INTERVAL"
 # An idle agent's whole budget is one request a second: its polls (one request each, every 1.1 s with the
-# request's own time: 0.9/s) and its recovery sweep (agents.recovery: one request every 30 s when idle, which
+# request's own time: 0.9/s) and its recovery sweep (agents.agent.recovery: one request every 30 s when idle, which
 # also checks that the API still knows the agent). Runs created elsewhere than `trigger` (the UI, the API)
-# wait half of it on average before a poll finds them; `trigger` wakes the agents (agents.waking).
+# wait half of it on average before a poll finds them; `trigger` wakes the agents (agents.agent.waking).
 DEFAULT_MAX_POLL_INTERVAL = 1.1
 # Most runs one agent holds (Submitted or Running) at once.
 MAX_RUNS_ENV = "DAGS_AGENT_MAX_RUNS"
@@ -58,7 +60,7 @@ class DagsAgent(LocalAgent):
         max_runs: the most runs held at once; None for no limit
         stranded_after: seconds of silence after which an agent's Submitted runs are re-queued
         health_timeout: seconds without a successful poll after which the health endpoint fails
-        flow_run_fork: fork flow runs from a pre-imported process (agents.forkrun), else plain subprocesses
+        flow_run_fork: fork flow runs from a pre-imported process (agents.flowrun.forkrun), else plain subprocesses
         **kwargs: LocalAgent's arguments
     """
 
@@ -68,7 +70,7 @@ class DagsAgent(LocalAgent):
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._loop_intervals = poll_intervals(max_poll_interval)
-        # the API `trigger` pokes (agents.waking): where configured, else on loopback only, a free port
+        # the API `trigger` pokes (agents.agent.waking): where configured, else on loopback only, a free port
         self.agent_address = self.agent_address or waking.LOOPBACK_ADDRESS
         self._runtime_file = None
         self.max_runs = max_runs
@@ -149,7 +151,7 @@ class DagsAgent(LocalAgent):
             self.client.attach_headers({"X-PREFECT-AGENT-ID": self._register_agent()})
 
     def _start_agent_api_server(self) -> None:
-        """Serves /api/health and /api/poke, and records the address for `trigger` (agents.waking)."""
+        """Serves /api/health and /api/poke, and records the address for `trigger` (agents.agent.waking)."""
         port, self._health_loop = health.serve_health(self.agent_address, self.poll_health, AGENT_WAKE_EVENT.set)
         address = waking.local_address(urlparse(self.agent_address).hostname or "", port)
         self.logger.info("agent API (/api/health, /api/poke) at %s", address)
@@ -231,7 +233,7 @@ class DagsAgent(LocalAgent):
 
     def deploy_flow(self, flow_run: Any) -> str:
         """Starts `python -m agents.flowrun` (prefect's `execute flow-run` behind the ownership check): forked
-        from the pre-imported fork server (agents.forkrun), or as a plain subprocess."""
+        from the pre-imported fork server (agents.flowrun.forkrun), or as a plain subprocess."""
         from prefect.storage import Docker
         from prefect.serialization.storage import StorageSchema
 
@@ -258,7 +260,7 @@ class DagsAgent(LocalAgent):
 
     def start(self) -> None:
         """Polls for runs until interrupted, from the repository root: the runs it spawns inherit it as
-        their working directory, where the relative script paths of `agents.registration` resolve."""
+        their working directory, where the relative script paths of `agents.cli.registration` resolve."""
         os.chdir(REPO_ROOT)
         if self.forker:
             self.forker.start_server()  # from here: it imports this folder's agents package

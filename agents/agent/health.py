@@ -3,7 +3,7 @@
 prefect's own agent health endpoint (`/api/health`) answers 200 as long as the agent process lives, even
 when every poll fails (a restarted API with a new tenant, a network cut). Ours answers 503 once the agent
 has gone `timeout` seconds without a successful poll, so `docker compose ps` and `up --wait` show it.
-The same server answers `/api/poke`, which wakes the agent's poll loop at once (agents.waking).
+The same server answers `/api/poke`, which wakes the agent's poll loop at once (agents.agent.waking).
 """
 from __future__ import annotations
 

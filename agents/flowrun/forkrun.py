@@ -3,7 +3,7 @@
 A fresh flow-run process spends most of its CPU importing prefect (0.3-0.5 CPU-seconds), and prefect's
 default heartbeat ("process" mode) starts a second python per run, `prefect heartbeat flow-run`, that
 imports prefect again. An agent instead keeps one python's multiprocessing "forkserver": a single-threaded
-process, started once, that has imported prefect and agents.flowrun (agents.forkpreload). Each run is a
+process, started once, that has imported prefect and agents.flowrun (agents.flowrun.forkpreload). Each run is a
 fork of it that first becomes what `python -m agents.flowrun` would have been (`run_forked`):
 
 - os.environ is the run's environment exactly (replaced, not merged), the working directory is the run's,
@@ -13,7 +13,7 @@ fork of it that first becomes what `python -m agents.flowrun` would have been (`
   prefect.context is rebuilt from it, and prefect's loggers are configured again with a fresh log manager,
   whose CloudHandler ships this run's logs to the API;
 - stdout and stderr go where the agent sends a subprocess's (its stdout, or /dev/null);
-- it runs agents.flowrun.main, then ends as the interpreter would (non-daemon threads joined, atexit
+- it runs agents.flowrun.child.main, then ends as the interpreter would (non-daemon threads joined, atexit
   handlers run, such as the one flushing prefect's last logs), with the same exit code.
 
 Interpreter start-up settings other than PYTHONPATH (the other PYTHON* variables, the locale) are the fork
@@ -57,7 +57,7 @@ from agents.errors import UserError
 FORK_ENV = "DAGS_FLOW_RUN_FORK"
 HEARTBEAT_ENV = "PREFECT__CLOUD__HEARTBEAT_MODE"
 # what the fork server imports once: everything a flow run needs before it loads its flow (and no more)
-PRELOAD = ["agents.forkpreload"]
+PRELOAD = ["agents.flowrun.forkpreload"]
 # the command a forked run stands for (its handle's `args`)
 FLOW_RUN_ARGS = [sys.executable, "-m", "agents.flowrun"]
 # exit code of a run whose fork server died before it ended: nobody can tell its real one
@@ -98,9 +98,9 @@ def run_forked(env: Dict[str, str], cwd: Optional[str], show_logs: bool) -> None
     if cwd:
         os.chdir(cwd)  # else the agent's, as Popen(cwd=None); multiprocessing already moved there
     sys.path[:] = [os.getcwd()] + _pythonpath(env) + INTERPRETER_PATH
-    from agents import flowrun
+    from agents.flowrun import __main__ as entry, child as flowrun
 
-    sys.argv[:] = [flowrun.__file__]
+    sys.argv[:] = [entry.__file__]
     time.tzset()  # TZ and TMPDIR are read once per process
     tempfile.tempdir = None
     _fresh_prefect()

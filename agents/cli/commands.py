@@ -8,10 +8,12 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional
 
 from agents import config as config_mod
-from agents import connection, discovery, hosting, registration, triggering, waking
-from agents.discovery import Dag
+from agents.agent import hosting, waking
+from agents.cli import connection, discovery, registration, triggering
+from agents.cli.discovery import Dag
 from agents.errors import UserError
-from agents.params import check_params
+from agents.labels import label_problem
+from agents.cli.params import check_params
 
 Echo = Callable[[str], None]
 
@@ -174,7 +176,7 @@ def start(settings: config_mod.Settings, labels: List[str], name: Optional[str],
         0 once interrupted.
     """
     for label in labels:
-        problem = discovery.label_problem(label)
+        problem = label_problem(label)
         if problem:
             raise UserError(problem, option="--label")
     check_agent_settings(limit)
@@ -196,7 +198,7 @@ def find_dag(settings: config_mod.Settings, name: str) -> Dag:
 
 def trigger(settings: config_mod.Settings, name: str, params: Dict[str, Any], wait: bool,
             timeout: Optional[float], echo: Echo) -> int:
-    """Creates a run of the DAG's latest version and pokes the agents that may take it (agents.waking); with
+    """Creates a run of the DAG's latest version and pokes the agents that may take it (agents.agent.waking); with
     `wait`, watches it (exit 0/1/2), first warning once when no agent that can run it is polling (see
     `triggering.no_agent_warning`)."""
     dag = find_dag(settings, name)

@@ -1,4 +1,4 @@
-"""Imported by an agent's fork server only (agents.forkrun.PRELOAD): what it imports once for all the flow
+"""Imported by an agent's fork server only (agents.flowrun.forkrun.PRELOAD): what it imports once for all the flow
 runs it forks, and one change to multiprocessing in that process.
 
 Every process the fork server forks is a flow run, which must not import the agent's `__main__` again:
@@ -11,11 +11,11 @@ from __future__ import annotations
 from multiprocessing import spawn
 from typing import Any, Dict
 
-import prefect.cli.execute  # noqa: F401  (what `agents.flowrun.main` runs)
+import prefect.cli.execute  # noqa: F401  (what `agents.flowrun.child.main` runs)
 
-import agents.config  # noqa: F401  (agents.forkrun reloads prefect's configuration with it)
-import agents.flowrun  # noqa: F401
-import agents.forkrun  # noqa: F401
+import agents.config  # noqa: F401  (agents.flowrun.forkrun reloads prefect's configuration with it)
+import agents.flowrun.child  # noqa: F401
+import agents.flowrun.forkrun  # noqa: F401
 
 _prepare = spawn.prepare
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 from agents.config import REPO_ROOT
-from agents.discovery import Dag
+from agents.cli.discovery import Dag
 from agents.errors import UserError
 
 # Script storage's `directory` is only where prefect would pickle a flow (never, for a script); prefect's
@@ -109,7 +109,7 @@ def prepare(dag: Dag) -> Prepared:
 def storage_path(path: Path) -> str:
     """Where script storage records a DAG file: relative to the repository root when the file is in it.
 
-    An agent runs flow runs with the repository root as working directory (see `agents.hosting`), where
+    An agent runs flow runs with the repository root as working directory (see `agents.agent.hosting`), where
     prefect's `extract_flow_from_file` opens this relative path. A file outside the repository (a
     DAGS_FOLDER elsewhere) keeps its absolute path: only agents on that machine can run it.
 

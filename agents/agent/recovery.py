@@ -32,6 +32,8 @@ from typing import Any, Callable, Collection, List, Optional
 
 import pendulum
 
+from agents.labels import covers
+
 # Seconds without a poll after which an agent's Submitted runs are re-queued (DAGS_STRANDED_AFTER).
 STRANDED_ENV = "DAGS_STRANDED_AFTER"
 DEFAULT_STRANDED_AFTER = 30.0
@@ -48,13 +50,6 @@ SUBMITTED_QUERY = """query($tenant: uuid!, $me: uuid!) {
 }"""
 AGENTS_QUERY = """query($ids: [uuid!]) { agent(where: {id: {_in: $ids}}) { id name last_queried } }"""
 RUN_QUERY = """query($id: uuid!) { flow_run_by_pk(id: $id) { state version agent_id } }"""
-
-
-def covers(agent_labels: Collection[str], run_labels: Collection[str]) -> bool:
-    """Whether an agent with `agent_labels` may run a run with `run_labels` (Server's queue rule)."""
-    if not run_labels:
-        return not agent_labels
-    return set(run_labels) <= set(agent_labels)
 
 
 def sweep_interval(stranded_after: float) -> float:
