@@ -31,11 +31,12 @@ BACKUP_SUFFIX = ".v0-backup"
 _HEADER = b"SQLite format 3\x00"
 
 # Columns that queries order or range over, besides relation and filter columns: the agents' queue (runs due
-# by state start time), the UI's run lists (by start or scheduled time), retention (by end time) and logs (a
-# run's newest first).
+# by state start time), the UI's run lists (by start or scheduled time), retention (by end time), logs (a
+# run's newest first), idempotency keys and the scheduler's latest auto-scheduled run of a flow.
 ORDER_INDEXES: Dict[str, List[Tuple[str, ...]]] = {
     "flow_run": [("state", "state_start_time"), ("tenant_id", "state", "state_start_time"), ("start_time",),
-                 ("scheduled_start_time",), ("end_time",), ("created",), ("updated",)],
+                 ("scheduled_start_time",), ("end_time",), ("created",), ("updated",),
+                 ("flow_id", "idempotency_key"), ("flow_id", "auto_scheduled", "scheduled_start_time")],
     "task_run": [("flow_run_id", "state", "state_start_time"), ("state", "state_start_time"),
                  ("start_time",), ("heartbeat",)],
     "flow_run_state": [("flow_run_id", "version")],

@@ -17,13 +17,12 @@ import datetime
 import time
 from typing import Dict, Optional
 
-from .context import RequestContext
-from .runs import delete_flow_run_rows
+from .runs import delete_flow_runs
 from .states import END_STATES
 from .store import Store
 from .timestamps import to_iso
 
-RUNS_PER_BATCH = 20
+RUNS_PER_BATCH = 50
 LOGS_PER_BATCH = 2000
 PAGES_PER_VACUUM = 2000
 PURGE_SECONDS = 3600.0  # a purge an hour: history older than days is what retention is about
@@ -58,12 +57,10 @@ def purge(store: Store, retain_days: Optional[float], retain_log_days: Optional[
                 ids = [row[0] for row in store.query(
                     f'SELECT id FROM flow_run WHERE end_time < ? AND state IN ({ends}) ORDER BY end_time LIMIT ?',
                     (before, *sorted(END_STATES), RUNS_PER_BATCH))]
-                for run_id in ids:
-                    removed["task_runs"] += store.query(
-                        "SELECT COUNT(*) FROM task_run WHERE flow_run_id = ?", (run_id,))[0][0]
-                    removed["logs"] += store.query("SELECT COUNT(*) FROM log WHERE flow_run_id = ?", (run_id,))[0][0]
-                    delete_flow_run_rows(RequestContext(store), run_id)
+                gone = delete_flow_runs(store, ids)
             removed["flow_runs"] += len(ids)
+            removed["task_runs"] += gone["task_run"]
+            removed["logs"] += gone["log"]
             if len(ids) < RUNS_PER_BATCH:
                 break
             time.sleep(_PAUSE)

@@ -19,6 +19,7 @@ from prefect_emulator.timestamps import to_iso
 from tests.processes import Emulator
 
 NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
+OLD = retention.RUNS_PER_BATCH + 10  # old finished runs: more than one batch
 FLOW = "00000000-0000-4000-8000-0000000000f1"
 
 
@@ -47,7 +48,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
     with store.transaction():
         store.insert("flow_group", {"id": FLOW, "name": "g"})
         store.insert("flow", {"id": FLOW, "flow_group_id": FLOW, "name": "f", "archived": False, "version": 1})
-        for n in range(45):  # more than one batch
+        for n in range(OLD):
             add_run(store, f"old-success-{n}", "Success", 40, 40)
         add_run(store, "old-failed", "Failed", 31, 31, key="used-once")
         add_run(store, "recent-success", "Success", 5, 20)
@@ -69,7 +70,7 @@ def counts(store: Store) -> Dict[str, int]:
 def test_finished_runs_past_the_cutoff_go_with_everything_they_own(store: Store) -> None:
     removed = retention.purge(store, 30, None, now=NOW)
     assert names(store) == {"recent-success", "old-never-ended", "ended-but-rescheduled"}
-    assert removed["flow_runs"] == 46 and removed["task_runs"] == 92 and removed["logs"] == 138
+    assert removed == {"flow_runs": OLD + 1, "task_runs": 2 * (OLD + 1), "logs": 3 * (OLD + 1), "pages": removed["pages"]}
     assert counts(store) == {"flow_run": 3, "flow_run_state": 3, "task_run": 6, "task_run_state": 6,
                              "task_run_artifact": 6, "log": 9}  # nothing of the removed runs is left behind
     assert retention.purge(store, 30, None, now=NOW)["flow_runs"] == 0  # and a second purge finds nothing
@@ -77,8 +78,8 @@ def test_finished_runs_past_the_cutoff_go_with_everything_they_own(store: Store)
 
 def test_old_logs_go_alone_and_runs_stay(store: Store) -> None:
     removed = retention.purge(store, None, 25, now=NOW)
-    assert removed["flow_runs"] == 0 and removed["logs"] == 46 * 3 + 2 * 3
-    assert len(names(store)) == 49
+    assert removed["flow_runs"] == 0 and removed["logs"] == (OLD + 1) * 3 + 2 * 3
+    assert len(names(store)) == OLD + 4
     assert {row["message"] for row in store.all("log")} == {f"recent-success {n}" for n in range(3)}
 
 
