@@ -53,6 +53,7 @@ def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: O
             query = Select(table, where, order_by, distinct_on, limit, offset, equal)
             return store.rows(table, query.sql, query.params)
         rows = store.all(table) if equal is None else store.find(table, *equal)
+    store = _Memo(store)  # type: ignore[assignment]  # relations followed once per row set, not per row
     if where:
         rows = [r for r in rows if matches(store, table, r, where)]
     if order_by:
@@ -73,6 +74,28 @@ def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: O
     return rows
 
 
+class _Memo:
+    """The store's row lookups (`get`, `find`) remembered for one evaluation in Python: a relation that many
+    rows share (their flow, say) is read from SQLite once. Rows do not change while a query holds the store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._got: dict = {}
+        self._found: dict = {}
+
+    def get(self, table: str, row_id: Any) -> Optional[dict]:
+        key = (table, row_id)
+        if key not in self._got:
+            self._got[key] = self._store.get(table, row_id)
+        return self._got[key]
+
+    def find(self, table: str, column: str, value: Any) -> List[dict]:
+        key = (table, column, json.dumps(value, sort_keys=True, default=str))
+        if key not in self._found:
+            self._found[key] = self._store.find(table, column, value)
+        return self._found[key]
+
+
 def count(store: Store, table: str, where: Optional[dict] = None, order_by: Optional[List[dict]] = None,
           distinct_on: Optional[List[str]] = None, limit: Optional[int] = None, offset: Optional[int] = None,
           equal: Optional[Tuple[str, Any]] = None) -> int:
@@ -90,7 +113,9 @@ def _check_page(limit: Optional[int], offset: Optional[int]) -> None:
 
 
 def candidates(store: Store, table: str, where: dict) -> Optional[Collection[str]]:
-    """The ids of the rows of `table` that may match `where`, found through the store's indexes.
+    """The ids of the rows of `table` that may match `where`, found through the store's indexed lookups: which
+    conditions an index can narrow (`select` leaves the choice to SQLite's planner; the tests use this to check
+    that the conditions on indexed columns are the ones the store keeps indexes for).
 
     Looks at the conditions every matching row must meet: the top level and `_and` (and `_or` when each
     branch narrows): `_eq` / `_in` on an indexed column (`Store.lookup`), and a relation whose own condition

@@ -75,6 +75,9 @@ class Store:
         self._pool.append(first)
         self._indexed = indexed_columns()
         self._columns = {name: dbfile.sql_columns(name) for name in TABLES}
+        # the columns decode converts (most are stored as they come back)
+        self._json = {name: [c for c, kind in spec.columns.items() if kind == JSONB] for name, spec in TABLES.items()}
+        self._bools = {name: [c for c, kind in spec.columns.items() if kind == BOOL] for name, spec in TABLES.items()}
         self._select = {name: ", ".join(f'a."{c}"' for c in cols) + ", a._extra"
                         for name, cols in self._columns.items()}
 
@@ -184,16 +187,13 @@ class Store:
 
     def decode(self, table: str, values: Sequence[Any]) -> dict:
         """A row as the API sees it, from the values of `select_list`."""
-        kinds = TABLES[table].columns
-        row: Dict[str, Any] = {}
-        for name, value in zip(self._columns[table], values):
-            if value is not None:
-                kind = kinds.get(name)
-                if kind == JSONB:
-                    value = json.loads(value)
-                elif kind == BOOL:
-                    value = bool(value)
-            row[name] = value
+        row = dict(zip(self._columns[table], values))
+        for name in self._json[table]:
+            if row[name] is not None:
+                row[name] = json.loads(row[name])
+        for name in self._bools[table]:
+            if row[name] is not None:
+                row[name] = bool(row[name])
         extra = values[-1]
         if extra:
             row.update(json.loads(extra))

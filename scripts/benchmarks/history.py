@@ -15,6 +15,7 @@ oldest tenth of the runs, the purge's duration, and the file's size.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import sqlite3
 import tempfile
@@ -157,6 +158,11 @@ def measure(quick: bool) -> List[Row]:
             rss = rss_mb(emulator.proc.pid) or float("nan")
         finally:
             emulator.stop()
+        # the emulator's own time for each request (its GRAPHQL log lines, in the order they were sent): what
+        # the store costs, without the HTTP round trip and the client, which a loaded machine stretches most
+        handled = server_ms(emulator.log())
+        inside = {name: percentile(handled[n * repetitions:(n + 1) * repetitions], 50)
+                  for n, name in enumerate(QUERIES)}
         purge = purge_figures(Path(tmp), db, tenant, runs)
     label = f"{runs:,} runs (x10 task runs, x20 logs)"
     rows.append(Row("15", f"history: filled by the store's row encoding in SQL, {label}; file MB",
@@ -164,10 +170,11 @@ def measure(quick: bool) -> List[Row]:
     rows.append(Row("15", f"history: start on that file to /health, s", f"{start_s:.2f}", target="<= 3 s"))
     rows.append(Row("15", "history: resident memory after the queries, MB", f"{rss:.0f}", target="<= 250 MB"))
     for name, figure in p50.items():
-        rows.append(Row("15", f"history p50 ms: {name}", f"{figure:.1f}", target=TARGETS.get(name, "<= 20 ms")))
-    rows.append(Row("15", f"history: agent poll p50 ms while --retain-days purges {purge['removed']}",
-                    f"{purge['poll']:.1f}", vs=f"purge took {purge['seconds']:.0f} s, {purge['polls']} polls",
-                    target="polls not stalled"))
+        rows.append(Row("15", f"history p50 ms over HTTP (emulator's own): {name}",
+                        f"{figure:.1f} ({inside[name]:.1f})", target=TARGETS.get(name, "<= 20 ms")))
+    rows.append(Row("15", f"history: agent poll p50 ms over HTTP (emulator's own) while --retain-days purges "
+                          f"{purge['removed']}", f"{purge['poll']:.1f} ({purge['inside']:.1f})",
+                    vs=f"purge took {purge['seconds']:.0f} s, {purge['polls']} polls", target="polls not stalled"))
     return rows
 
 
@@ -189,7 +196,13 @@ def purge_figures(tmp: Path, db: Path, tenant: str, runs: int) -> Dict[str, obje
         line = next((l for l in emulator.log().splitlines() if "RETENTION" in l), "RETENTION (none in time)")
     finally:
         emulator.stop()
+    inside = percentile(server_ms(emulator.log()), 50)
     found = re.search(r"removed (\d+) flow run\(s\) with (\d+) task run\(s\), and (\d+) log", line)
     removed = f"{int(found[1]):,} runs, {int(found[2]):,} task runs, {int(found[3]):,} logs" if found else line
-    return {"poll": percentile(samples, 50), "seconds": time.monotonic() - began, "polls": len(samples),
-            "removed": removed}
+    return {"poll": percentile(samples, 50), "inside": inside, "seconds": time.monotonic() - began,
+            "polls": len(samples), "removed": removed}
+
+
+def server_ms(log: str) -> List[float]:
+    """The `ms` of each GRAPHQL line of an emulator's log, in order."""
+    return [json.loads(line[len("GRAPHQL "):])["ms"] for line in log.splitlines() if line.startswith("GRAPHQL ")]
