@@ -117,6 +117,7 @@ def configure(conn: sqlite3.Connection, durable: bool) -> None:
     """Sets up one connection: write-ahead log, and synchronous=NORMAL for a --db file (a commit survives a crash
     of the process; a power loss may cost the last commits, never the file) or OFF for a scratch file."""
     conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA analysis_limit = 400")  # statistics from samples: quick on a file of any size
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {'NORMAL' if durable else 'OFF'}")
 
@@ -124,7 +125,6 @@ def configure(conn: sqlite3.Connection, durable: bool) -> None:
 def analyze(conn: sqlite3.Connection) -> None:
     """Gives the query planner statistics of every table, from a sample of each index (fast on any size): without
     them it takes any equality for a narrow one, and may walk a tenant's every run for the agents' poll."""
-    conn.execute("PRAGMA analysis_limit = 400")
     conn.execute("PRAGMA optimize = 0x10002")
 
 
