@@ -28,10 +28,9 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/, for the benchmarks package
-
-from benchmarks import burst, dask_scaling, emulator_scale, history, latency, stack  # noqa: E402
-from benchmarks.report import Row, print_table, progress  # noqa: E402
+# `python scripts/benchmark.py` puts scripts/ first on sys.path, where the benchmarks package is
+from benchmarks import burst, dask_scaling, emulator_scale, history, latency, stack
+from benchmarks.report import Row, print_table, progress
 
 SECTIONS: Dict[str, Callable[[bool], List[Row]]] = {
     "latency": latency.measure,

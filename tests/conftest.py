@@ -10,7 +10,7 @@ from typing import Dict, Iterator
 
 import pytest
 
-from tests.processes import Emulator, prefect_env
+from prefect_emulator.testing import Emulator, prefect_env
 
 
 NO_DOCKER = ("no Docker engine with Compose v2 answers: run scripts/prepare-offline.sh and start the "

@@ -7,7 +7,7 @@ from typing import List
 
 import pytest
 
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 
 FOLDERS = ("agents", "dags", "tests", "scripts")
 

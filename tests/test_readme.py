@@ -23,7 +23,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional
 import pytest
 
 from tests.checkout import copy_checkout
-from tests.processes import REPO_ROOT, free_port
+from prefect_emulator.testing import REPO_ROOT, free_port
 
 README = REPO_ROOT / "README.md"
 README_PT = REPO_ROOT / "README.pt-BR.md"

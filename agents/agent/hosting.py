@@ -32,9 +32,9 @@ from prefect.engine.state import Submitted
 from prefect.run_configs import LocalRun
 from prefect.serialization.state import StateSchema
 
-from agents.agent import health, recovery, waking
+from agents.agent import deadruns, health, recovery, waking
 from agents.flowrun import child as flowrun
-from agents.flowrun import forkrun
+from agents.flowrun import forkrun, lease
 from agents.config import REPO_ROOT, seconds_from_env
 from agents.errors import UserError
 
@@ -47,7 +47,7 @@ POLL_ENV = "DAGS_AGENT_MAX_POLL_INTERVAL"
 DEFAULT_MAX_POLL_INTERVAL = 1.1
 # Most runs one agent holds (Submitted or Running) at once.
 MAX_RUNS_ENV = "DAGS_AGENT_MAX_RUNS"
-# Measured with scripts/capacity_benchmark.py on 2 cores (README "When things fail").
+# Two runs per core of a 2-core host: `scripts/benchmark.py --only burst` measures it (README "When things fail").
 DEFAULT_MAX_RUNS = 4
 
 
@@ -61,13 +61,16 @@ class DagsAgent(LocalAgent):
         stranded_after: seconds of silence after which an agent's Submitted runs are re-queued
         health_timeout: seconds without a successful poll after which the health endpoint fails
         flow_run_fork: fork flow runs from a pre-imported process (agents.flowrun.forkrun), else plain subprocesses
+        dead_run_after: seconds since a Running run's last heartbeat after which, its agent silent, this agent
+            finishes it (agents.agent.recovery); its flow-run processes hold a lease of half that
+            (agents.flowrun.lease)
         **kwargs: LocalAgent's arguments
     """
 
     def __init__(self, max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL, max_runs: Optional[int] = DEFAULT_MAX_RUNS,
                  stranded_after: float = recovery.DEFAULT_STRANDED_AFTER,
                  health_timeout: float = health.DEFAULT_HEALTH_TIMEOUT, flow_run_fork: bool = True,
-                 **kwargs: Any) -> None:
+                 dead_run_after: float = recovery.DEFAULT_DEAD_RUN_AFTER, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._loop_intervals = poll_intervals(max_poll_interval)
         # the API `trigger` pokes (agents.agent.waking): where configured, else on loopback only, a free port
@@ -86,7 +89,8 @@ class DagsAgent(LocalAgent):
         self._lock = threading.Lock()
         self.stranded = recovery.StrandedRuns(
             self.client, lambda: self.agent_id, self.name, self.labels, stranded_after, self.held_runs,
-            self.poll_health.connected_for, self.logger, lost=self._lost.set)
+            self.poll_health.connected_for, self.logger, lost=self._lost.set, dead_after=dead_run_after)
+        self.lease = dead_run_after / 2
         self._health_loop: List = []
 
     # --- capacity --------------------------------------------------------------------------------------
@@ -227,6 +231,7 @@ class DagsAgent(LocalAgent):
         env = super().populate_env_vars(flow_run, run_config=run_config)
         env.pop("PREFECT__ENGINE__FLOW_RUNNER__DEFAULT_CLASS", None)  # agents.flowrun sets its own runner
         env[flowrun.AGENT_ID_ENV] = self.agent_id or ""
+        env[lease.LEASE_ENV] = f"{self.lease:g}"
         with self._lock:
             env[flowrun.SUBMISSION_ENV] = self.submissions.get(flow_run.id, "")
         return env
@@ -245,18 +250,47 @@ class DagsAgent(LocalAgent):
         working_dir = run_config.working_dir if run_config is not None else None
         if working_dir and not os.path.isdir(working_dir):
             raise ValueError(f"Flow run {flow_run.id} has a nonexistent `working_dir` configured: {working_dir}")
-        # the run's process outlives the agent if the agent exits (as prefect's own LocalAgent does)
-        proc = self.forker.start(env, working_dir, self.show_flow_logs) if self.forker else None
-        if proc is None:
-            proc = subprocess.Popen(forkrun.FLOW_RUN_ARGS,
-                                    stdout=sys.stdout if self.show_flow_logs else subprocess.DEVNULL,
-                                    stderr=subprocess.STDOUT, env=env, cwd=working_dir)
+        # stderr through a pipe of ours: forwarded like stdout, and its last lines kept for a death report
+        read_end, write_end = os.pipe()
+        tail = deadruns.StderrTail(read_end, _output_buffer() if self.show_flow_logs else None)
+        try:
+            # the run's process outlives the agent if the agent exits (as prefect's own LocalAgent does)
+            proc = self.forker.start(env, working_dir, self.show_flow_logs, write_end) if self.forker else None
+            if proc is None:
+                proc = subprocess.Popen(forkrun.FLOW_RUN_ARGS,
+                                        stdout=sys.stdout if self.show_flow_logs else subprocess.DEVNULL,
+                                        stderr=write_end, env=env, cwd=working_dir)
+        finally:
+            os.close(write_end)  # the run holds its own copy: EOF once it (and what it started) ended
         with self._lock:
             self.run_processes[flow_run.id] = proc
         self.processes.add(proc)
-        # a run slot is free when a process ends: poll at once, not after prefect's backoff (up to 10 s)
-        forkrun.when_ended(proc, AGENT_WAKE_EVENT.set)
+
+        def ended() -> None:
+            # a run slot is free when a process ends: poll at once, not after prefect's backoff (up to 10 s)
+            AGENT_WAKE_EVENT.set()
+            self._report_death(flow_run.id, proc, tail, env[flowrun.SUBMISSION_ENV])
+
+        forkrun.when_ended(proc, ended)
         return f"PID: {proc.pid}"
+
+    def _report_death(self, flow_run_id: str, proc: Any, tail: deadruns.StderrTail, submission: str) -> None:
+        """Finishes the run of a flow-run process that exited non-zero while its run is still Submitted or
+        Running under this agent's submission (agents.agent.deadruns); never raises (it runs in the watcher thread)."""
+        code = proc.returncode
+        if not code:
+            return  # 0: the process ended its run, or gave it up to another agent's submission
+        try:
+            found = flowrun.latest_submission(self.client, flow_run_id)
+            if found["submission"] == submission and found["state"] in ("Submitted", "Running"):
+                cause = f"flow-run process {proc.pid} {deadruns.exit_cause(code)}"
+                deadruns.finish_dead_run(self.client, flow_run_id, cause, f"agent {self.name!r}", self.logger,
+                                         details=deadruns.stderr_details(tail.text()))
+            # else finished, or no longer this submission's (re-queued and taken by another agent)
+        except Exception as exc:  # the API is away: the recovery sweep (this agent's or another's) finishes it
+            self.logger.warning("flow run %s: could not report the death of its flow-run process %s (%s: %s)",
+                                flow_run_id, proc.pid, type(exc).__name__, exc)
+        deadruns.end_orphan_heartbeats(flow_run_id, self.logger)
 
     def start(self) -> None:
         """Polls for runs until interrupted, from the repository root: the runs it spawns inherit it as
@@ -265,6 +299,11 @@ class DagsAgent(LocalAgent):
         if self.forker:
             self.forker.start_server()  # from here: it imports this folder's agents package
         super().start()
+
+
+def _output_buffer() -> Optional[Any]:
+    """The agent's stdout as a binary stream (where a run's stderr is forwarded), None when it has none."""
+    return getattr(sys.stdout, "buffer", None)
 
 
 def poll_intervals(max_interval: float) -> Dict[int, float]:
@@ -314,7 +353,8 @@ def agent_settings(limit: Optional[int] = None) -> Dict[str, Any]:
     """DagsAgent's own settings from the environment (and `--limit`), checked: call it before acting.
 
     Returns:
-        max_poll_interval, max_runs, stranded_after, health_timeout and flow_run_fork, as DagsAgent takes them.
+        max_poll_interval, max_runs, stranded_after, health_timeout, flow_run_fork and dead_run_after, as
+        DagsAgent takes them.
 
     Raises:
         UserError: a bad value; the message names the variable.
@@ -325,6 +365,7 @@ def agent_settings(limit: Optional[int] = None) -> Dict[str, Any]:
         stranded_after=seconds_from_env(recovery.STRANDED_ENV, recovery.DEFAULT_STRANDED_AFTER),
         health_timeout=seconds_from_env(health.HEALTH_ENV, health.DEFAULT_HEALTH_TIMEOUT),
         flow_run_fork=forkrun.fork_from_env(),
+        dead_run_after=seconds_from_env(recovery.DEAD_RUN_ENV, recovery.DEFAULT_DEAD_RUN_AFTER),
     )
 
 

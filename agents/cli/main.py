@@ -12,7 +12,7 @@ from agents.cli.params import parse_params
 
 LIMIT_HELP = ("Most flow runs this agent holds (Submitted or Running) at once; the rest stay Scheduled for "
               "other agents. Default: DAGS_AGENT_MAX_RUNS, else 4; 0 for no limit.")
-AGENT_ADDRESS_HELP = ("Serve the agent API (/api/health, /api/poke) here, e.g. http://0.0.0.0:8080; "
+AGENT_ADDRESS_HELP = ("Serve the agent API (/api/health, /api/poke) here, e.g. http://0.0.0.0:8081; "
                       "default: PREFECT__CLOUD__AGENT__AGENT_ADDRESS, else a free port on 127.0.0.1.")
 
 

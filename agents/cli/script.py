@@ -3,8 +3,6 @@
 Every DAG ends with::
 
     if __name__ == "__main__":
-        import pathlib, sys
-        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))  # repo root, so `agents` imports
         from agents.cli.script import main
         main(flow, __file__)
 

@@ -29,6 +29,8 @@ from prefect.engine.cloud import CloudFlowRunner
 from prefect.engine.runner import ENDRUN
 from prefect.engine.state import State
 
+from agents.flowrun import lease
+
 # Environment of the flow-run process (set by agents.agent.hosting.DagsAgent).
 AGENT_ID_ENV = "DAGS_AGENT_ID"
 SUBMISSION_ENV = "DAGS_SUBMISSION_ID"
@@ -176,7 +178,19 @@ class OwnedFlowRunner(CloudFlowRunner):
         self._check(state, before_start=True)
         state = super().set_flow_to_running(state)
         self._check(state, before_start=False)
+        self._hold_lease()
         return state
+
+    def _hold_lease(self) -> None:
+        """Starts the run's lease (agents.flowrun.lease) when its agent handed one over: from here on, a process cut
+        off from the API for that long stops."""
+        seconds = lease.lease_from_env()
+        if not seconds or not os.environ.get(SUBMISSION_ENV):
+            return
+        flow_run_id = prefect.context.get("flow_run_id")
+        client = prefect.Client()  # its own: the runner's client is used from the runner's thread
+        lease.Lease(lambda: client.update_flow_run_heartbeat(flow_run_id), seconds,
+                    float(prefect.config.cloud.heartbeat_interval)).start()
 
 
 def main() -> None:

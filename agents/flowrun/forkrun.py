@@ -12,7 +12,8 @@ fork of it that first becomes what `python -m agents.flowrun` would have been (`
 - prefect's configuration is loaded again from that environment (agents.config.apply_prefect_config),
   prefect.context is rebuilt from it, and prefect's loggers are configured again with a fresh log manager,
   whose CloudHandler ships this run's logs to the API;
-- stdout and stderr go where the agent sends a subprocess's (its stdout, or /dev/null);
+- stdout goes where the agent sends a subprocess's (its stdout, or /dev/null), stderr to the agent's pipe
+  for it (passed through the fork server: `ChildFd`), which forwards it and keeps its last lines;
 - it runs agents.flowrun.child.main, then ends as the interpreter would (non-daemon threads joined, atexit
   handlers run, such as the one flushing prefect's last logs), with the same exit code.
 
@@ -90,9 +91,9 @@ INTERPRETER_PATH = [p for p in sys.path[1:] if p not in _pythonpath(dict(os.envi
 
 # --------------------------------------------------------------------------------------- in the fork server's child
 
-def run_forked(env: Dict[str, str], cwd: Optional[str], show_logs: bool) -> None:
+def run_forked(env: Dict[str, str], cwd: Optional[str], show_logs: bool, stderr: Optional[int] = None) -> None:
     """The forked run: becomes `python -m agents.flowrun` with this environment, runs it, exits (module doc)."""
-    _redirect_output(show_logs)
+    _redirect_output(show_logs, stderr)
     os.environ.clear()
     os.environ.update(env)
     if cwd:
@@ -107,15 +108,18 @@ def run_forked(env: Dict[str, str], cwd: Optional[str], show_logs: bool) -> None
     os._exit(_exit_code(flowrun.main))
 
 
-def _redirect_output(show_logs: bool) -> None:
-    """stdout and stderr both to the server's stdout (the agent's), or to /dev/null."""
-    if show_logs:
+def _redirect_output(show_logs: bool, stderr: Optional[int]) -> None:
+    """stdout to the server's stdout (the agent's), or to /dev/null; stderr to the agent's pipe `stderr`
+    (agents.agent.deadruns.StderrTail forwards it the same way), else with stdout."""
+    if not show_logs:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    if stderr is None:
         os.dup2(1, 2)
         return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    os.close(devnull)
+    os.dup2(stderr, 2)
+    os.close(stderr)
 
 
 def _fresh_prefect() -> None:
@@ -254,6 +258,24 @@ class ForkedRun:
         self.send_signal(signal.SIGKILL)
 
 
+class ChildFd:
+    """A file descriptor of the agent handed to a forked run: the fork server passes it over its socket, and
+    the run's `run_forked` receives it as an int (multiprocessing's own way of passing a pipe)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __reduce__(self) -> tuple:
+        from multiprocessing import reduction
+
+        # called while popen_forkserver.Popen pickles the run: the descriptor joins the ones sent with it
+        return _detach, (reduction.DupFd(self.fd),)
+
+
+def _detach(dup: Any) -> int:
+    return dup.detach()
+
+
 def when_ended(proc: Any, callback: Callable[[], None]) -> None:
     """Calls `callback` from a daemon thread as soon as `proc` (a Popen or a ForkedRun) has ended."""
     def watch() -> None:
@@ -314,10 +336,12 @@ class FlowRunForker:
             return
         self._note_server()
 
-    def start(self, env: Dict[str, str], cwd: Optional[str], show_logs: bool) -> Optional[ForkedRun]:
-        """Forks a flow run with this environment and working directory; None when that failed (logged:
-        start it as a plain subprocess)."""
-        process = self._context.Process(target=run_forked, args=(env, cwd, show_logs), name="flow-run")
+    def start(self, env: Dict[str, str], cwd: Optional[str], show_logs: bool,
+              stderr: Optional[int] = None) -> Optional[ForkedRun]:
+        """Forks a flow run with this environment and working directory, its stderr to the pipe `stderr` when
+        given (the caller closes its own copy); None when that failed (logged: start it as a plain subprocess)."""
+        args = (env, cwd, show_logs, None if stderr is None else ChildFd(stderr))
+        process = self._context.Process(target=run_forked, args=args, name="flow-run")
         try:
             # not process.start(): multiprocessing would join (or, daemonic, kill) its children when the agent
             # exits, and flow runs outlive their agent

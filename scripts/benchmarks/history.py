@@ -30,7 +30,7 @@ from .report import Row, percentile, progress, rss_mb
 from prefect_emulator.dbfile import encode_row, insert_sql
 from prefect_emulator.store import Store
 from prefect_emulator.timestamps import to_iso
-from tests.processes import Emulator
+from prefect_emulator.testing import Emulator
 
 RUN_SPACING = dt.timedelta(minutes=5)
 QUERIES: Dict[str, str] = {

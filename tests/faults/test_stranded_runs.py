@@ -13,7 +13,7 @@ import pytest
 
 from tests.faults.faults import (GAVE_UP, REQUEUED, create_runs, executions, figures, registered_dag, runs, utc_now,
                                  wait_finished, wait_until)
-from tests.processes import REPO_ROOT, Emulator
+from prefect_emulator.testing import REPO_ROOT, Emulator
 from tests.runtime.conftest import start_agent
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.faults import FINISHED, create_runs, executions, registered_dag, wait_finished, wait_until
-from tests.processes import Emulator
+from prefect_emulator.testing import Emulator
 from tests.runtime.conftest import start_agent
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ from prefect.engine.state import Cancelled, Failed, Running, Scheduled, Submitte
 from tests.prefect_emulator.conftest import PROJECT
 from tests.prefect_emulator.graphql_log import parse_graphql_log
 from tests.prefect_emulator.prefect_session import flow_run_rows, register_flow_script, write_flow_script
-from tests.processes import REPO_ROOT, Emulator, prefect_env, stop, wait_for_http
+from prefect_emulator.testing import REPO_ROOT, Emulator, prefect_env, stop, wait_for_http
 
 MB = 1024 * 1024
 CREATE_PROJECT = "mutation($input: create_project_input!) { create_project(input: $input) { id } }"

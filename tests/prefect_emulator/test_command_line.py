@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 import pytest
 import requests
 
-from tests.processes import REPO_ROOT, Emulator, free_port, stop, wait_for_http
+from prefect_emulator.testing import REPO_ROOT, Emulator, free_port, stop, wait_for_http
 
 
 def emulator_cli(args: List[str], env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:

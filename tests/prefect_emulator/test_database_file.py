@@ -19,7 +19,7 @@ from prefect_emulator.store import Store
 from prefect_emulator.tables import TABLES
 from tests.prefect_emulator import v0_database
 from tests.prefect_emulator.test_indexes import fill, same_both_ways, wheres
-from tests.processes import REPO_ROOT, free_port
+from prefect_emulator.testing import REPO_ROOT, free_port
 
 
 def digest(path: Path) -> str:

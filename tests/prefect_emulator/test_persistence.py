@@ -20,7 +20,7 @@ from prefect.exceptions import ClientError
 from tests.prefect_emulator.conftest import PROJECT
 from tests.prefect_emulator.prefect_session import (create_tenant_and_project, prefect_session, register_flow_script,
                                             write_flow_script)
-from tests.processes import Emulator
+from prefect_emulator.testing import Emulator
 
 SNAPSHOT_QUERY = """query($run: uuid!, $name: String!) {
   tenant { id name slug }

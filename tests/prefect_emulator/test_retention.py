@@ -16,7 +16,7 @@ from prefect_emulator.context import RequestContext
 from prefect_emulator.runs import create_flow_run
 from prefect_emulator.store import Store
 from prefect_emulator.timestamps import to_iso
-from tests.processes import Emulator
+from prefect_emulator.testing import Emulator
 
 NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
 OLD = retention.RUNS_PER_BATCH + 10  # old finished runs: more than one batch

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from prefect_emulator.tables import TABLES
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 
 
 def write(path: Path, tables: Dict[str, List[dict]]) -> None:

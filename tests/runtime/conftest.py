@@ -10,7 +10,7 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 
-from tests.processes import REPO_ROOT, Emulator, free_port, prefect_env, stop, wait_for_http
+from prefect_emulator.testing import REPO_ROOT, Emulator, free_port, prefect_env, stop, wait_for_http
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DAGS = REPO_ROOT / "dags"

@@ -19,7 +19,7 @@ import pytest
 
 from agents.flowrun.forkrun import FLOW_RUN_ARGS, UNKNOWN_EXIT, FlowRunForker, when_ended
 from tests.faults.faults import create_runs, flow_id, register, runs, wait_finished, wait_until
-from tests.processes import REPO_ROOT, Emulator, prefect_env
+from prefect_emulator.testing import REPO_ROOT, Emulator, prefect_env
 from tests.runtime.conftest import FIXTURES, Background, run_cli, start_agent, write_plain_dag
 
 pytestmark = pytest.mark.slow
@@ -29,8 +29,6 @@ LABEL = "forked"
 MAIN_BLOCK = f"""
 
 if __name__ == "__main__":
-    import sys
-    sys.path.insert(0, {str(REPO_ROOT)!r})
     from agents.cli.script import main
     main(flow, __file__)
 """

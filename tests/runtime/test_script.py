@@ -8,7 +8,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from tests.processes import REPO_ROOT, Emulator, prefect_env
+from prefect_emulator.testing import REPO_ROOT, Emulator, prefect_env
 from tests.runtime.conftest import DAGS, FAST
 
 HELLO = DAGS / "flow-test-hello"

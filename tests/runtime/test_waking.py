@@ -13,7 +13,7 @@ from typing import Dict
 
 import pytest
 from tests.faults.faults import wait_until
-from tests.processes import Emulator, free_port
+from prefect_emulator.testing import Emulator, free_port
 from tests.runtime.conftest import run_cli, start_agent, write_plain_dag
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ from typing import Dict, Iterator, Optional, Sequence
 
 import pytest
 
-from tests.processes import REPO_ROOT, free_port
+from prefect_emulator.testing import REPO_ROOT, free_port
 from tests.stack.stack import COMPOSE_FILE, Stack
 
 # One image per checkout for every test stack (the projects differ, the image must not be rebuilt for

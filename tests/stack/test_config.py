@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 from tests.stack.conftest import services_uid
 from tests.stack.stack import COMPOSE_FILE
 
@@ -171,13 +171,14 @@ def test_emulator_profile_is_the_api_under_the_name_apollo_and_starts_no_server(
     assert emulator.get("user") in (None, "", "5678", "5678:5678")
 
 
-def test_emulator_services_timings_default_to_servers_and_follow_the_variables():
+def test_emulator_services_timings_default_to_a_dev_stacks_and_follow_the_variables():
     def options(**env: str) -> Dict[str, str]:
         command = command_of(compose_config([COMPOSE_FILE], **EMULATOR, **env)["services"]["emulator"])
         return {flag: command[command.index(flag) + 1]
                 for flag in ("--heartbeat-timeout", "--lazarus-interval", "--lazarus-stale-after")}
 
-    assert options() == {"--heartbeat-timeout": "60", "--lazarus-interval": "600", "--lazarus-stale-after": "600"}
+    # quicker than Server's 600 s each (README "When things fail"), slower than the agents' own dead-run bound
+    assert options() == {"--heartbeat-timeout": "120", "--lazarus-interval": "60", "--lazarus-stale-after": "180"}
     assert options(EMULATOR_HEARTBEAT_TIMEOUT="5", EMULATOR_LAZARUS_INTERVAL="3",
                    EMULATOR_LAZARUS_STALE_AFTER="7") == {
         "--heartbeat-timeout": "5", "--lazarus-interval": "3", "--lazarus-stale-after": "7"}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "scripts" / "prepare-offline.sh"
 BASH = shutil.which("bash") or "/bin/bash"

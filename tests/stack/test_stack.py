@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Set
 import pytest
 
 from agents.cli import discovery
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 from tests.stack.stack import Stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

@@ -1,4 +1,5 @@
-"""Real processes the tests start: the Prefect Server emulator, and the environment that points prefect at it.
+"""Real processes for tests and benchmarks: the Prefect Server emulator, and the environment that points prefect
+at it (used by tests/ and scripts/benchmarks/, which is why it is part of the package).
 
 Every process is started with its own PREFECT__HOME_DIR so that nothing is read from or written to the
 developer's ~/.prefect, and is always stopped (terminate, then kill) when the test is done.
