@@ -1,5 +1,6 @@
 # The one image every service of compose.yaml runs: DAG services, shared agents, the Dask scheduler and
-# workers, the one-shot init, and (profile emulator: offline, development, CI) the Prefect Server emulator.
+# workers, the one-shot init, and (profile emulator: offline, development, CI) the Prefect Server emulator
+# and the dashboard.
 #
 #   docker compose build                               # what `docker compose up` does on first use
 #   docker build -t my-dags .                          # the same image without compose
@@ -58,13 +59,14 @@ COPY env/defaults.env env/defaults.env
 COPY scripts/ scripts/
 COPY prefect_emulator/ prefect_emulator/
 COPY agents/ agents/
+COPY dashboard/ dashboard/
 COPY data/ data/
 COPY dags/ dags/
-# data/output for the runs; /var/lib/prefect-emulator for the emulator's database: compose mounts a fresh
-# named volume there, and Docker gives a new volume the owner of the image's folder, so the app user
-# (non-root) can write it.
-RUN mkdir -p data/output /var/lib/prefect-emulator \
- && chown app:app data/output /var/lib/prefect-emulator
+# data/output for the runs; /var/lib/prefect-emulator for the emulator's database and /var/lib/dashboard for
+# the dashboard's session secret: compose mounts a fresh named volume there, and Docker gives a new volume
+# the owner of the image's folder, so the app user (non-root) can write it.
+RUN mkdir -p data/output /var/lib/prefect-emulator /var/lib/dashboard \
+ && chown app:app data/output /var/lib/prefect-emulator /var/lib/dashboard
 
 USER ${APP_UID}
 # Agents serve prefect's health endpoint here (GET /api/health), which compose's healthchecks call.

@@ -13,7 +13,7 @@ if __name__ == "__main__":
     except UserError as exc:
         sys.exit(f"Error: {exc}")
 
-from agents.cli import main  # noqa: E402
+from agents.cli.main import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

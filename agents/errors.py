@@ -1,7 +1,7 @@
 """The one error type for mistakes the user fixes, and how the click front ends print it.
 
 Every module raises `UserError` with a message that names the problem and the fix; nothing converts it
-into another type on the way. Each front end (`agents.cli`, `agents.script`) catches it once, in its
+into another type on the way. Each front end (`agents.cli`, `agents.cli.script`) catches it once, in its
 click command class, and prints `Error: <message>` without a traceback.
 """
 from __future__ import annotations

@@ -48,6 +48,17 @@ def create_agent_config(ctx: RequestContext, input: dict) -> dict:
     return {"id": row["id"]}
 
 
+def delete_agent_config(ctx: RequestContext, input: dict) -> dict:
+    """Mutation delete_agent_config (the UI's Automations page): success false for an unknown id, as Server's
+    affected_rows; agents that named it lose the reference (Server's foreign key: ON DELETE SET NULL)."""
+    if ctx.store.get("agent_config", input["agent_config_id"]) is None:
+        return {"success": False, "error": None}
+    for agent in ctx.store.find("agent", "agent_config_id", input["agent_config_id"]):
+        ctx.store.update("agent", agent["id"], agent_config_id=None)
+    ctx.store.delete("agent_config", input["agent_config_id"])
+    return {"success": True, "error": None}
+
+
 def create_task_run_artifact(ctx: RequestContext, input: dict) -> dict:
     """Mutation create_task_run_artifact: attaches a link/markdown artifact to a task run; returns {id}."""
     task_run = require(ctx, "task_run", input["task_run_id"], "task run")
@@ -71,6 +82,7 @@ def delete_task_run_artifact(ctx: RequestContext, input: dict) -> dict:
 
 
 RESOLVERS: Dict[str, Callable] = {
+    "delete_agent_config": delete_agent_config,
     "register_agent": register_agent,
     "delete_agent": delete_agent,
     "create_agent_config": create_agent_config,

@@ -107,6 +107,7 @@ input write_run_logs_input { logs: [write_run_log_input!]! }
 input register_agent_input { tenant_id: UUID labels: [String!] agent_config_id: UUID type: String! name: String }
 input delete_agent_input { agent_id: UUID! }
 input create_agent_config_input { tenant_id: UUID! name: String settings: JSON }
+input delete_agent_config_input { agent_config_id: UUID! }
 
 input create_task_run_artifact_input { task_run_id: UUID! kind: String! data: JSON! tenant_id: UUID }
 input update_task_run_artifact_input { task_run_artifact_id: UUID! data: JSON! }
@@ -173,6 +174,7 @@ type Mutation {
   register_agent(input: register_agent_input!): agent_id_payload
   delete_agent(input: delete_agent_input!): success_payload
   create_agent_config(input: create_agent_config_input!): agent_config_id_payload
+  delete_agent_config(input: delete_agent_config_input!): success_payload
 
   create_task_run_artifact(input: create_task_run_artifact_input!): create_task_run_artifact_payload
   update_task_run_artifact(input: update_task_run_artifact_input!): success_payload

@@ -1,33 +1,44 @@
-"""The HTTP side: GraphQL over `POST /` and `POST /graphql`, `GET /health`, API-key checks, one log line per
-operation, and the background thread (zombie killer, Lazarus, scheduler).
+"""The HTTP side: GraphQL over `POST /` and `POST /graphql`, `GET /health`, API-key checks, CORS, one log line
+per operation, and the background thread (zombie killer, Lazarus, scheduler).
 
 Answers follow Hasura/Apollo as Prefect Server runs them: GraphQL errors (syntax, validation, refusals)
 come with HTTP 200 and `{"errors": [...]}`; an unparseable JSON body gets 400, a body over 10 MB gets 413,
 both with the same `{"errors": [{"message": ...}]}` shape. No answer ever carries a traceback.
+
+A JSON array body is Apollo's batch (the UI's BatchHttpLink sends one): each operation is answered on its
+own, in order, so one failing operation never fails the others; a batch over MAX_BATCH operations is refused
+whole with HTTP 400. Validation adds Server's depth limit (depth.py) to graphql's rules.
 """
 from __future__ import annotations
 
 import hmac
 import json
+import re
 import threading
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 
-from graphql import GraphQLError, GraphQLSchema, OperationType, execute, parse, validate
+from graphql import GraphQLError, GraphQLSchema, OperationType, execute, parse, specified_rules, validate
 from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode
 from graphql.utilities import get_operation_ast
 
 from .console import log
-from . import lazarus
-from .context import RequestContext
+from . import lazarus, retention
+from .context import RequestContext, run_after_commit
+from .cors import Cors
+from .depth import DepthLimitRule
+from .hook_sender import HookSender
 from .scheduler import schedule_all
 from .schema import prefect_query_names
 from .zombies import kill_zombies
 from .store import Store
 
 MAX_BODY = 10 * 1024 * 1024
+_QUOTED_NAME = re.compile(r"'([_A-Za-z][_0-9A-Za-z]*)'")
+MAX_BATCH = 100  # operations in one batched body; the UI's BatchHttpLink sends at most 25
+VALIDATION_RULES = (*specified_rules, DepthLimitRule)
 SCHEDULE_SECONDS = 10.0  # Server's scheduler runs every 150 s; runs are made 10 ahead, so this only tops up
 _DISCARD_LIMIT = 64 * 1024 * 1024  # read (and drop) at most this much of a too-big body before answering
 
@@ -43,12 +54,21 @@ class Emulator:
             its Running task runs (and fails it if Cancelling)
         lazarus_interval: seconds between two Lazarus rounds (Server: 600)
         lazarus_stale_after: seconds since a run's last heartbeat after which Lazarus revives it (Server: 600)
+        cors: the origins browsers may call from (default: where the stack publishes a UI)
+        cloud_hooks: False: hooks are stored but never called (--no-cloud-hooks)
+        hook_sender: where hook calls go (default: HTTP through worker threads; tests inject a recorder)
     """
 
     def __init__(self, schema: GraphQLSchema, store: Store, api_key: Optional[str] = None,
                  heartbeat_timeout: float = 60.0, lazarus_interval: float = lazarus.INTERVAL_SECONDS,
-                 lazarus_stale_after: float = lazarus.STALE_AFTER_SECONDS) -> None:
+                 lazarus_stale_after: float = lazarus.STALE_AFTER_SECONDS, cors: Optional[Cors] = None,
+                 cloud_hooks: bool = True, hook_sender: Optional[HookSender] = None,
+                 retain_days: Optional[float] = None, retain_log_days: Optional[float] = None) -> None:
         self.schema = schema
+        self.cors = cors or Cors()
+        self.hooks = hook_sender or HookSender(enabled=cloud_hooks)
+        self.retain_days = retain_days
+        self.retain_log_days = retain_log_days
         self.store = store
         self.api_key = api_key or None
         self.heartbeat_timeout = heartbeat_timeout
@@ -58,6 +78,26 @@ class Emulator:
         self._stop = threading.Event()
 
     # --------------------------------------------------------------------------------------- GraphQL
+    def run_request(self, body: Any, headers: Dict[str, str]) -> Tuple[int, Any]:
+        """Answers a decoded body: one operation (an object) or Apollo's batch (an array of them).
+
+        Returns:
+            (HTTP status, JSON answer: an object, or an array of answers in the batch's order)
+        """
+        if not isinstance(body, list):
+            return self.run_graphql(body, headers)
+        if not body:
+            return self._refuse_batch("An empty batch: send at least one operation, e.g. [{\"query\": \"...\"}].")
+        if len(body) > MAX_BATCH:
+            return self._refuse_batch(f"A batch of {len(body)} operations is over the limit of {MAX_BATCH}: "
+                                      "send fewer operations per request (Apollo's BatchHttpLink: batchMax).")
+        return 200, [self.run_graphql(operation, headers)[1] for operation in body]
+
+    @staticmethod
+    def _refuse_batch(message: str) -> Tuple[int, dict]:
+        log("GRAPHQL " + json.dumps({"operation": None, "fields": [], "ok": False, "error": message, "ms": 0.0}))
+        return 400, _errors(message)
+
     def run_graphql(self, body: Any, headers: Dict[str, str]) -> Tuple[int, dict]:
         """Executes one decoded request body and logs one GRAPHQL line.
 
@@ -94,9 +134,9 @@ class Emulator:
                                  "(prefect auth login --key KEY, or PREFECT__CLOUD__API_KEY).",
                                  code="UNAUTHENTICATED")
             else:
-                problems = validate(self.schema, document)
+                problems = validate(self.schema, document, VALIDATION_RULES)
                 if problems:
-                    answer = {"errors": [e.formatted for e in problems]}
+                    answer = {"errors": [_as_graphql_js(e.formatted) for e in problems]}
                 else:
                     answer = self._execute(document, variables, operation_name, headers)
         except _BadRequest as exc:
@@ -128,16 +168,17 @@ class Emulator:
                  headers: Dict[str, str]) -> dict:
         ctx = RequestContext(self.store, tenant_id=headers.get("x-prefect-tenant-id"),
                              core_version=headers.get("x-prefect-core-version"),
-                             agent_id=headers.get("x-prefect-agent-id"))
+                             agent_id=headers.get("x-prefect-agent-id"), hooks=self.hooks)
         # the store's lock around the whole operation: a mutation's checks and writes are atomic and no query
         # sees half of them; table queries hold it shared, so they run side by side. Server's own queries run
         # in a transaction like its mutations (auth_info may create the first tenant): they are cheap
         operation = get_operation_ast(document, operation_name)
         writes = operation is None or operation.operation == OperationType.MUTATION or any(
             field in self._own_queries for field in _root_fields(operation, document))
-        with self.store.lock.writing() if writes else self.store.lock.reading():
+        with self.store.writing() if writes else self.store.reading():
             result = execute(self.schema, document, variable_values=variables, operation_name=operation_name,
                              context_value=ctx)
+        run_after_commit(ctx)  # cloud hook calls: queued now, made by the hook workers
         answer: Dict[str, Any] = {"data": result.data}
         if result.errors:
             for error in result.errors:
@@ -162,8 +203,10 @@ class Emulator:
             next_schedule = next_lazarus = 0.0
             while not self._stop.wait(interval):
                 try:
+                    ctx = RequestContext(self.store, hooks=self.hooks)
                     with self.store.transaction():
-                        reaped = kill_zombies(RequestContext(self.store), self.heartbeat_timeout)
+                        reaped = kill_zombies(ctx, self.heartbeat_timeout)
+                    run_after_commit(ctx)
                     for task_run_id, state in reaped["task_runs"]:
                         log(f"ZOMBIE task run {task_run_id} marked {state}: its flow run sent no heartbeat for "
                             f"{self.heartbeat_timeout:g} s")
@@ -175,8 +218,10 @@ class Emulator:
                         self._lazarus_round()
                     if time.monotonic() >= next_schedule:
                         next_schedule = time.monotonic() + SCHEDULE_SECONDS
+                        ctx = RequestContext(self.store, hooks=self.hooks)
                         with self.store.transaction():
-                            count = schedule_all(RequestContext(self.store))
+                            count = schedule_all(ctx)
+                        run_after_commit(ctx)
                         if count:
                             log(f"SCHEDULER created {count} scheduled flow run(s)")
                 except Exception as exc:  # keep going; a failed round is retried next interval
@@ -184,11 +229,27 @@ class Emulator:
 
         thread = threading.Thread(target=loop, name="background-services", daemon=True)
         thread.start()
+        if self.retain_days is not None or self.retain_log_days is not None:
+            threading.Thread(target=self._retention_loop, name="retention", daemon=True).start()
         return thread
 
+    def _retention_loop(self) -> None:
+        """A purge at start, then every PURGE_SECONDS, in a thread of its own: a long purge (its first one, on a
+        year of history) must not hold up the zombie killer, and its small transactions let polls through."""
+        while not self._stop.is_set():
+            try:
+                removed = retention.purge(self.store, self.retain_days, self.retain_log_days)
+                if removed["flow_runs"] or removed["logs"]:
+                    log(retention.describe(removed, self.retain_days, self.retain_log_days))
+            except Exception as exc:  # keep going; the next purge tries again
+                log(f"RETENTION purge failed: {exc!r}")
+            self._stop.wait(retention.PURGE_SECONDS)
+
     def _lazarus_round(self) -> None:
+        ctx = RequestContext(self.store, hooks=self.hooks)
         with self.store.transaction():
-            rescheduled, failed = lazarus.resurrect(RequestContext(self.store), self.lazarus_stale_after)
+            rescheduled, failed = lazarus.resurrect(ctx, self.lazarus_stale_after)
+        run_after_commit(ctx)
         for run_id, attempt in rescheduled:
             log(f"LAZARUS flow run {run_id} rescheduled: no heartbeat for {self.lazarus_stale_after:g} s and no "
                 f"task run in progress (attempt {attempt} of {lazarus.ATTEMPT_LIMIT})")
@@ -210,10 +271,19 @@ def _errors(message: str, code: Optional[str] = None) -> dict:
     return {"errors": [error]}
 
 
+def _as_graphql_js(error: dict) -> dict:
+    """A validation error worded as graphql-js (Server's Apollo) words it: names in double quotes, where
+    graphql-core puts single ones ("Cannot query field "x" on type "Mutation"." for a Cloud-only mutation)."""
+    message = error.get("message", "")
+    if message.startswith(("Cannot query field ", "Unknown argument ", "Unknown type ")):
+        error = dict(error, message=_QUOTED_NAME.sub(r'"\1"', message))
+    return error
+
+
 def _request_parts(body: Any) -> Tuple[str, Optional[dict], Optional[str]]:
     if not isinstance(body, dict):
-        raise _BadRequest("The request body must be a JSON object with a 'query' string, "
-                          f"got {type(body).__name__}.")
+        raise _BadRequest("Each operation must be a JSON object with a 'query' string (a batch: an array of "
+                          f"them), got {type(body).__name__}.")
     query = body.get("query")
     if not isinstance(query, str) or not query.strip():
         raise _BadRequest("Missing 'query': send {\"query\": \"{ ... }\", \"variables\": {...}}.")
@@ -262,6 +332,29 @@ class Handler(BaseHTTPRequestHandler):
         # the GRAPHQL lines are the request log; http.server's access lines would only add noise
         pass
 
+    def end_headers(self) -> None:
+        # every answer carries the CORS headers, errors included (also http.server's own, such as a 501 for an
+        # unknown method), so that a browser page can read why its request failed
+        headers = getattr(self, "headers", None)
+        origin = headers.get("Origin") if headers is not None else None
+        for name, value in self.server.emulator.cors.headers(origin).items():  # type: ignore[attr-defined]
+            self.send_header(name, value)
+        super().end_headers()
+
+    def do_OPTIONS(self) -> None:
+        """A CORS preflight: the methods and headers the UI may send, for an allowed origin."""
+        cors: Cors = self.server.emulator.cors  # type: ignore[attr-defined]
+        origin = self.headers.get("Origin")
+        if origin is not None and not cors.allows(origin):
+            self._reject(403, cors.refusal(origin))
+            return
+        self.send_response(204)
+        for name, value in cors.preflight_headers(origin).items():
+            if name not in cors.headers(origin):  # end_headers adds those
+                self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def _send(self, status: int, answer: Any) -> None:
         data = json.dumps(answer).encode()
         self.send_response(status)
@@ -303,6 +396,11 @@ class Handler(BaseHTTPRequestHandler):
                               "Send smaller requests (e.g. fewer logs per write_run_logs).")
             return
         raw = self.rfile.read(length)
+        origin = self.headers.get("Origin")
+        if origin is not None and not emulator.cors.allows(origin):
+            # a page of another site may POST a "simple" request, which has no preflight: refuse to run it
+            self._reject(403, emulator.cors.refusal(origin))
+            return
         try:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
@@ -312,7 +410,7 @@ class Handler(BaseHTTPRequestHandler):
             self._reject(400, "Malformed JSON body: nested too deeply to decode.")
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
-        status, answer = emulator.run_graphql(body, headers)
+        status, answer = emulator.run_request(body, headers)
         self._send(status, answer)
 
     def _reject(self, status: int, message: str) -> None:

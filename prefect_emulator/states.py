@@ -33,12 +33,13 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import prefect
 from prefect.engine.state import Cancelled, Cancelling, Queued, Scheduled, State
 from prefect.serialization.state import StateSchema
 
+from . import cloud_hooks
 from .context import RequestContext
 from .errors import ApiError
 from .store import Store
@@ -143,7 +144,8 @@ def check_state_size(data: Any) -> None:
         raise ApiError("State payload is too large.")
 
 
-def _insert_state(ctx: RequestContext, run: dict, state: State, state_table: str, owner: str) -> Dict[str, Any]:
+def _insert_state(ctx: RequestContext, run: dict, state: State, state_table: str, owner: str
+                  ) -> Tuple[Dict[str, Any], dict]:
     """Inserts the next state row of a flow or task run and returns the run's column changes.
 
     Args:
@@ -155,7 +157,7 @@ def _insert_state(ctx: RequestContext, run: dict, state: State, state_table: str
 
     Returns:
         The columns both kinds of run change (Server's triggers): version, state, its time, message and start
-        time; start_time on the first Running; end_time on the states in END_STATES.
+        time; start_time on the first Running; end_time on the states in END_STATES. Then the new state row.
     """
     stamp = now()
     version = (run["version"] or 0) + 1
@@ -165,7 +167,7 @@ def _insert_state(ctx: RequestContext, run: dict, state: State, state_table: str
         "start_time": normalize(start) if start else None, "state": type(state).__name__,
         "serialized_state": state.serialize(),
     }
-    ctx.store.insert(state_table, dict(cols, tenant_id=run["tenant_id"], **{owner: run["id"]}))
+    state_row = ctx.store.insert(state_table, dict(cols, tenant_id=run["tenant_id"], **{owner: run["id"]}))
     changes = {"version": version, "state": cols["state"], "state_timestamp": stamp,
                "state_message": state.message, "state_start_time": cols["start_time"],
                "serialized_state": cols["serialized_state"]}
@@ -173,20 +175,22 @@ def _insert_state(ctx: RequestContext, run: dict, state: State, state_table: str
         changes["start_time"] = stamp  # LEAST(start_time, timestamp): the first Running wins
     if cols["state"] in END_STATES:
         changes["end_time"] = stamp  # GREATEST(end_time, timestamp): the last end wins
-    return changes
+    return changes, state_row
 
 
 def write_flow_run_state(ctx: RequestContext, run: dict, state: State) -> dict:
     """Inserts a flow run state and moves the run to it (no rule checks). Returns the updated run."""
-    changes = _insert_state(ctx, run, state, "flow_run_state", "flow_run_id")
+    changes, state_row = _insert_state(ctx, run, state, "flow_run_state", "flow_run_id")
     if state.is_running() or state.is_submitted():
         changes["heartbeat"] = changes["state_timestamp"]
-    return ctx.store.update("flow_run", run["id"], **changes)
+    updated = ctx.store.update("flow_run", run["id"], **changes)
+    cloud_hooks.flow_run_state_changed(ctx, run, updated, state_row)
+    return updated
 
 
 def write_task_run_state(ctx: RequestContext, task_run: dict, state: State) -> dict:
     """Inserts a task run state and moves the task run to it (no rule checks). Returns the updated row."""
-    changes = _insert_state(ctx, task_run, state, "task_run_state", "task_run_id")
+    changes, _state_row = _insert_state(ctx, task_run, state, "task_run_state", "task_run_id")
     if state.is_running():
         changes["heartbeat"] = changes["state_timestamp"]
     return ctx.store.update("task_run", task_run["id"], **changes)

@@ -143,6 +143,11 @@ TABLES: Dict[str, Table] = {
     "message": _table(
         {**_BASE, "user_id": UUID, "read": BOOL, "type": TEXT, "text": TEXT, "content": JSONB},
     ),
+    # Server's cloud_hook (no relationships in its Hasura metadata); cloud_hooks.py
+    "cloud_hook": _table(
+        {**_BASE, "name": TEXT, "states": JSONB, "type": TEXT, "config": JSONB, "active": BOOL,
+         "version_group_id": TEXT},
+    ),
     # Server's utility.traversal: the row type of the traversal functions below (the table itself stays empty)
     "utility_traversal": _table(
         {"tenant_id": UUID, "task_id": UUID, "depth": INT},
@@ -159,7 +164,8 @@ FUNCTIONS: Dict[str, Tuple[str, Dict[str, str]]] = {
 
 
 # Columns the agents' queue, the UI and the background services filter runs by, besides relation columns.
-FILTER_COLUMNS: Dict[str, Tuple[str, ...]] = {"flow_run": ("state", "tenant_id"), "task_run": ("state",)}
+FILTER_COLUMNS: Dict[str, Tuple[str, ...]] = {"flow_run": ("state", "tenant_id"), "task_run": ("state",),
+                                              "cloud_hook": ("tenant_id",)}
 
 
 def indexed_columns() -> Dict[str, set]:

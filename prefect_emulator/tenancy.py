@@ -70,7 +70,7 @@ def delete_tenant(ctx: RequestContext, input: dict) -> dict:
         return {"success": False, "error": None}
     for flow in ctx.store.find("flow", "tenant_id", input["tenant_id"]):
         delete_flow_rows(ctx, flow["id"])
-    for table in ("flow_group", "project", "agent", "agent_config", "message"):
+    for table in ("flow_group", "project", "agent", "agent_config", "message", "cloud_hook"):
         ctx.store.delete_where(table, "tenant_id", input["tenant_id"])
     ctx.store.delete("tenant", input["tenant_id"])
     return {"success": True, "error": None}

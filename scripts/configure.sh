@@ -6,6 +6,8 @@
 #   scripts/configure.sh server     Prefect Server 1.4.1 and its UI (needs Docker Hub)   [the default]
 #   scripts/configure.sh emulator   the offline orchestrator prefect_emulator/ (scripts/prepare-offline.sh
 #                                   runs this, with PYTHON_VERSION=3.11 for its base image)
+#   scripts/configure.sh emulator-ui  the emulator with the real Prefect UI in front of it (profiles emulator,
+#                                   prefect-ui; the UI's image comes from Docker Hub)
 #   scripts/configure.sh cloud      Prefect Cloud: no API container; key in env/local.env
 #   scripts/configure.sh MODE KEY=VALUE ...   also sets these compose variables (see compose.yaml's header)
 #
@@ -20,8 +22,9 @@ mode="${1:-server}"
 case "$mode" in
   server) profiles=server ;;
   emulator) profiles=emulator ;;
+  emulator-ui) profiles=emulator,prefect-ui ;;
   cloud) profiles= ;;
-  *) die "unknown mode '$mode'. Fix: use one of server, emulator, cloud" ;;
+  *) die "unknown mode '$mode'. Fix: use one of server, emulator, emulator-ui, cloud" ;;
 esac
 for pair in "$@"; do
   [[ "$pair" =~ ^[A-Z_][A-Z0-9_]*=[^[:space:]]*$ ]] || die "'$pair' is not KEY=VALUE (no spaces). Fix: e.g. PYTHON_VERSION=3.11"

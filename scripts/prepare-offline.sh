@@ -13,8 +13,8 @@
 #   2. A base image: when python:3.11-slim is not in the engine (it cannot be pulled here), a Debian bookworm root made by debootstrap (python3, python3-venv, ca-certificates) is imported as
 #      python:3.11-slim. Bookworm's python IS 3.11, hence the tag, and the offline path builds with
 #      PYTHON_VERSION=3.11 (step 4 writes it to .env).
-#   3. The wheelhouse wheels/ (git-ignored): `pip wheel -r requirements.txt` with a host Python of the
-#      image's version, so that the image builds with --no-index.
+#   3. The wheelhouse wheels/ (git-ignored): `pip wheel -r requirements.txt -r requirements-build.txt` with a
+#      host Python of the image's version, so that the image builds, and `pip install -e .` runs, with --no-index.
 #   4. The offline switch: .env (git-ignored, read by Compose on every command) gets COMPOSE_PROFILES=emulator
 #      and PYTHON_VERSION=3.11 through scripts/configure.sh (ENV_FILE names another file).
 # After it: docker compose up -d --wait
@@ -113,14 +113,14 @@ fi
 
 # --- 3. Wheelhouse -------------------------------------------------------------------------------
 # A stamp of requirements.txt and the Python version: the wheelhouse is rebuilt only when either changes.
-stamp="$(cat requirements.txt; echo "python $OFFLINE_PYTHON_VERSION")"
+stamp="$(cat requirements.txt requirements-build.txt; echo "python $OFFLINE_PYTHON_VERSION")"
 stamp="$(printf '%s' "$stamp" | sha256sum | cut -d' ' -f1)"
 if [ "$FORCE" != 1 ] && [ -f wheels/.stamp ] && [ "$(cat wheels/.stamp)" = "$stamp" ]; then
   say "wheelhouse: wheels/ already matches requirements.txt for Python $OFFLINE_PYTHON_VERSION"
 else
   say "wheelhouse: pip wheel -r requirements.txt with $PY"
   tmp="$(mktemp -d "$CACHE_DIR/wheels.XXXXXX")"
-  "$PY" -m pip wheel --quiet --disable-pip-version-check -r requirements.txt -w "$tmp" \
+  "$PY" -m pip wheel --quiet --disable-pip-version-check -r requirements.txt -r requirements-build.txt -w "$tmp" \
     || { rm -rf "$tmp"; die "pip wheel failed (is PyPI reachable?)"; }
   echo "$stamp" >"$tmp/.stamp"
   # Swap the finished folder in: an interrupted run never leaves a half wheelhouse behind.

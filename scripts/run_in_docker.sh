@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The tutorial's container entrypoint: runs the DAG script DAG_NAME in the folder DAG_PATH with `python`,
-# which registers the DAG and hosts it with a LocalAgent (see agents/script.py).
+# which registers the DAG and hosts it with a LocalAgent (see agents/cli/script.py).
 #   DAG_PATH          folder of the DAG, e.g. /app/dags/flow-test-hello (required)
 #   DAG_NAME          script in that folder, e.g. test-hello.py (required)
 #   PREFECT_AUTH_KEY  optional Prefect Cloud API key: exported as PREFECT__CLOUD__API_KEY with the cloud

@@ -12,4 +12,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # pip is quick when everything is already installed, so always run it: a changed pin is picked up.
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r requirements-dev.txt
+# the project itself, editable (pyproject.toml): its packages import from this checkout; "compat" puts the
+# checkout on sys.path, so a package added later (a new folder) imports without reinstalling
+"$VENV/bin/python" -c 'import importlib.metadata as m; m.distribution("dags-prefect-io")' 2>/dev/null \
+  || "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps -e . --config-settings editable_mode=compat
 exec "$VENV/bin/python" -m pytest "$@"

@@ -5,7 +5,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 
 
 def copy_checkout(target: Path, wheels: bool = True) -> None:

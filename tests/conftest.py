@@ -5,12 +5,14 @@ import functools
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Dict, Iterator
 
 import pytest
 
-from tests.processes import Emulator, prefect_env
+from prefect_emulator.testing import Emulator, prefect_env
+from tests.dashboard.browser import NO_BROWSER, browser_available, start_browser
 
 
 NO_DOCKER = ("no Docker engine with Compose v2 answers: run scripts/prepare-offline.sh and start the "
@@ -19,12 +21,16 @@ NO_DOCKER = ("no Docker engine with Compose v2 answers: run scripts/prepare-offl
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Docker (and swarm) tests skip without a Docker engine, except in CI, where a missing engine is a failure."""
-    if not {"docker", "swarm"} & set(item.keywords) or docker_available():
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true and " + NO_DOCKER, pytrace=False)
-    pytest.skip(NO_DOCKER)
+    """Docker tests skip without a Docker engine, browser tests without Chromium and its chromedriver,
+    except in CI, where either missing is a failure."""
+    for marker, available, reason in (("docker", docker_available, NO_DOCKER),
+                                      ("swarm", docker_available, NO_DOCKER),
+                                      ("browser", browser_available, NO_BROWSER)):
+        if marker not in item.keywords or available():
+            continue
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
 
 
 @functools.lru_cache(maxsize=None)
@@ -54,3 +60,30 @@ def penv(emulator: Emulator, tmp_path: Path) -> Dict[str, str]:
     home = tmp_path / "prefect-home"
     home.mkdir(exist_ok=True)
     return prefect_env(emulator.url, home)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless Chromium for the whole session (tests/dashboard/browser.py)."""
+    driver = start_browser()
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failing browser test leaves a screenshot and the page's HTML in a temporary folder (named in the report)."""
+    outcome = yield
+    report = outcome.get_result()
+    driver = getattr(item, "funcargs", {}).get("browser")
+    if report.when == "call" and report.failed and driver is not None:
+        folder = Path(tempfile.mkdtemp(prefix="dashboard-failure-"))
+        try:
+            driver.save_screenshot(str(folder / "page.png"))
+            (folder / "page.html").write_text(driver.page_source)
+            report.sections.append(("browser", f"screenshot and HTML of {driver.current_url} in {folder}"))
+        except Exception as exc:  # the browser itself may be what failed
+            report.sections.append(("browser", f"could not save the page: {exc!r}"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 
 
 def run_docker_tests_without_docker(tmp_path: Path, ci: bool) -> subprocess.CompletedProcess:

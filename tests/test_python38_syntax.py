@@ -7,7 +7,7 @@ from typing import List
 
 import pytest
 
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 
 FOLDERS = ("agents", "dags", "tests", "scripts")
 
@@ -28,4 +28,4 @@ def test_file_parses_as_python_38(path: Path) -> None:
 
 def test_there_are_files_to_check() -> None:
     names = {str(p.relative_to(REPO_ROOT)) for p in python_files()}
-    assert "agents/cli.py" in names and "dags/flow-test-hello/test-hello.py" in names
+    assert "agents/cli/main.py" in names and "dags/flow-test-hello/test-hello.py" in names

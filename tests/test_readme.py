@@ -7,8 +7,9 @@ activated `.venv` once the README has made it. What a reader does by hand betwee
 new DAG's file and its three compose lines from "Adding a DAG") the test does from the README's own python
 and yaml blocks. The only departures from the letter, all through the environment: pip installs from the
 wheelhouse (PIP_NO_INDEX, PIP_FIND_LINKS: the registry-free variant of `pip install`), the API is published
-on a free port (APOLLO_HOST_PORT, with PREFECT__SERVER__ENDPOINT pointing the host at it) so that the test
-never meets another stack's 4200, and HOME is a temporary folder (prefect's `prefect backend` writes there).
+on a free port (APOLLO_HOST_PORT, with PREFECT__SERVER__ENDPOINT pointing the host at it) and so is the
+dashboard (UI_HOST_PORT, which the README's own check of it reads too), so that the test never meets another
+stack's 4200 or 8080, and HOME is a temporary folder (prefect's `prefect backend` writes there).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional
 import pytest
 
 from tests.checkout import copy_checkout
-from tests.processes import REPO_ROOT, free_port
+from prefect_emulator.testing import REPO_ROOT, free_port
 
 README = REPO_ROOT / "README.md"
 README_PT = REPO_ROOT / "README.pt-BR.md"
@@ -108,6 +109,7 @@ def checkout(tmp_path: Path) -> Iterator[Dict[str, object]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT", "COMPOSE_", "DAGS_", "VIRTUAL_ENV"))}
     env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(root / "wheels"), PIP_DISABLE_PIP_VERSION_CHECK="1",
                APOLLO_HOST_PORT=str(port), PREFECT__SERVER__ENDPOINT=f"http://127.0.0.1:{port}",
+               UI_HOST_PORT=str(free_port()),
                HOME=str(tmp_path / "home"), DAGS_HEALTH_INTERVAL="2s")
     # a home of its own (prefect's ~/.prefect/backend.toml, pip's cache), keeping the docker CLI's plugins
     env.setdefault("DOCKER_CONFIG", os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker"))
@@ -117,7 +119,8 @@ def checkout(tmp_path: Path) -> Iterator[Dict[str, object]]:
     finally:
         subprocess.run(["docker", "compose", "down", "-v", "--remove-orphans", "--timeout", "5"], cwd=root,
                        env=env, capture_output=True, timeout=300)
-        subprocess.run(["docker", "image", "rm", f"{project}-dags:latest", f"{project}-emulator:latest"],
+        subprocess.run(["docker", "image", "rm", f"{project}-dags:latest", f"{project}-emulator:latest",
+                        f"{project}-dashboard:latest"],
                        capture_output=True, timeout=120)
 
 

@@ -14,7 +14,7 @@ from typing import Dict
 
 import pytest
 
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;#]+)")
 
@@ -35,7 +35,8 @@ def pins(path: Path) -> Dict[str, str]:
 
 
 def test_every_requirement_line_is_an_exact_pin() -> None:
-    for path in (REPO_ROOT / "requirements.txt", REPO_ROOT / "requirements-dev.txt"):
+    for path in (REPO_ROOT / "requirements.txt", REPO_ROOT / "requirements-dev.txt",
+                 REPO_ROOT / "requirements-build.txt"):
         for line in path.read_text().splitlines():
             line = line.strip()
             if line and not line.startswith("#") and not line.startswith("-r "):
@@ -72,12 +73,13 @@ def test_the_pins_resolve_for_python_3_8_with_nothing_unpinned(tmp_path: Path) -
     result = subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
          "--python-version", "3.8", "--only-binary=:all:", "-d", str(tmp_path),
-         "-r", str(REPO_ROOT / "requirements-dev.txt")],
+         "-r", str(REPO_ROOT / "requirements-dev.txt"), "-r", str(REPO_ROOT / "requirements-build.txt")],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     downloaded = {canonical(p.name.split("-")[0]): p.name.split("-")[1] for p in tmp_path.glob("*.whl")}
-    wanted = {**pins(REPO_ROOT / "requirements.txt"), **pins(REPO_ROOT / "requirements-dev.txt")}
+    wanted = {**pins(REPO_ROOT / "requirements.txt"), **pins(REPO_ROOT / "requirements-dev.txt"),
+              **pins(REPO_ROOT / "requirements-build.txt")}
     unpinned = sorted(set(downloaded) - set(wanted))
     assert not unpinned, f"resolved for 3.8 but not pinned: {unpinned}"
     assert downloaded == {k: v for k, v in wanted.items() if k in downloaded}

@@ -423,7 +423,5 @@ with Flow(FLOW_NAME, executor=executor, run_config=LocalRun(labels=["dask"])) as
 
 
 if __name__ == "__main__":
-    import pathlib, sys
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))  # repo root, so `agents` imports
-    from agents.script import main
+    from agents.cli.script import main
     main(flow, __file__)

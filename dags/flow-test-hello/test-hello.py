@@ -30,7 +30,5 @@ with Flow("flow-test-hello", run_config=LocalRun(labels=["hello"])) as flow:
 
 
 if __name__ == "__main__":
-    import pathlib, sys
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))  # repo root, so `agents` imports
-    from agents.script import main
+    from agents.cli.script import main
     main(flow, __file__)

@@ -1,5 +1,5 @@
 """Goal 2: a burst of trivial runs on one host agent: ours (flow runs forked from its pre-imported fork
-server, agents.forkrun), ours with DAGS_FLOW_RUN_FORK=0 (a plain `python -m agents.flowrun` per run), and
+server, agents.flowrun.forkrun), ours with DAGS_FLOW_RUN_FORK=0 (a plain `python -m agents.flowrun` per run), and
 prefect's stock LocalAgent.
 
 All runs are created at once; figures: runs per minute (first created to last finished), create-to-Success

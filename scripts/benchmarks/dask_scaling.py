@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from .report import REPO_ROOT, Row, p50_p90, percentile, processes, progress, python_env, ratio
-from tests.processes import free_port
+from prefect_emulator.testing import free_port
 
 PRIMES_DAG = REPO_ROOT / "dags" / "distributed-primes" / "distributed_primes.py"
 RUNNER = Path(__file__).resolve().parent / "primes_runner.py"

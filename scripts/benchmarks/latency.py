@@ -82,7 +82,7 @@ def measure(quick: bool) -> List[Row]:
     """
     from prefect.agent.local import LocalAgent
 
-    from agents.hosting import max_poll_interval_from_env, poll_intervals
+    from agents.agent.hosting import max_poll_interval_from_env, poll_intervals
 
     samples, max_gap, idle_window = (3, 2.0, 5.0) if quick else (20, 12.0, 40.0)
     ramps = {"ours": ramp(poll_intervals(max_poll_interval_from_env())), "stock": ramp(LocalAgent._loop_intervals)}

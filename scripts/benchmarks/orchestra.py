@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 import requests
 
 from .report import REPO_ROOT
-from tests.processes import Emulator, free_port, prefect_env, stop, wait_for_http
+from prefect_emulator.testing import Emulator, free_port, prefect_env, stop, wait_for_http
 
 FLOW = "bench-trivial"
 DAG_SOURCE = '''"""Benchmark DAG: one task that records its execution in MARKERS/<flow_run_id> (one line per execution)."""

@@ -11,11 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))  # tests.processes: the emulator and prefect environment helpers
-
-from tests.processes import stop  # noqa: E402  (after the path is set)
+from prefect_emulator.testing import REPO_ROOT, stop
 
 
 def percentile(values: Sequence[float], q: float) -> float:

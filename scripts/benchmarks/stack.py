@@ -23,10 +23,11 @@ from typing import Dict, List, Optional
 
 import requests
 
+from . import dashboard
 from .orchestra import parse_time
 from .report import REPO_ROOT, Row, p50_p90, progress
 from tests.conftest import docker_available  # docker info + docker compose version
-from tests.processes import free_port
+from prefect_emulator.testing import free_port
 
 # its own image name per run, removed at the end: never another image of the same name
 IMAGE = f"dags-prefect-io:benchmark-{os.getpid()}"
@@ -44,7 +45,8 @@ def stack_env(port: int, project: str) -> Dict[str, str]:
     services and the emulator, the API's host port, fast healthchecks, the services' uid."""
     uid, gid = (os.getuid(), os.getgid()) if os.getuid() != 0 else (5678, 5678)
     return dict(os.environ, COMPOSE_PROFILES="emulator", PYTHON_VERSION="3.11", DAGS_IMAGE=IMAGE,
-                EMULATOR_IMAGE=IMAGE, APOLLO_HOST_PORT=str(port), DAGS_HEALTH_INTERVAL="1s",
+                EMULATOR_IMAGE=IMAGE, DASHBOARD_IMAGE=IMAGE, APOLLO_HOST_PORT=str(port),
+                UI_HOST_PORT=str(free_port()), DAGS_HEALTH_INTERVAL="1s",
                 COMPOSE_PROJECT_NAME=project, DAGS_UID=str(uid), DAGS_GID=str(gid))
 
 
@@ -173,6 +175,9 @@ def measure(quick: bool) -> List[Row]:
                 time.sleep(0.5)
             progress("stack: trigger to Running")
             latencies = stack_latency(port, compose, work, env, 3 if quick else 10)
+            progress("stack: dashboard Quick Run to Running")
+            quick_run = dashboard.quick_run_row(f"http://127.0.0.1:{env['UI_HOST_PORT']}",
+                                                f"http://127.0.0.1:{port}/", LATENCY_DAG, 3 if quick else 10)
         finally:
             subprocess.run(compose + ["down", "-v", "--remove-orphans", "--timeout", "5"], cwd=str(work), env=env,
                            capture_output=True)
@@ -193,4 +198,5 @@ def measure(quick: bool) -> List[Row]:
             target="p50 <= 1.0 s"),
         Row("1", "stack: trigger to Running, `agents trigger` in a container (pokes), p50 / p90",
             p50_p90(latencies["trigger"]), target="p50 <= 1.0 s"),
+        quick_run,
     ]

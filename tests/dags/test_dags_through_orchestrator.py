@@ -17,7 +17,7 @@ from typing import Dict, Iterator, List, Tuple
 import pytest
 
 from tests.dags.dag_files import REPO_ROOT
-from tests.processes import Emulator, prefect_env, stop
+from prefect_emulator.testing import Emulator, prefect_env, stop
 
 pytestmark = pytest.mark.slow
 

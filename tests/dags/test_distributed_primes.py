@@ -12,7 +12,7 @@ import pytest
 from prefect.executors import DaskExecutor, LocalDaskExecutor
 
 from tests.dags.dag_files import PRIMES_DAG, dag_env, load_flow, run_local, task_state
-from tests.processes import free_port
+from prefect_emulator.testing import free_port
 
 
 def primes_up_to(limit: int) -> int:

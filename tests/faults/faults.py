@@ -13,22 +13,23 @@ import uuid
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from tests.processes import Emulator
+from prefect_emulator.testing import Emulator
 from tests.runtime.conftest import run_cli, runtime_env, write_plain_dag
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "counted_flow.py"
 FINISHED = {"Success", "Failed", "Cancelled", "TimedOut", "Skipped", "TriggerFailed"}
-# the text of the log line agents.recovery writes on a re-queued run, and agents.flowrun on a given-up one
+# the text of the log line agents.agent.recovery writes on a re-queued run, and agents.flowrun on a given-up one
 REQUEUED = "stranded-run recovery"
 GAVE_UP = "gives this run up"
 
 
-def counted_env(api_url: str, workdir: Path, name: str, labels: List[str], **extra: str) -> Dict[str, str]:
-    """Environment for `python -m agents` with a DAGS_FOLDER holding one counted DAG, markers in
-    `workdir/markers`, and quick stranded-run recovery (DAGS_STRANDED_AFTER=10)."""
+def counted_env(api_url: str, workdir: Path, name: str, labels: List[str], fixture: Path = FIXTURE,
+                **extra: str) -> Dict[str, str]:
+    """Environment for `python -m agents` with a DAGS_FOLDER holding one counted DAG (or another `fixture`),
+    markers in `workdir/markers`, and quick stranded-run recovery (DAGS_STRANDED_AFTER=10)."""
     for folder in ("home", "env", "markers"):
         (workdir / folder).mkdir(exist_ok=True)
-    write_plain_dag(workdir / "dags", name, labels, fixture=FIXTURE)
+    write_plain_dag(workdir / "dags", name, labels, fixture=fixture)
     env = runtime_env(api_url, workdir / "home", workdir / "env", DAGS_FOLDER=str(workdir / "dags"),
                       DAGS_TEST_MARKERS=str(workdir / "markers"), DAGS_STRANDED_AFTER="10",
                       PREFECT__CLOUD__HEARTBEAT_MODE="thread")
@@ -43,14 +44,15 @@ def register(env: Dict[str, str]) -> None:
         assert result.returncode == 0, result.stdout
 
 
-def registered_dag(emu: Emulator, workdir: Path, name: str, **extra: str) -> Tuple[str, Dict[str, str], str]:
-    """A counted DAG `name` with a fresh label, initialised and registered on `emu`.
+def registered_dag(emu: Emulator, workdir: Path, name: str, fixture: Path = FIXTURE,
+                   **extra: str) -> Tuple[str, Dict[str, str], str]:
+    """A counted DAG `name` (or another `fixture`) with a fresh label, initialised and registered on `emu`.
 
     Returns:
         (its label, the environment for `python -m agents` (see `counted_env`), its flow id)
     """
     label = f"{name}-{uuid.uuid4().hex[:6]}"
-    env = counted_env(emu.url, workdir, name, [label], **extra)
+    env = counted_env(emu.url, workdir, name, [label], fixture, **extra)
     register(env)
     return label, env, flow_id(emu, name)
 
@@ -122,7 +124,7 @@ def parse_time(text: str) -> datetime.datetime:
 
 
 def requeue_times(rows: List[dict]) -> List[datetime.datetime]:
-    """When each re-queued run went back to Scheduled (agents.recovery's state)."""
+    """When each re-queued run went back to Scheduled (agents.agent.recovery's state)."""
     return [parse_time(s["timestamp"]) for r in rows for s in r["states"]
             if s["state"] == "Scheduled" and REQUEUED in (s["message"] or "")]
 
@@ -168,3 +170,34 @@ def peak_held(rows: List[dict]) -> Dict[str, int]:
             peak = max(peak, held)
         peaks[agent] = peak
     return peaks
+
+
+# the runs with their states, their task runs' states and their logs (the dead-run tests read them all)
+RUNS_WITH_TASKS = """query($ids: [uuid!]) { flow_run(where: {id: {_in: $ids}}) {
+    id state
+    states(order_by: {timestamp: asc}) { state timestamp message }
+    task_runs { state task { name } states(order_by: {timestamp: asc}) { state timestamp message } }
+    logs { message } } }"""
+
+
+def runs_with_tasks(emu: Emulator, ids: Iterable[str]) -> Dict[str, dict]:
+    """Run id -> the run as `RUNS_WITH_TASKS` reads it."""
+    answer = emu.graphql(RUNS_WITH_TASKS, {"ids": list(ids)})
+    assert "errors" not in answer, answer
+    return {row["id"]: row for row in answer["data"]["flow_run"]}
+
+
+def task_executions(markers: Path, run_id: str, tasks: Iterable[str]) -> Dict[str, int]:
+    """Task name -> how many of its executions in this run left a marker `<run>.<task>.<pid>` in `markers`
+    (started ones there, finished ones in `markers/done`)."""
+    names = [p.name.split(".")[1] for p in markers.glob(f"{run_id}.*")]
+    return {task: names.count(task) for task in tasks}
+
+
+def first_state_with(row: dict, text: str, task: Optional[str] = None) -> Optional[dict]:
+    """The first state whose message holds `text`: of `task`'s run when given, else of the flow run."""
+    if task:
+        states = next((t["states"] for t in row["task_runs"] if t["task"]["name"] == task), [])
+    else:
+        states = row["states"]
+    return next((s for s in states if text in (s["message"] or "")), None)

@@ -12,7 +12,8 @@ import requests
 
 from tests.faults.faults import (counted_env, create_runs, figures, flow_id, register, registered_dag, runs,
                                  wait_finished, wait_until)
-from tests.processes import Emulator, free_port, wait_for_http
+from agents.cli.connection import wait_timeout_from_env
+from prefect_emulator.testing import Emulator, free_port, wait_for_http
 from tests.runtime.conftest import Background, start_agent
 
 pytestmark = pytest.mark.slow
@@ -71,18 +72,29 @@ def runs_by_id(rows: List[dict], ids: List[str]) -> List[dict]:
     return [r for r in rows if r["id"] in set(ids)]
 
 
-def test_serve_and_start_wait_for_an_api_that_comes_a_minute_late(tmp_path: Path) -> None:
+def test_the_default_api_wait_covers_an_api_a_minute_late(monkeypatch: pytest.MonkeyPatch) -> None:
+    # what init, serve and start wait by default when DAGS_API_WAIT_TIMEOUT is unset or empty
+    for unset in (None, ""):
+        if unset is None:
+            monkeypatch.delenv("DAGS_API_WAIT_TIMEOUT", raising=False)
+        else:
+            monkeypatch.setenv("DAGS_API_WAIT_TIMEOUT", unset)
+        assert wait_timeout_from_env() >= 60
+
+
+def test_serve_and_start_wait_for_an_api_that_comes_late(tmp_path: Path) -> None:
     label = "late-" + uuid.uuid4().hex[:6]
     port = free_port()
-    # DAGS_API_WAIT_TIMEOUT unset: the default wait (that of init) must cover a minute
-    env = counted_env(f"http://127.0.0.1:{port}", tmp_path, "late-dag", [label], DAGS_API_WAIT_TIMEOUT="")
+    # the waits are the commands' own (backoff up to 5 s between attempts); the bound is only kept short
+    env = counted_env(f"http://127.0.0.1:{port}", tmp_path, "late-dag", [label], DAGS_API_WAIT_TIMEOUT="90")
     agents = [start_agent(["serve", "late-dag", "--name", "late-serve"], env, tmp_path / "serve.log", wait=False),
               start_agent(["start", "-l", label, "--name", "late-start"], env, tmp_path / "start.log", wait=False)]
     try:
-        time.sleep(60)
+        # six failed attempts each (0.25, 0.5, 1, 2 and 4 s apart, then the 5 s cap): the API comes late
+        wait_until(lambda: all(a.output().count("waiting for the Prefect API at") >= 6 or a.proc.poll() is not None
+                               for a in agents), 80, "six failed attempts of each command")
         for agent in agents:
             assert agent.proc.poll() is None, agent.output()
-            assert "waiting for the Prefect API at" in agent.output()
         with Emulator(tmp_path, port=port) as emu:
             for agent in agents:
                 wait_for_http(agent.health_url, timeout=90, proc=agent.proc)
@@ -91,7 +103,7 @@ def test_serve_and_start_wait_for_an_api_that_comes_a_minute_late(tmp_path: Path
     finally:
         for agent in agents:
             agent.stop()
-    result = figures("API up 60 s after serve and start (host)", ids, rows, tmp_path / "markers")
+    result = figures("API up after serve and start had waited (host)", ids, rows, tmp_path / "markers")
     assert (result["success"], result["duplicated"]) == (3, 0)
 
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from agents.flowrun import ownership_problem
-from agents.health import PollHealth
-from agents.hosting import max_runs_from_env, poll_intervals
-from agents.recovery import covers, idle_sweep_interval, sweep_interval
+from agents.flowrun.child import ownership_problem
+from agents.agent.health import PollHealth
+from agents.agent.hosting import max_runs_from_env, poll_intervals
+from agents.agent.recovery import idle_sweep_interval, sweep_interval
+from agents.labels import covers
 from agents.errors import UserError
 
 

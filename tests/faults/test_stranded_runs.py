@@ -1,4 +1,4 @@
-"""Runs stranded by a dead or cut-off agent come back to the queue and run exactly once (agents.recovery,
+"""Runs stranded by a dead or cut-off agent come back to the queue and run exactly once (agents.agent.recovery,
 agents.flowrun), with real agents, flow runs and signals."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from tests.faults.faults import (GAVE_UP, REQUEUED, create_runs, executions, figures, registered_dag, runs, utc_now,
                                  wait_finished, wait_until)
-from tests.processes import REPO_ROOT, Emulator
+from prefect_emulator.testing import REPO_ROOT, Emulator
 from tests.runtime.conftest import start_agent
 
 pytestmark = pytest.mark.slow
@@ -107,7 +107,7 @@ def test_a_flow_run_process_started_with_a_stale_submission_writes_nothing(tmp_p
 def test_a_submission_is_ours_only_while_it_is_the_newest_state_right_after_a_scheduled_one(tmp_path: Path) -> None:
     from prefect.engine.state import Running, Submitted
 
-    from agents.flowrun import SUBMISSION_KEY, submission_problem
+    from agents.flowrun.child import SUBMISSION_KEY, submission_problem
     from tests.prefect_emulator.prefect_session import prefect_session
 
     with Emulator(tmp_path) as emu:
@@ -140,7 +140,7 @@ def test_a_submission_that_lands_late_on_a_run_taken_meanwhile_puts_back_the_sta
     # sweep and run again (a Success run ran twice in the stack's network-cut scenario).
     from prefect.engine.state import Running, Success
 
-    from agents.hosting import DagsAgent
+    from agents.agent.hosting import DagsAgent
     from tests.prefect_emulator.prefect_session import prefect_session
 
     with Emulator(tmp_path) as emu:

@@ -3,7 +3,7 @@ does to them), with real agents and Prefect Server's zombie killer and Lazarus (
 
 The path, as on Server: the run's heartbeat stops; after the heartbeat timeout the zombie killer sets the task
 that was running Retrying (it has a retry left) and leaves the run Running; the retry being due makes the run
-ready again (get_runs_in_queue), and another of our agents submits it (agents.hosting: a Submitted state with
+ready again (get_runs_in_queue), and another of our agents submits it (agents.agent.hosting: a Submitted state with
 a submission id, under Server's Submitted lock) and runs it to Success. Lazarus runs every second meanwhile
 and must find nothing to do: the run never sat stale with nothing due.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.faults import FINISHED, create_runs, executions, registered_dag, wait_finished, wait_until
-from tests.processes import Emulator
+from prefect_emulator.testing import Emulator
 from tests.runtime.conftest import start_agent
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from typing import Iterator
 import pytest
 
 from tests.parity.api import Api, unique
-from tests.processes import Emulator
+from prefect_emulator.testing import Emulator
 
 
 @pytest.fixture(scope="session")

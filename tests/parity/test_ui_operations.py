@@ -9,15 +9,24 @@ Restart, Mark as, Cancel, the Agents page and Team settings. This is as close as
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pendulum
 import prefect
 import pytest
+import requests
+from graphql import parse, print_ast, validate
+from graphql.language import FieldNode, NameNode, OperationDefinitionNode, SelectionSetNode, Visitor, visit
 
+from prefect_emulator.schema import build
+from prefect_emulator.server import VALIDATION_RULES
 from tests.parity.api import Api, unique
 from tests.parity.flows_setup import register, row, rows
+from tests.parity.ui_documents import UI_DOCUMENTS
+
+_SCHEMA = build()
 
 OPERATIONS = Path(__file__).parent / "ui_operations"
 FAILED_STATES = ["Failed", "TimedOut", "TriggerFailed"]  # what the Restart dialog counts as failed
@@ -210,3 +219,125 @@ class TestTeamSettings:
         # the UI's form is Cloud's (the tenant comes from the token); Server's input requires tenant_id
         message = api.error((OPERATIONS / "team_update_settings.gql").read_text(), {"settings": {"a": 1}})
         assert "tenant_id" in message
+
+
+# ------------------------------------------------------------------------------------ the UI's whole corpus
+# Every document of the UI is listed in ui_documents.py (the table: path -> Server with the corpus operations
+# covering it, or Cloud-only with why). The corpus in ui_operations/corpus/ selects, among them, every field,
+# argument, input field and variable type the Server documents use; here each operation must validate as the
+# UI sends it (Apollo adds __typename to every selection) and each query must answer on a seeded store.
+CORPUS = OPERATIONS / "corpus"
+CORPUS_VARIABLES: Dict[str, Dict[str, Any]] = json.loads((CORPUS / "variables.json").read_text())
+CORPUS_OPERATIONS = sorted(p.stem for p in CORPUS.glob("*.gql"))
+CORPUS_QUERIES = [name for name in CORPUS_OPERATIONS if not name.endswith("_mutation")]
+# the figures of the reading (tag 2022-12-15): documents read, of them Server's
+DOCUMENTS_READ, SERVER_DOCUMENTS = 288, 192
+
+
+class _AddTypename(Visitor):
+    """What Apollo's addTypename does: `__typename` in every selection set but the operation's own."""
+
+    def leave_selection_set(self, node: SelectionSetNode, _key: Any, parent: Any, *_args: Any) -> Any:
+        if isinstance(parent, OperationDefinitionNode) or any(
+                isinstance(s, FieldNode) and s.name.value == "__typename" for s in node.selections):
+            return None
+        typename = FieldNode(name=NameNode(value="__typename"), arguments=(), directives=())
+        return SelectionSetNode(selections=(*node.selections, typename))
+
+
+def as_apollo_sends(name: str) -> str:
+    """The corpus operation `name` with the `__typename` fields Apollo adds."""
+    return print_ast(visit(parse((CORPUS / f"{name}.gql").read_text()), _AddTypename()))
+
+
+def test_the_table_lists_every_document_read_and_maps_the_servers_to_the_corpus() -> None:
+    assert len(UI_DOCUMENTS) == DOCUMENTS_READ
+    server = {path: ops for path, (kind, ops) in UI_DOCUMENTS.items() if kind == "server"}
+    assert len(server) == SERVER_DOCUMENTS
+    used = {op for ops in server.values() for op in ops}
+    assert used == set(CORPUS_OPERATIONS), "every corpus operation covers a UI document, every one exists"
+    for path, (kind, why) in UI_DOCUMENTS.items():
+        assert kind in ("server", "cloud", "invalid"), path
+        assert kind == "server" or (isinstance(why, str) and why), path
+    assert set(CORPUS_VARIABLES) == set(CORPUS_OPERATIONS)
+
+
+@pytest.mark.parametrize("name", CORPUS_OPERATIONS)
+def test_each_corpus_operation_validates_with_apollos_typenames(name: str) -> None:
+    errors = validate(_SCHEMA, parse(as_apollo_sends(name)), VALIDATION_RULES)
+    assert not errors, [e.message for e in errors]
+
+
+@pytest.fixture(scope="module")
+def seeded(api_url: str) -> Dict[str, str]:
+    """A store with one of everything the UI's pages show; placeholder -> id (the corpus variables' @names)."""
+    api = Api(api_url)
+    name = unique("ui-corpus")
+    tenant = api.mutate("create_tenant", {"name": name, "slug": name})["id"]
+    project = api.mutate("create_project", {"tenant_id": tenant, "name": unique("project")})["id"]
+    flow = prefect.Flow("ui corpus")
+    a, b = prefect.Task("a", slug="a"), prefect.Task("b", slug="b")
+    flow.chain(a, b)
+    flow_id = register(api, project, flow)
+    flow_row = row(api, "flow", flow_id, "flow_group_id version_group_id")
+    run_id = api.mutate("create_flow_run", {"flow_id": flow_id})["id"]
+    send(api, "set_flow_run_states", flowRunId=run_id, version=1, state=state("Running"))
+    task_runs = rows(api, "task_run", {"flow_run_id": {"_eq": run_id}}, "id version task_id")
+    send(api, "set_task_run_states", input=[{"task_run_id": t["id"], "version": t["version"],
+                                             "state": state("Failed")} for t in task_runs])
+    send(api, "write_run_log", flowRunId=run_id, name="ui", message="seeded")
+    agent = api.mutate("register_agent", {"tenant_id": tenant, "name": unique("agent"), "type": "LocalAgent",
+                                          "labels": []})["id"]
+    config = api.mutate("create_agent_config", {"tenant_id": tenant, "name": "c", "settings": {}})["id"]
+    hook = api.mutate("create_cloud_hook", {"tenant_id": tenant, "type": "PREFECT_MESSAGE", "states": ["FAILED"],
+                                            "config": {}})["id"]
+    send(api, "set_flow_run_states", flowRunId=run_id, version=2, state=state("Failed", "seeded"))
+    return {"@tenant": tenant, "@tenant_slug": name, "@project": project, "@flow": flow_id,
+            "@flow_group": flow_row["flow_group_id"], "@version_group": flow_row["version_group_id"],
+            "@task": task_runs[0]["task_id"], "@flow_run": run_id, "@task_run": task_runs[0]["id"],
+            "@agent": agent, "@agent_config": config, "@cloud_hook": hook}
+
+
+def _resolved(value: Any, ids: Dict[str, str]) -> Any:
+    if isinstance(value, str):
+        for placeholder in sorted(ids, key=len, reverse=True):
+            value = value.replace(placeholder, ids[placeholder])
+        return value
+    if isinstance(value, list):
+        return [_resolved(v, ids) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("name", CORPUS_QUERIES)
+def test_each_corpus_query_answers_on_a_seeded_store(api: Api, seeded: Dict[str, str], name: str) -> None:
+    variables = {k: _resolved(v, seeded) for k, v in CORPUS_VARIABLES[name].items()}
+    answer = api.post(as_apollo_sends(name), variables)
+    assert not answer.get("errors"), answer.get("errors")
+    assert answer["data"] and all(key in answer["data"] for key in _root_names(name))
+
+
+def _root_names(name: str) -> List[str]:
+    operation = next(d for d in parse((CORPUS / f"{name}.gql").read_text()).definitions
+                     if isinstance(d, OperationDefinitionNode))
+    return [(s.alias or s.name).value for s in operation.selection_set.selections if isinstance(s, FieldNode)]
+
+
+def test_the_seeded_run_is_seen_by_the_flow_run_page_query(api: Api, seeded: Dict[str, str]) -> None:
+    # the placeholders reach real rows: the run page's query finds the seeded run and its Failed state
+    variables = {k: _resolved(v, seeded) for k, v in CORPUS_VARIABLES["ui_flow_run_by_pk"].items()}
+    run = api.data(as_apollo_sends("ui_flow_run_by_pk"), variables)["flow_run_by_pk"]
+    assert run["id"] == seeded["@flow_run"] and run["state"] == "Failed" and run["__typename"] == "flow_run"
+
+
+def test_cloud_only_operations_in_a_ui_batch_fail_alone_with_servers_error(api_url: str) -> None:
+    batch = [{"operationName": "UpdateUserSettings", "query": "mutation UpdateUserSettings($input: "
+              "update_user_settings_input!) { update_user_settings(input: $input) { success } }",
+              "variables": {"input": {"settings": {"flowsPageSize": 25}}}},
+             {"query": "query { api { __typename backend version } }"},
+             {"query": "mutation { send_feedback(input: {message: \"hi\"}) { success } }"}]
+    answers = requests.post(api_url, json=batch, timeout=10).json()
+    assert len(answers) == 3
+    assert any(e["message"].startswith('Cannot query field "update_user_settings" on type "Mutation".')
+               for e in answers[0]["errors"])
+    assert "errors" not in answers[1] and answers[1]["data"]["api"]["backend"] == "SERVER"
+    assert answers[2]["errors"][0]["message"].startswith('Cannot query field "send_feedback" on type "Mutation".')

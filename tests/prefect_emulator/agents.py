@@ -9,14 +9,14 @@ from typing import Collection, Dict, List, Optional
 
 from prefect import Client
 
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 from tests.prefect_emulator.prefect_session import flow_run_rows
 
 FINISHED_STATES = frozenset({"Success", "Failed", "Cancelled", "Skipped", "TimedOut"})
 
 
 def agent_env(base: Dict[str, str], **extra: str) -> Dict[str, str]:
-    """`base` (from tests.processes.prefect_env) plus settings that keep agents and flow runs quick.
+    """`base` (from prefect_emulator.testing.prefect_env) plus settings that keep agents and flow runs quick.
 
     Flow-run logs are shipped every second instead of every 5 s, and the cancellation check runs every
     second, so tests wait on the emulator rather than on prefect's defaults.
@@ -36,7 +36,7 @@ def start_local_agent(env: Dict[str, str], labels: List[str], log_path: Path,
     """Starts `prefect agent local start` with exactly `labels` (no hostname label) in its own session.
 
     Its flow-run children (`prefect execute flow-run`) stay in its process group, so
-    `tests.processes.stop` (or a killpg) ends them too.
+    `prefect_emulator.testing.stop` (or a killpg) ends them too.
 
     Args:
         env: the environment (see `agent_env`)

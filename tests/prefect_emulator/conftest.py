@@ -7,7 +7,7 @@ from typing import Iterator
 import pytest
 from prefect import Client
 
-from tests.processes import Emulator
+from prefect_emulator.testing import Emulator
 from tests.prefect_emulator.prefect_session import create_tenant_and_project, prefect_session
 
 PROJECT = "emulator-tests"

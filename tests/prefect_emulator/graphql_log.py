@@ -12,7 +12,7 @@ def parse_graphql_log(text: str) -> List[dict]:
     """Returns the decoded `GRAPHQL {...}` records found in an emulator log, in order.
 
     Args:
-        text: the emulator's captured stderr (tests.processes.Emulator.log())
+        text: the emulator's captured stderr (prefect_emulator.testing.Emulator.log())
 
     Returns:
         One dict per operation with the keys operation, fields, ok, error, ms.

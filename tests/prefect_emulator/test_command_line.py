@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 import pytest
 import requests
 
-from tests.processes import REPO_ROOT, Emulator, free_port, stop, wait_for_http
+from prefect_emulator.testing import REPO_ROOT, Emulator, free_port, stop, wait_for_http
 
 
 def emulator_cli(args: List[str], env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
@@ -32,6 +32,8 @@ def emulator_cli(args: List[str], env: Optional[Dict[str, str]] = None) -> subpr
     (["--lazarus-interval", "inf"], "Invalid value for '--lazarus-interval': 'inf' must be a finite number"),
     (["--lazarus-interval", "-1"], "Invalid value for '--lazarus-interval': '-1' must be a finite number"),
     (["--lazarus-stale-after", "nan"], "Invalid value for '--lazarus-stale-after': 'nan' must be a finite number"),
+    (["--retain-days", "0"], "Invalid value for '--retain-days': '0' must be a finite number of days above 0"),
+    (["--retain-log-days", "a week"], "Invalid value for '--retain-log-days': 'a week' is not a number of days"),
     (["--db", "/nonexistent-folder/emulator.sqlite"], "error: cannot open database"),
     (["--verbose"], "No such option: --verbose"),
 ])

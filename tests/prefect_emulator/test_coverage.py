@@ -17,7 +17,7 @@ from tests.prefect_emulator.agents import agent_env, start_local_agent, wait_for
 from tests.prefect_emulator.graphql_log import parse_graphql_log
 from tests.prefect_emulator.prefect_session import (flow_run_rows, prefect_session, register_flow_script,
                                             write_flow_script)
-from tests.processes import REPO_ROOT, Emulator, prefect_env, stop
+from prefect_emulator.testing import REPO_ROOT, Emulator, prefect_env, stop
 
 PROJECT = "covered"
 

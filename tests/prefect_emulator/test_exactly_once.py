@@ -18,7 +18,7 @@ from tests.prefect_emulator.agents import agent_env, start_local_agent, wait_for
 from tests.prefect_emulator.conftest import PROJECT
 from tests.prefect_emulator.prefect_session import (create_tenant_and_project, flow_run_rows, prefect_session,
                                             register_flow_script, write_flow_script)
-from tests.processes import Emulator, prefect_env, stop
+from prefect_emulator.testing import Emulator, prefect_env, stop
 
 RUNS = 30
 AGENTS = 3

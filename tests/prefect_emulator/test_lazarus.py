@@ -39,7 +39,7 @@ from prefect.engine.state import (Failed, Paused, Pending, Resume, Retrying, Run
 
 from tests.prefect_emulator.conftest import PROJECT
 from tests.prefect_emulator.prefect_session import register_flow_script, write_flow_script
-from tests.processes import Emulator
+from prefect_emulator.testing import Emulator
 
 STALE_AFTER = 1.0
 INTERVAL = 0.2

@@ -12,7 +12,7 @@ import pytest
 import requests
 from prefect import Client
 
-from tests.processes import Emulator
+from prefect_emulator.testing import Emulator
 
 CREATE_PROJECT = "mutation($input: create_project_input!) { create_project(input: $input) { id } }"
 PROJECTS = "query($where: project_bool_exp) { project(where: $where, order_by: {name: asc}) { name } }"

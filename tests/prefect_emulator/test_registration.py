@@ -13,7 +13,7 @@ from prefect import Client
 
 from tests.prefect_emulator.conftest import PROJECT
 from tests.prefect_emulator.prefect_session import register_flow_script, write_flow_script
-from tests.processes import REPO_ROOT, Emulator, prefect_env
+from prefect_emulator.testing import REPO_ROOT, Emulator, prefect_env
 
 VERSIONS_QUERY = """query($name: String!) {
   flow(where: {name: {_eq: $name}}, order_by: {version: asc}) {

@@ -10,7 +10,7 @@ from typing import Iterator, List
 
 import pytest
 
-from tests.processes import REPO_ROOT, Emulator, prefect_env
+from prefect_emulator.testing import REPO_ROOT, Emulator, prefect_env
 
 SCHEDULER_SCRIPT = r'''
 import datetime, json, sys

@@ -15,7 +15,7 @@ from typing import Dict, List
 
 import pytest
 
-from tests.processes import REPO_ROOT, Emulator, stop
+from prefect_emulator.testing import REPO_ROOT, Emulator, stop
 
 pytestmark = pytest.mark.slow
 

@@ -52,7 +52,7 @@ from tests.prefect_emulator.agents import agent_env, start_local_agent, wait_for
 from tests.prefect_emulator.conftest import PROJECT
 from tests.prefect_emulator.prefect_session import (create_tenant_and_project, flow_run_rows, prefect_session,
                                                      register_flow_script, write_flow_script)
-from tests.processes import Emulator, prefect_env, stop
+from prefect_emulator.testing import Emulator, prefect_env, stop
 
 TIMEOUT = 1.0  # --heartbeat-timeout of the module's emulator
 ROUND_BOUND = 20.0  # seconds a test waits for a round at most (a loaded 2-core CI machine); normally ~1.5 s

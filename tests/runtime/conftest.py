@@ -10,11 +10,11 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 
-from tests.processes import REPO_ROOT, Emulator, free_port, prefect_env, stop, wait_for_http
+from prefect_emulator.testing import REPO_ROOT, Emulator, free_port, prefect_env, stop, wait_for_http
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DAGS = REPO_ROOT / "dags"
-# Fast polling for tests (see agents/hosting.py and agents/triggering.py).
+# Fast polling for tests (see agents/agent/hosting.py and agents/cli/triggering.py).
 FAST = dict(DAGS_AGENT_MAX_POLL_INTERVAL="0.5", DAGS_WATCH_POLL_INTERVAL="0.3", DAGS_API_WAIT_TIMEOUT="10",
             PREFECT__CLOUD__LOGGING_HEARTBEAT="0.5")
 

@@ -8,7 +8,7 @@ from typing import Dict
 
 import pytest
 
-from tests.processes import Emulator
+from prefect_emulator.testing import Emulator
 from tests.runtime.conftest import run_cli, runtime_env, write_plain_dag
 
 

@@ -10,8 +10,8 @@ from typing import Dict, List
 
 import pytest
 
-from agents.recovery import covers
-from tests.processes import Emulator
+from agents.labels import covers
+from prefect_emulator.testing import Emulator
 from tests.runtime.conftest import DAGS, run_cli, runtime_env, start_agent, write_plain_dag
 
 DEAD_API = "http://127.0.0.1:1"
@@ -59,7 +59,7 @@ def test_config_says_a_cloud_key_is_set_without_printing_it(offline_env: Dict[st
 
 
 def test_a_user_error_deep_in_a_script_is_one_clean_line(offline_env: Dict[str, str]) -> None:
-    # The API wait fails in agents.connection; the script's front end prints it, with no traceback.
+    # The API wait fails in agents.cli.connection; the script's front end prints it, with no traceback.
     result = subprocess.run([sys.executable, "test-hello.py", "--register"], cwd=str(DAGS / "flow-test-hello"),
                             env=offline_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             timeout=60)

@@ -9,7 +9,7 @@ import pytest
 
 from agents.config import seconds_from_env
 from agents.errors import UserError
-from tests.processes import free_port
+from prefect_emulator.testing import free_port
 from tests.runtime.conftest import run_cli, runtime_env
 
 

@@ -1,4 +1,4 @@
-"""Forked flow runs (agents.forkrun) behave as `prefect execute flow-run` in a fresh process: states, task
+"""Forked flow runs (agents.flowrun.forkrun) behave as `prefect execute flow-run` in a fresh process: states, task
 runs, logs shipped to the API, heartbeats, cancellation, and a run's own environment, parameters and working
 directory; with a real agent, its real fork server and the emulator."""
 from __future__ import annotations
@@ -17,21 +17,19 @@ from typing import Dict, Iterator, List
 
 import pytest
 
-from agents.forkrun import FLOW_RUN_ARGS, UNKNOWN_EXIT, FlowRunForker, when_ended
+from agents.flowrun.forkrun import FLOW_RUN_ARGS, UNKNOWN_EXIT, FlowRunForker, when_ended
 from tests.faults.faults import create_runs, flow_id, register, runs, wait_finished, wait_until
-from tests.processes import REPO_ROOT, Emulator, prefect_env
+from prefect_emulator.testing import REPO_ROOT, Emulator, prefect_env
 from tests.runtime.conftest import FIXTURES, Background, run_cli, start_agent, write_plain_dag
 
 pytestmark = pytest.mark.slow
 PROBE = FIXTURES / "probe_flow.py"
 LABEL = "forked"
-# the main block of a DAG script: `python <file>` registers the DAG and hosts it (agents.script)
+# the main block of a DAG script: `python <file>` registers the DAG and hosts it (agents.cli.script)
 MAIN_BLOCK = f"""
 
 if __name__ == "__main__":
-    import sys
-    sys.path.insert(0, {str(REPO_ROOT)!r})
-    from agents.script import main
+    from agents.cli.script import main
     main(flow, __file__)
 """
 
@@ -137,7 +135,7 @@ def test_forked_runs_have_prefects_states_task_runs_logs_and_their_own_env_param
     assert two["probe_env"] == {"PROBE_ONLY_OWN": "own"}
     assert one["cwd"] == one["path0"] == str(REPO_ROOT) == three["cwd"]
     assert two["cwd"] == two["path0"] == str(setup.workdir)
-    assert all(p["argv0"].endswith(os.path.join("agents", "flowrun.py")) for p in (one, two, three))
+    assert all(p["argv0"].endswith(os.path.join("agents", "flowrun", "__main__.py")) for p in (one, two, three))
     assert len({one["submission"], two["submission"], three["submission"]}) == 3 and one["submission"]
     # heartbeats from a thread, unless the run's env asks for prefect's heartbeat process
     assert (one["heartbeat_mode"], two["heartbeat_mode"]) == ("thread", "process")

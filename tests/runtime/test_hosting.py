@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Dict
 
 import pytest
-from tests.processes import Emulator, free_port, prefect_env, wait_for_http
+from prefect_emulator.testing import Emulator, free_port, prefect_env, wait_for_http
 from tests.runtime.conftest import (DAGS, Background, repo_dag_names, run_cli, start_agent,
                                     write_plain_dag)
 
@@ -148,9 +148,7 @@ def test_local_runs_a_dag_with_no_orchestrator(tmp_path: Path, empty_env_dir: Pa
 _MAIN_BLOCK = f"""
 
 if __name__ == "__main__":
-    import sys
-    sys.path.insert(0, {str(DAGS.parent)!r})
-    from agents.script import main
+    from agents.cli.script import main
     main(flow, __file__)
 """
 
@@ -198,3 +196,10 @@ def test_bad_poll_interval_is_a_clear_error(module_env: Dict[str, str]) -> None:
     result = run_cli(["start", "--label", "x"], dict(module_env, DAGS_AGENT_MAX_POLL_INTERVAL="fast"))
     assert result.returncode == 1
     assert "DAGS_AGENT_MAX_POLL_INTERVAL must be a number of seconds, got 'fast'" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5"])
+def test_bad_dead_run_bound_is_a_clear_error(module_env: Dict[str, str], value: str) -> None:
+    result = run_cli(["start", "--label", "x"], dict(module_env, DAGS_DEAD_RUN_AFTER=value))
+    assert result.returncode == 1
+    assert f"DAGS_DEAD_RUN_AFTER must be " in result.stdout and repr(value) in result.stdout, result.stdout

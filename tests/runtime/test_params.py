@@ -5,7 +5,7 @@ import pytest
 from prefect import Flow, Parameter
 
 from agents.errors import UserError
-from agents.params import check_params, parse_params
+from agents.cli.params import check_params, parse_params
 
 
 def test_values_are_json_when_valid_else_text() -> None:

@@ -13,7 +13,7 @@ from typing import Dict
 
 import pytest
 
-from tests.processes import REPO_ROOT, Emulator
+from prefect_emulator.testing import REPO_ROOT, Emulator
 from tests.runtime.conftest import run_cli, start_agent, write_plain_dag
 
 pytestmark = pytest.mark.slow

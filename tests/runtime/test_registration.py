@@ -8,7 +8,7 @@ from typing import Dict, List
 
 import pytest
 
-from tests.processes import Emulator
+from prefect_emulator.testing import Emulator
 from tests.runtime.conftest import repo_dag_names, run_cli, write_plain_dag
 
 FLOWS = """query($name: String) {

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from tests.processes import REPO_ROOT, Emulator, prefect_env
+from prefect_emulator.testing import REPO_ROOT, Emulator, prefect_env
 from tests.runtime.conftest import DAGS, FAST
 
 HELLO = DAGS / "flow-test-hello"
@@ -33,7 +33,7 @@ def bare_env(home: Path, env_dir: Path, **extra: str) -> Dict[str, str]:
 
 
 def test_env_files_configure_prefect_even_though_the_script_imported_it_first(tmp_path: Path) -> None:
-    # test-hello.py imports prefect (which reads its config) before agents.script loads env/ files:
+    # test-hello.py imports prefect (which reads its config) before agents.cli.script loads env/ files:
     # the endpoint below only exists in local.env, so registering there proves the config was re-applied.
     with Emulator(tmp_path) as emu:
         env_dir = tmp_path / "env"

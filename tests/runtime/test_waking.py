@@ -1,4 +1,4 @@
-"""Trigger latency by default: an idle agent's request budget, and `trigger` waking the agents (agents.waking),
+"""Trigger latency by default: an idle agent's request budget, and `trigger` waking the agents (agents.agent.waking),
 with real agents polling the real emulator."""
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from typing import Dict
 
 import pytest
 from tests.faults.faults import wait_until
-from tests.processes import Emulator, free_port
+from prefect_emulator.testing import Emulator, free_port
 from tests.runtime.conftest import run_cli, start_agent, write_plain_dag
 
 pytestmark = pytest.mark.slow
 
 # The polls an agent with DAGS_AGENT_MAX_POLL_INTERVAL above prefect's 10 s makes before its long sleep:
-# the first, then one after each of prefect's sleeps 0.5, 1, 2, 4, 8 and 10 s (agents.hosting.poll_intervals).
+# the first, then one after each of prefect's sleeps 0.5, 1, 2, 4, 8 and 10 s (agents.agent.hosting.poll_intervals).
 POLLS_BEFORE_THE_LONG_SLEEP = 7
 
 
@@ -40,7 +40,7 @@ def without_poll_setting(env: Dict[str, str]) -> Dict[str, str]:
 
 def test_an_idle_agent_with_default_settings_makes_at_most_one_request_a_second(
         module_emulator: Emulator, module_env: Dict[str, str], tmp_path: Path) -> None:
-    # The budget (README, agents.hosting.DEFAULT_MAX_POLL_INTERVAL) is one request a second, polls and the
+    # The budget (README, agents.agent.hosting.DEFAULT_MAX_POLL_INTERVAL) is one request a second, polls and the
     # recovery sweep together. A 10 s window holds at most 10 polls 1.1 s apart (one at each edge) and one
     # sweep: 11. prefect's own backoff floor (0.25 s) would make 40, a 0.5 s cap 20, the former 30 s
     # reconnect check on top of 1 s polls 12 or more.

@@ -19,7 +19,7 @@ from typing import Dict, Iterator, Optional, Sequence
 
 import pytest
 
-from tests.processes import REPO_ROOT, free_port
+from prefect_emulator.testing import REPO_ROOT, free_port
 from tests.stack.stack import COMPOSE_FILE, Stack
 
 # One image per checkout for every test stack (the projects differ, the image must not be rebuilt for
@@ -42,7 +42,10 @@ def stack_env(api_port: int, data_dir: Optional[Path] = None) -> Dict[str, str]:
         "PYTHON_VERSION": "3.11",
         "DAGS_IMAGE": TEST_IMAGE,
         "EMULATOR_IMAGE": TEST_IMAGE,
+        "DASHBOARD_IMAGE": TEST_IMAGE,
         "APOLLO_HOST_PORT": str(api_port),
+        # the dashboard's port: a free one, so that test stacks never take the user's 8080 (nor each other's)
+        "UI_HOST_PORT": str(free_port()),
         "DAGS_HEALTH_INTERVAL": "2s",
         "DAGS_AGENT_MAX_POLL_INTERVAL": "1",
         "DAGS_INIT_WAIT_TIMEOUT": "120",

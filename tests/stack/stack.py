@@ -16,7 +16,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import requests
 
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
 # Flow run states after which nothing more happens.

@@ -12,7 +12,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from tests.processes import free_port
+from prefect_emulator.testing import free_port
 from tests.stack.conftest import running_stack, stack_env
 from tests.stack.stack import COMPOSE_FILE, Stack
 

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 from tests.stack.conftest import services_uid
 from tests.stack.stack import COMPOSE_FILE
 
@@ -72,6 +72,7 @@ def command_of(service: Dict) -> List[str]:
 
 SERVER = {"COMPOSE_PROFILES": "server"}
 EMULATOR = {"COMPOSE_PROFILES": "emulator"}
+EMULATOR_UI = {"COMPOSE_PROFILES": "emulator,prefect-ui"}
 SERVER_ENDPOINT = "http://apollo:4200/graphql"
 
 
@@ -171,16 +172,66 @@ def test_emulator_profile_is_the_api_under_the_name_apollo_and_starts_no_server(
     assert emulator.get("user") in (None, "", "5678", "5678:5678")
 
 
-def test_emulator_services_timings_default_to_servers_and_follow_the_variables():
+def test_the_dashboard_is_the_emulator_profiles_ui_on_loopback_with_a_truthful_healthcheck():
+    services = compose_config([COMPOSE_FILE], **EMULATOR)["services"]
+    dashboard = services["dashboard"]
+    assert command_of(dashboard)[:3] == ["python", "-m", "dashboard"]
+    # the address of Prefect Server's UI in the server profile: one UI per profile
+    assert [(p["host_ip"], p["target"], p["published"]) for p in dashboard["ports"]] == [("127.0.0.1", 8080, "8080")]
+    assert "8080/health" in " ".join(dashboard["healthcheck"]["test"])  # 503 while the API does not answer
+    assert dashboard["depends_on"]["emulator"]["condition"] == "service_healthy"
+    # the API as every other service reaches it, and the agents it wakes for Quick Run
+    assert dashboard["environment"]["PREFECT__SERVER__ENDPOINT"] == SERVER_ENDPOINT
+    assert dashboard["environment"]["DAGS_POKE_ADDRESSES"] == "http://agents:8081"
+    assert dashboard.get("user") in (None, "", "5678", "5678:5678")
+    [volume] = [v for v in dashboard["volumes"] if v["type"] == "volume"]
+    assert dashboard["environment"]["DAGS_UI_SECRET_FILE"].startswith(volume["target"] + "/")
+    ui_port = compose_config([COMPOSE_FILE], **SERVER)["services"]["ui"]["ports"][0]
+    assert (ui_port["host_ip"], ui_port["published"]) == ("127.0.0.1", "8080")
+    assert "dashboard" not in compose_config([COMPOSE_FILE], **SERVER)["services"]
+    moved = compose_config([COMPOSE_FILE], UI_HOST_PORT="18099", **EMULATOR)["services"]["dashboard"]["ports"]
+    assert moved[0]["published"] == "18099"
+
+
+def test_emulator_services_timings_default_to_a_dev_stacks_and_follow_the_variables():
     def options(**env: str) -> Dict[str, str]:
         command = command_of(compose_config([COMPOSE_FILE], **EMULATOR, **env)["services"]["emulator"])
         return {flag: command[command.index(flag) + 1]
                 for flag in ("--heartbeat-timeout", "--lazarus-interval", "--lazarus-stale-after")}
 
-    assert options() == {"--heartbeat-timeout": "60", "--lazarus-interval": "600", "--lazarus-stale-after": "600"}
+    # quicker than Server's 600 s each (README "When things fail"), slower than the agents' own dead-run bound
+    assert options() == {"--heartbeat-timeout": "120", "--lazarus-interval": "60", "--lazarus-stale-after": "180"}
     assert options(EMULATOR_HEARTBEAT_TIMEOUT="5", EMULATOR_LAZARUS_INTERVAL="3",
                    EMULATOR_LAZARUS_STALE_AFTER="7") == {
         "--heartbeat-timeout": "5", "--lazarus-interval": "3", "--lazarus-stale-after": "7"}
+
+
+def test_prefect_ui_profile_is_the_server_profiles_ui_in_front_of_the_emulator():
+    # the image cannot be pulled here: holding the service to the server profile's `ui` keeps it runnable
+    services = compose_config([COMPOSE_FILE], **EMULATOR_UI)["services"]
+    assert not SERVER_SERVICES & set(services) and "emulator" in services
+    ui = services["prefect-ui"]
+    server_ui = compose_config([COMPOSE_FILE], **SERVER)["services"]["ui"]
+    for key in ("image", "command", "environment", "healthcheck", "restart"):
+        assert ui.get(key) == server_ui.get(key), key
+    assert ui["image"] == SERVER_IMAGES["ui"]
+    assert [(p["host_ip"], p["target"], p["published"]) for p in ui["ports"]] == [("127.0.0.1", 8080, "8082")]
+    assert ui["depends_on"] == {"emulator": {"condition": "service_healthy", "required": True}}
+    assert "prefect-ui" not in compose_config([COMPOSE_FILE], **EMULATOR)["services"]
+
+
+def test_the_emulators_cors_origins_follow_the_ui_ports():
+    def origins(**env: str) -> List[str]:
+        command = command_of(compose_config([COMPOSE_FILE], **EMULATOR_UI, **env)["services"]["emulator"])
+        return command[command.index("--cors-origins") + 1].split(",")
+
+    assert origins() == ["http://localhost:8082", "http://127.0.0.1:8082", "http://localhost:8080",
+                         "http://127.0.0.1:8080"]
+    moved = origins(PREFECT_UI_HOST_PORT="9092", UI_HOST_PORT="9090")
+    assert moved == ["http://localhost:9092", "http://127.0.0.1:9092", "http://localhost:9090",
+                     "http://127.0.0.1:9090"]
+    ui = compose_config([COMPOSE_FILE], **EMULATOR_UI, PREFECT_UI_HOST_PORT="9092")["services"]["prefect-ui"]
+    assert ui["ports"][0]["published"] == "9092"
 
 
 def test_a_checkout_without_env_gets_an_error_naming_scripts_configure(tmp_path):
@@ -221,13 +272,15 @@ def test_the_images_are_named_per_compose_project():
     images = {}
     for project in ("checkout-a", "checkout-b"):
         services = compose_config([COMPOSE_FILE], COMPOSE_PROJECT_NAME=project, **EMULATOR)["services"]
-        names = {s["image"] for n, s in services.items() if "build" in s and n != "emulator"}
+        names = {s["image"] for n, s in services.items() if "build" in s and n not in ("emulator", "dashboard")}
         assert len(names) == 1, f"services built here use several images: {names}"
         images[project] = (names.pop(), services["emulator"]["image"])
         # the emulator: the same build, its own tag (a watch rebuild for a DAG must not replace the API)
         assert services["emulator"]["build"] == services["init"]["build"]
-    assert images == {"checkout-a": ("checkout-a-dags:latest", "checkout-a-emulator:latest"),
-                      "checkout-b": ("checkout-b-dags:latest", "checkout-b-emulator:latest")}
+        assert services["dashboard"]["build"] == services["init"]["build"]
+        images[project] += (services["dashboard"]["image"],)
+    assert images == {"checkout-a": ("checkout-a-dags:latest", "checkout-a-emulator:latest", "checkout-a-dashboard:latest"),
+                      "checkout-b": ("checkout-b-dags:latest", "checkout-b-emulator:latest", "checkout-b-dashboard:latest")}
 
 
 def test_docker_compose_watch_rebuilds_the_services_when_dags_or_agents_change():
@@ -239,6 +292,8 @@ def test_docker_compose_watch_rebuilds_the_services_when_dags_or_agents_change()
                  for r in service.get("develop", {}).get("watch", [])}
         if name == "emulator":
             assert ("rebuild", "prefect_emulator") in rules, name
+        elif name == "dashboard":
+            assert rules == {("rebuild", "dashboard")}, name
         else:
             assert {("rebuild", "dags"), ("rebuild", "agents"), ("rebuild", "requirements.txt")} <= rules, name
 
@@ -281,8 +336,9 @@ def test_data_folder_is_mounted_and_init_hands_data_output_to_the_services_uid(t
     # DAGS_DATA_DIR moves the mount (tests use it to stay out of the checkout's data/output)
     moved = compose_config([COMPOSE_FILE], DAGS_DATA_DIR=str(tmp_path), **EMULATOR)["services"]
     for name, service in moved.items():
-        if name != "emulator":
+        if name not in ("emulator", "dashboard"):  # the API and the UI read no data files
             assert data_mounts(service) == {(str(tmp_path), "/app/data")}, name
+    assert not data_mounts(moved["dashboard"])
 
 
 def write_local_env(tmp_path: Path, text: str) -> Path:

@@ -11,12 +11,12 @@ back in the queue).
 
 The agent faults (`docker kill` of an agent-etl replica, `kill -9` of its agent process, a 30 s cut from
 the network) hit a replica while it holds runs it has marked Submitted but not started; the recovery sweep
-(agents.recovery) must re-queue them, and each must then run once. It is the other replica's sweep, or
+(agents.agent.recovery) must re-queue them, and each must then run once. It is the other replica's sweep, or
 after `kill -9` that of the victim's restarted agent (docker's init, PID 1, exits with its child the agent,
 the container restarts, and Server gives an agent of the same name its old id, so to the other replica it
 polls again).
 
-The freeze: a forked flow-run process (agents.forkrun) moves its run to Running about 0.1 s after its
+The freeze: a forked flow-run process (agents.flowrun.forkrun) moves its run to Running about 0.1 s after its
 Submitted state, too short a window to hit by polling the API. So both replicas' fork servers are stopped
 (SIGSTOP) before the runs are created: an agent's fork call for a run it has marked Submitted then waits for
 the server in the agent's deploy thread (one per run, at most its run limit), while its polls, heartbeat,
@@ -147,7 +147,7 @@ def frozen_victim(stack: Stack, ids: List[str], replicas: List[Dict[str, str]],
 
 
 def requeued(rows: List[dict]) -> Set[str]:
-    """The runs agents.recovery re-queued."""
+    """The runs agents.agent.recovery re-queued."""
     return {r["id"] for r in rows if any(s["state"] == "Scheduled" and REQUEUED in (s["message"] or "")
                                          for s in r["states"])}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "scripts" / "prepare-offline.sh"
 BASH = shutil.which("bash") or "/bin/bash"
@@ -74,8 +74,16 @@ def test_configure_refuses_an_unknown_mode_naming_the_valid_ones(tmp_path):
                           env=dict(os.environ, ENV_FILE=str(tmp_path / "env")), capture_output=True, text=True,
                           timeout=30)
     assert proc.returncode == 2
-    assert "unknown mode 'offline'" in proc.stderr and "server, emulator, cloud" in proc.stderr, proc.stderr
+    assert "unknown mode 'offline'" in proc.stderr and "server, emulator, emulator-ui, cloud" in proc.stderr, proc.stderr
     assert not (tmp_path / "env").exists(), "nothing is written on bad input"
+
+
+def test_configure_emulator_ui_selects_the_emulator_and_the_prefect_ui_profiles(tmp_path):
+    env_file = tmp_path / "env"
+    proc = subprocess.run([BASH, str(REPO_ROOT / "scripts" / "configure.sh"), "emulator-ui"], cwd=REPO_ROOT,
+                          env=dict(os.environ, ENV_FILE=str(env_file)), capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "COMPOSE_PROFILES=emulator,prefect-ui" in env_file.read_text().splitlines()
 
 
 @pytest.mark.docker

@@ -17,7 +17,7 @@ from typing import List
 import pytest
 
 from tests.checkout import copy_checkout
-from tests.processes import free_port
+from prefect_emulator.testing import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -16,8 +16,8 @@ from typing import Dict, List, Optional, Set
 
 import pytest
 
-from agents import discovery
-from tests.processes import REPO_ROOT
+from agents.cli import discovery
+from prefect_emulator.testing import REPO_ROOT
 from tests.stack.stack import Stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -114,7 +114,7 @@ def test_each_dag_triggered_in_the_stack_ends_in_success(stack, dags, service_la
     if has_output_dir(dags[name]):
         output_dir = f"{stack.output_dir}/trigger/{name}"
         params = ["--param", f"output_dir={output_dir}"]
-    # DEBUG shows which agents `trigger` woke (agents.waking)
+    # DEBUG shows which agents `trigger` woke (agents.agent.waking)
     proc = stack.run("exec", "-T", "-e", "PREFECT__LOGGING__LEVEL=DEBUG", "agent-etl", "python", "-m", "agents",
                      "trigger", name, *params, "--wait", "--timeout", "300", timeout=400, check=False)
     assert proc.returncode == 0, f"trigger {name} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"

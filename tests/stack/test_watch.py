@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.checkout import copy_checkout
-from tests.processes import free_port, stop
+from prefect_emulator.testing import free_port, stop
 from tests.stack.conftest import services_uid
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

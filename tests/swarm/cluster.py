@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 
 NODE_IMAGE = os.environ.get("SWARM_NODE_IMAGE", "dags-swarm-node:bookworm")
 NETWORK = "swarm-net"

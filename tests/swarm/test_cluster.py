@@ -25,7 +25,7 @@ import pytest
 import requests
 
 from tests.faults.faults import wait_until
-from tests.processes import REPO_ROOT, prefect_env
+from prefect_emulator.testing import REPO_ROOT, prefect_env
 from tests.stack.stack import FINAL_STATES
 from tests.swarm.cluster import Cluster
 

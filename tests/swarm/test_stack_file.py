@@ -14,7 +14,7 @@ from typing import Dict
 import pytest
 
 from swarm.stack_file import StackError, agent_labels, parse_dag_table, render
-from tests.processes import REPO_ROOT
+from prefect_emulator.testing import REPO_ROOT
 
 DAG_TABLE = """\
 NAME                 FILE                                        PROJECT    LABELS    SCHEDULE

@@ -1,0 +1,405 @@
+"""Hosting: prefect LocalAgents that run the DAGs' flow runs in subprocesses of their container.
+
+An agent is named after what it hosts and where (`<dag-or-labels>@<hostname>`), so every run shows
+which container ran it, and passes `DAGS_AGENT_NAME=<agent name>` into the runs it spawns.
+
+On top of prefect's LocalAgent, ours (see README "When things fail"):
+- holds at most `max_runs` runs Submitted or Running at once (DAGS_AGENT_MAX_RUNS, `--limit`), leaving the
+  rest Scheduled for other replicas;
+- re-queues runs stranded by a silent agent (agents.agent.recovery) and starts each run through an ownership
+  check (agents.flowrun), so a run is executed once even when an agent was only cut off;
+- serves a health endpoint that fails after DAGS_AGENT_HEALTH_TIMEOUT seconds without a successful poll
+  (agents.agent.health), and after a failed poll re-resolves the tenant and re-registers when the API lost them
+  (an in-memory API restarted), so it recovers with no restart;
+- polls every DAGS_AGENT_MAX_POLL_INTERVAL seconds at most when idle (default 1.1: one request a second,
+  the recovery sweep included), and always serves prefect's `/api/poke`, which `trigger` calls so that a run
+  it creates starts at once (agents.agent.waking).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from typing import Any, Dict, Iterable, List, Optional, Set
+from urllib.parse import urlparse
+
+from prefect.agent.agent import AGENT_WAKE_EVENT
+from prefect.agent.local import LocalAgent
+from prefect.engine.state import Submitted
+from prefect.run_configs import LocalRun
+from prefect.serialization.state import StateSchema
+
+from agents.agent import deadruns, health, recovery, waking
+from agents.flowrun import child as flowrun
+from agents.flowrun import forkrun, lease
+from agents.config import REPO_ROOT, seconds_from_env
+from agents.errors import UserError
+
+# Seconds; the longest sleep between two polls of an idle agent (prefect's own backoff goes 0.25 s .. 10 s).
+POLL_ENV = "DAGS_AGENT_MAX_POLL_INTERVAL"
+# An idle agent's whole budget is one request a second: its polls (one request each, every 1.1 s with the
+# request's own time: 0.9/s) and its recovery sweep (agents.agent.recovery: one request every 30 s when idle, which
+# also checks that the API still knows the agent). Runs created elsewhere than `trigger` (the UI, the API)
+# wait half of it on average before a poll finds them; `trigger` wakes the agents (agents.agent.waking).
+DEFAULT_MAX_POLL_INTERVAL = 1.1
+# Most runs one agent holds (Submitted or Running) at once.
+MAX_RUNS_ENV = "DAGS_AGENT_MAX_RUNS"
+# Two runs per core of a 2-core host: `scripts/benchmark.py --only burst` measures it (README "When things fail").
+DEFAULT_MAX_RUNS = 4
+
+
+class DagsAgent(LocalAgent):
+    """A LocalAgent with a capacity limit, stranded-run recovery, ownership-checked flow runs, a truthful
+    health endpoint and reconnection after an API restart (module doc).
+
+    Args:
+        max_poll_interval: the longest sleep between two polls for ready runs, in seconds (`poll_intervals`)
+        max_runs: the most runs held at once; None for no limit
+        stranded_after: seconds of silence after which an agent's Submitted runs are re-queued
+        health_timeout: seconds without a successful poll after which the health endpoint fails
+        flow_run_fork: fork flow runs from a pre-imported process (agents.flowrun.forkrun), else plain subprocesses
+        dead_run_after: seconds since a Running run's last heartbeat after which, its agent silent, this agent
+            finishes it (agents.agent.recovery); its flow-run processes hold a lease of half that
+            (agents.flowrun.lease)
+        **kwargs: LocalAgent's arguments
+    """
+
+    def __init__(self, max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL, max_runs: Optional[int] = DEFAULT_MAX_RUNS,
+                 stranded_after: float = recovery.DEFAULT_STRANDED_AFTER,
+                 health_timeout: float = health.DEFAULT_HEALTH_TIMEOUT, flow_run_fork: bool = True,
+                 dead_run_after: float = recovery.DEFAULT_DEAD_RUN_AFTER, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._loop_intervals = poll_intervals(max_poll_interval)
+        # the API `trigger` pokes (agents.agent.waking): where configured, else on loopback only, a free port
+        self.agent_address = self.agent_address or waking.LOOPBACK_ADDRESS
+        self._runtime_file = None
+        self.max_runs = max_runs
+        self.agent_id: Optional[str] = None
+        self.registered_tenant: Optional[str] = None
+        self._lost = threading.Event()  # the recovery sweep found that the API no longer knows this agent
+        self.poll_health = health.PollHealth(health_timeout)
+        # flow run id -> its flow-run process (a Popen or a forkrun.ForkedRun), and the submission ids this
+        # agent wrote (agents.flowrun)
+        self.run_processes: Dict[str, Any] = {}
+        self.forker = forkrun.FlowRunForker(self.logger) if flow_run_fork else None
+        self.submissions: Dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.stranded = recovery.StrandedRuns(
+            self.client, lambda: self.agent_id, self.name, self.labels, stranded_after, self.held_runs,
+            self.poll_health.connected_for, self.logger, lost=self._lost.set, dead_after=dead_run_after)
+        self.lease = dead_run_after / 2
+        self._health_loop: List = []
+
+    # --- capacity --------------------------------------------------------------------------------------
+    def held_runs(self) -> Set[str]:
+        """Runs this agent holds now: being submitted, or with a live flow-run process."""
+        with self._lock:
+            for run_id, proc in list(self.run_processes.items()):
+                if proc.poll() is not None:
+                    del self.run_processes[run_id]
+                    self.submissions.pop(run_id, None)
+            return set(self.run_processes) | set(self.submitting_flow_runs)
+
+    def _get_flow_run_metadata(self, flow_run_ids: Iterable[str]) -> list:
+        """prefect's query of the runs to submit (oldest first), cut to the free capacity."""
+        flow_run_ids = list(flow_run_ids)
+        if self.max_runs is None or not flow_run_ids:
+            return super()._get_flow_run_metadata(flow_run_ids)
+        free = self.max_runs - len(self.held_runs())
+        if free <= 0:
+            return []  # the rest stays Scheduled, for other replicas or a later poll
+        return super()._get_flow_run_metadata(flow_run_ids)[:free]
+
+    # --- polling, health and reconnection -----------------------------------------------------------------
+    def _register_agent(self) -> str:
+        self.agent_id = super()._register_agent()
+        self.registered_tenant = self.client.tenant_id
+        return self.agent_id
+
+    def _get_ready_flow_runs(self, prefetch_seconds: int = 10) -> Set[str]:
+        """prefect's poll, recorded for the health endpoint; after a failure, or when the recovery sweep
+        found that the API no longer knows this agent, first makes sure the API knows this agent and its
+        tenant.
+
+        The sweep's check is needed because a lost tenant does not make polls fail: Prefect Server answers
+        an empty queue for an unknown tenant, so an agent whose API lost its data (restarted in memory, or
+        a database reset) between two polls, or while one poll was retrying, would otherwise poll an empty
+        queue forever while looking healthy. It rides on the sweep's own request (at most 30 s apart), so an
+        idle agent's only other requests are its polls.
+        """
+        try:
+            if self.poll_health.failures or self._lost.is_set():
+                self._lost.clear()
+                self._reconnect()
+            ids = super()._get_ready_flow_runs(prefetch_seconds)
+        except Exception:
+            self.poll_health.failed()
+            raise
+        self.poll_health.succeeded()
+        return ids
+
+    def _reconnect(self) -> None:
+        """Re-resolves the tenant, and registers again when the API no longer knows this agent (an in-memory
+        API restarted: a new tenant after `init`, no agents)."""
+        self.client.tenant_id = None  # resolved again from the API (server) or the API key (cloud)
+        tenant = self.client.tenant_id
+        known = self.client.graphql(
+            "query($id: uuid!) { agent(where: {id: {_eq: $id}}) { id } }", variables={"id": self.agent_id}
+        ).data.agent if self.agent_id else []
+        if tenant != self.registered_tenant or not known:
+            self.logger.warning("the API no longer knows this agent (tenant %s, was %s): registering again",
+                                tenant, self.registered_tenant)
+            self.client.attach_headers({"X-PREFECT-AGENT-ID": self._register_agent()})
+
+    def _start_agent_api_server(self) -> None:
+        """Serves /api/health and /api/poke, and records the address for `trigger` (agents.agent.waking)."""
+        port, self._health_loop = health.serve_health(self.agent_address, self.poll_health, AGENT_WAKE_EVENT.set)
+        address = waking.local_address(urlparse(self.agent_address).hostname or "", port)
+        self.logger.info("agent API (/api/health, /api/poke) at %s", address)
+        self._runtime_file = waking.register(address, self.labels, self.name)
+
+    def _stop_agent_api_server(self) -> None:
+        waking.unregister(self._runtime_file)
+        if self._health_loop:
+            self._health_loop[0].add_callback(self._health_loop[0].stop)
+
+    def on_startup(self) -> None:
+        self.stranded.start()
+
+    def on_shutdown(self) -> None:
+        self.stranded.stop()
+
+    # --- submission and the flow-run process -----------------------------------------------------------
+    def _mark_flow_as_submitted(self, flow_run: Any) -> None:
+        """Writes Submitted with a fresh submission id (agents.flowrun checks it), then lets prefect move the
+        run's due task runs (retries) to Submitted.
+
+        A run comes either Scheduled or Running with a task run due again: a retry, such as the one Prefect
+        Server's zombie killer sets when the run's process died mid-task (prefect's agent would start it
+        without touching the flow run). Such a run gets a Submitted state too, without the Running one inside,
+        so that its new flow-run process moves it to Running again: Server's 30 s Submitted lock then lets
+        one agent only take it, its heartbeat is fresh (Lazarus leaves it alone while the process starts), and
+        the ownership check guards it like any other run.
+
+        Then reads it back: a Submitted write delayed past the run's re-queue (a network cut; prefect's
+        client retries for up to a minute) may land on a run another agent took meanwhile, which Server
+        accepts once its 30 s Submitted lock has expired; that run is not this agent's to start, and the state
+        it overwrote is put back (`_undo_submission`), lest the run stay Submitted by this agent and be
+        re-queued and run again."""
+        state = StateSchema().load(flow_run.serialized_state)
+        running = state.is_running()
+        if not (state.is_scheduled() or running):
+            return super()._mark_flow_as_submitted(flow_run)
+        submission = uuid.uuid4().hex
+        self.client.set_flow_run_state(
+            flow_run_id=flow_run.id, version=flow_run.version,
+            state=Submitted(message=f"Submitted for execution by {self.name}", state=None if running else state,
+                            context={flowrun.SUBMISSION_KEY: submission}))
+        problem = flowrun.submission_problem(self.client, flow_run.id, submission,
+                                             running_version=flow_run.version if running else None)
+        if problem:
+            self._undo_submission(flow_run.id, submission, problem)
+            # prefect's agent treats "State update failed" as "another agent has it": no Failed state
+            raise ValueError(f"State update failed: flow run {flow_run.id} not submitted by {self.name}: {problem}")
+        with self._lock:
+            self.submissions[flow_run.id] = submission
+        # the flow run is Submitted now: prefect then moves its Scheduled task runs (retries), if any
+        flow_run.serialized_state = Submitted().serialize()
+        super()._mark_flow_as_submitted(flow_run)
+
+    def _undo_submission(self, flow_run_id: str, submission: str, problem: str) -> None:
+        """Puts back the state a refused submission landed on (flowrun.undo_submission), with a log line on
+        the run; never raises: prefect's agent would mark the run Failed on any error but "State update
+        failed"."""
+        try:
+            restored = flowrun.undo_submission(self.client, flow_run_id, submission, self.name)
+            if restored is None:
+                return
+            message = (f"Agent {self.name!r} put the run back to {restored}: its Submitted state was written "
+                       f"late, on top of it ({problem}).")
+            self.logger.warning("flow run %s: %s", flow_run_id, message)
+            self.client.write_run_logs([dict(flow_run_id=flow_run_id, name=flowrun.LOG_NAME, message=message,
+                                             level="WARNING")])
+        except Exception as exc:
+            self.logger.warning("flow run %s: could not put back the state its late Submitted state landed on "
+                                "(%s: %s)", flow_run_id, type(exc).__name__, exc)
+
+    def populate_env_vars(self, flow_run: Any, run_config: Optional[LocalRun] = None) -> dict:
+        env = super().populate_env_vars(flow_run, run_config=run_config)
+        env.pop("PREFECT__ENGINE__FLOW_RUNNER__DEFAULT_CLASS", None)  # agents.flowrun sets its own runner
+        env[flowrun.AGENT_ID_ENV] = self.agent_id or ""
+        env[lease.LEASE_ENV] = f"{self.lease:g}"
+        with self._lock:
+            env[flowrun.SUBMISSION_ENV] = self.submissions.get(flow_run.id, "")
+        return env
+
+    def deploy_flow(self, flow_run: Any) -> str:
+        """Starts `python -m agents.flowrun` (prefect's `execute flow-run` behind the ownership check): forked
+        from the pre-imported fork server (agents.flowrun.forkrun), or as a plain subprocess."""
+        from prefect.storage import Docker
+        from prefect.serialization.storage import StorageSchema
+
+        storage = StorageSchema().load(flow_run.flow.storage)
+        if isinstance(storage, Docker):
+            raise TypeError(f"Unsupported Storage type: {type(storage).__name__}")
+        run_config = self._get_run_config(flow_run, LocalRun)
+        env = self.populate_env_vars(flow_run, run_config=run_config)
+        working_dir = run_config.working_dir if run_config is not None else None
+        if working_dir and not os.path.isdir(working_dir):
+            raise ValueError(f"Flow run {flow_run.id} has a nonexistent `working_dir` configured: {working_dir}")
+        # stderr through a pipe of ours: forwarded like stdout, and its last lines kept for a death report
+        read_end, write_end = os.pipe()
+        tail = deadruns.StderrTail(read_end, _output_buffer() if self.show_flow_logs else None)
+        try:
+            # the run's process outlives the agent if the agent exits (as prefect's own LocalAgent does)
+            proc = self.forker.start(env, working_dir, self.show_flow_logs, write_end) if self.forker else None
+            if proc is None:
+                proc = subprocess.Popen(forkrun.FLOW_RUN_ARGS,
+                                        stdout=sys.stdout if self.show_flow_logs else subprocess.DEVNULL,
+                                        stderr=write_end, env=env, cwd=working_dir)
+        finally:
+            os.close(write_end)  # the run holds its own copy: EOF once it (and what it started) ended
+        with self._lock:
+            self.run_processes[flow_run.id] = proc
+        self.processes.add(proc)
+
+        def ended() -> None:
+            # a run slot is free when a process ends: poll at once, not after prefect's backoff (up to 10 s)
+            AGENT_WAKE_EVENT.set()
+            self._report_death(flow_run.id, proc, tail, env[flowrun.SUBMISSION_ENV])
+
+        forkrun.when_ended(proc, ended)
+        return f"PID: {proc.pid}"
+
+    def _report_death(self, flow_run_id: str, proc: Any, tail: deadruns.StderrTail, submission: str) -> None:
+        """Finishes the run of a flow-run process that exited non-zero while its run is still Submitted or
+        Running under this agent's submission (agents.agent.deadruns); never raises (it runs in the watcher thread)."""
+        code = proc.returncode
+        if not code:
+            return  # 0: the process ended its run, or gave it up to another agent's submission
+        try:
+            found = flowrun.latest_submission(self.client, flow_run_id)
+            if found["submission"] == submission and found["state"] in ("Submitted", "Running"):
+                cause = f"flow-run process {proc.pid} {deadruns.exit_cause(code)}"
+                deadruns.finish_dead_run(self.client, flow_run_id, cause, f"agent {self.name!r}", self.logger,
+                                         details=deadruns.stderr_details(tail.text()))
+            # else finished, or no longer this submission's (re-queued and taken by another agent)
+        except Exception as exc:  # the API is away: the recovery sweep (this agent's or another's) finishes it
+            self.logger.warning("flow run %s: could not report the death of its flow-run process %s (%s: %s)",
+                                flow_run_id, proc.pid, type(exc).__name__, exc)
+        deadruns.end_orphan_heartbeats(flow_run_id, self.logger)
+
+    def start(self) -> None:
+        """Polls for runs until interrupted, from the repository root: the runs it spawns inherit it as
+        their working directory, where the relative script paths of `agents.cli.registration` resolve."""
+        os.chdir(REPO_ROOT)
+        if self.forker:
+            self.forker.start_server()  # from here: it imports this folder's agents package
+        super().start()
+
+
+def _output_buffer() -> Optional[Any]:
+    """The agent's stdout as a binary stream (where a run's stderr is forwarded), None when it has none."""
+    return getattr(sys.stdout, "buffer", None)
+
+
+def poll_intervals(max_interval: float) -> Dict[int, float]:
+    """prefect's idle backoff (the sleep after the n-th poll in a row that found nothing: 0.25 s doubling
+    to 10 s) capped at `max_interval`, or continued by one step of `max_interval` when it is longer."""
+    steps = {k: min(v, max_interval) for k, v in LocalAgent._loop_intervals.items()}
+    if max_interval > max(steps.values()):
+        steps[len(steps)] = max_interval
+    return steps
+
+
+def max_poll_interval_from_env() -> float:
+    """DAGS_AGENT_MAX_POLL_INTERVAL as a positive number of seconds (default `DEFAULT_MAX_POLL_INTERVAL`)."""
+    return seconds_from_env(POLL_ENV, DEFAULT_MAX_POLL_INTERVAL)
+
+
+def max_runs_from_env(limit: Optional[int] = None) -> Optional[int]:
+    """The capacity limit: `limit` (`--limit`) if given, else DAGS_AGENT_MAX_RUNS, else the default;
+    0 means no limit.
+
+    Raises:
+        UserError: not a whole number >= 0; the message names the variable.
+    """
+    if limit is None:
+        raw = os.environ.get(MAX_RUNS_ENV) or str(DEFAULT_MAX_RUNS)
+        try:
+            limit = int(raw)
+        except ValueError:
+            raise UserError(f"{MAX_RUNS_ENV} must be a whole number of runs (0 for no limit), got {raw!r}") from None
+    if limit < 0:
+        raise UserError(f"the agent's run limit ({MAX_RUNS_ENV} or --limit) must be >= 0, got {limit}")
+    return limit or None
+
+
+def agent_name(what: str) -> str:
+    """`<what>@<hostname>`: in a container the hostname is the container id or its compose hostname."""
+    return f"{what}@{socket.gethostname()}"
+
+
+def labels_name(labels: Iterable[str]) -> str:
+    """The `what` of a shared agent's default name: its labels joined by '+', or 'unlabelled'."""
+    labels = sorted(labels)
+    return "+".join(labels) if labels else "unlabelled"
+
+
+def agent_settings(limit: Optional[int] = None) -> Dict[str, Any]:
+    """DagsAgent's own settings from the environment (and `--limit`), checked: call it before acting.
+
+    Returns:
+        max_poll_interval, max_runs, stranded_after, health_timeout, flow_run_fork and dead_run_after, as
+        DagsAgent takes them.
+
+    Raises:
+        UserError: a bad value; the message names the variable.
+    """
+    return dict(
+        max_poll_interval=max_poll_interval_from_env(),
+        max_runs=max_runs_from_env(limit),
+        stranded_after=seconds_from_env(recovery.STRANDED_ENV, recovery.DEFAULT_STRANDED_AFTER),
+        health_timeout=seconds_from_env(health.HEALTH_ENV, health.DEFAULT_HEALTH_TIMEOUT),
+        flow_run_fork=forkrun.fork_from_env(),
+        dead_run_after=seconds_from_env(recovery.DEAD_RUN_ENV, recovery.DEFAULT_DEAD_RUN_AFTER),
+    )
+
+
+def build_agent(labels: List[str], name: str, agent_address: Optional[str] = None,
+                show_flow_logs: bool = True, env_vars: Optional[Dict[str, str]] = None,
+                limit: Optional[int] = None) -> DagsAgent:
+    """Creates (does not start) a LocalAgent for the given labels.
+
+    Args:
+        labels: the agent's labels (a run goes to it only if these include all the run's labels)
+        name: the agent's name, shown on every run it submits
+        agent_address: where to serve the agent API, /api/health and /api/poke (`http://0.0.0.0:PORT`); None
+            reads prefect's PREFECT__CLOUD__AGENT__AGENT_ADDRESS, else a free port on 127.0.0.1
+        show_flow_logs: print the runs' output in the agent's output (visible in `docker compose logs`)
+        env_vars: more variables for the runs
+        limit: the most runs held at once (`--limit`); None reads DAGS_AGENT_MAX_RUNS; 0 for no limit
+
+    Returns:
+        The agent; call `.start()` to run it until interrupted.
+
+    Raises:
+        UserError: a bad limit, poll interval, DAGS_STRANDED_AFTER, DAGS_AGENT_HEALTH_TIMEOUT or
+            DAGS_FLOW_RUN_FORK.
+    """
+    runs_env = {"DAGS_AGENT_NAME": name}
+    runs_env.update(env_vars or {})
+    return DagsAgent(
+        **agent_settings(limit),
+        name=name,
+        labels=sorted(labels),
+        env_vars=runs_env,
+        # the repo root on the runs' path, so a DAG may import shared code from the tree
+        import_paths=[str(REPO_ROOT)],
+        show_flow_logs=show_flow_logs,
+        hostname_label=False,
+        agent_address=agent_address or None,
+    )

@@ -1,0 +1,141 @@
+"""The dashboard as a real subprocess (`python -m dashboard`) on a free port, and a world for the browser
+tests: an emulator, `agents init`, real agents serving DAGs, and the dashboard in front of the emulator."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from prefect_emulator.testing import REPO_ROOT, Emulator, free_port, stop, wait_for_http
+from tests.runtime.conftest import Background, run_cli, runtime_env, start_agent
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PROJECT = "My Tests"
+# An agent the world starts and kills at once (no clean-up), for the Agents page's stale rule.
+DOOMED_AGENT = "doomed-agent"
+
+
+class Dashboard:
+    """`python -m dashboard --api URL --port N` with `env`; its output in a log file; always stopped."""
+
+    def __init__(self, api_url: str, env: Dict[str, str], log: Path, port: Optional[int] = None) -> None:
+        self.api_url = api_url
+        self.env = env
+        self.log_path = log
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self) -> "Dashboard":
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "dashboard", "--api", self.api_url,
+                                          "--port", str(self.port)], cwd=str(REPO_ROOT), env=self.env,
+                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_http(self.url + "/static/live.js", timeout=30, proc=self.proc)
+        except BaseException:
+            self.stop()
+            raise AssertionError(f"the dashboard did not start:\n{self.log()}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self) -> "Dashboard":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class World:
+    """An emulator with the project "My Tests", agents serving `dags`, and a dashboard in front of it."""
+
+    def __init__(self, workdir: Path, dags: List[str]) -> None:
+        self.workdir = workdir
+        self.dags = dags
+        self.emulator = Emulator(workdir)
+        self.agents: Dict[str, Background] = {}
+        self.dashboard: Optional[Dashboard] = None
+        self.dags_folder = workdir / "dags"
+        self.env: Dict[str, str] = {}
+
+    def start(self) -> "World":
+        self.emulator.start()
+        # the repository's DAGs plus the probe DAG, in a folder of their own; the ETL DAG takes its data
+        # folder from where its file is, so it reads a copy of the CSV and writes nothing in the checkout
+        for name in ("flow-test-hello", "etl-seattle-weather"):
+            shutil.copytree(REPO_ROOT / "dags" / name, self.dags_folder / name)
+        (self.workdir / "data").mkdir()
+        shutil.copy(REPO_ROOT / "data" / "seattle-weather.csv", self.workdir / "data")
+        (self.dags_folder / "dashboard-probe").mkdir(parents=True)
+        shutil.copy(FIXTURES / "probe_dag.py", self.dags_folder / "dashboard-probe" / "dashboard_probe.py")
+        env_dir = self.workdir / "env-files"
+        env_dir.mkdir()
+        self.env = runtime_env(self.emulator.url, self.workdir / "prefect-home", env_dir,
+                               DAGS_FOLDER=str(self.dags_folder), DAGS_DEFAULT_PROJECT=PROJECT,
+                               PREFECT__CLOUD__CHECK_CANCELLATION_INTERVAL="1")
+        result = run_cli(["init"], self.env, timeout=120)
+        assert result.returncode == 0, result.stdout
+        self.start_doomed_agent()
+        for name in self.dags:
+            # named without this machine's hostname (prefect's default), which pages and screenshots would show
+            self.agents[name] = start_agent(["serve", name, "--name", f"{name}-agent"], self.env,
+                                            self.workdir / f"agent-{name}.log")
+        self.dashboard = Dashboard(self.emulator.url, self.env, self.workdir / "dashboard.log").start()
+        return self
+
+    def start_doomed_agent(self) -> None:
+        """Starts prefect's LocalAgent as DOOMED_AGENT, waits for its first poll, and kills it (SIGKILL)."""
+        doomed = Background([sys.executable, "-m", "prefect", "agent", "local", "start", "--no-hostname-label",
+                             "--name", DOOMED_AGENT, "--label", "doomed-label"], self.env,
+                            self.workdir / "doomed-agent.log")
+        try:
+            doomed.wait_for_output("Waiting for flow runs...", timeout=60)
+            os.killpg(doomed.proc.pid, signal.SIGKILL)
+        finally:
+            doomed.stop()
+
+    def stop(self) -> None:
+        if self.dashboard is not None:
+            self.dashboard.stop()
+        for agent in self.agents.values():
+            agent.stop()
+        self.emulator.stop()
+
+    def graphql(self, query: str, variables: Optional[dict] = None) -> dict:
+        """The API's answer's data (asserting there are no errors)."""
+        answer = self.emulator.graphql(query, variables)
+        assert not answer.get("errors"), answer
+        return answer["data"]
+
+
+def register_flow(world: World, name: str, labels: List[str], schedule: object = None) -> str:
+    """Registers a one-task flow `name` in "My Tests" through prefect's own client (in this process).
+
+    Returns:
+        The flow's (version's) id.
+    """
+    from prefect import Flow, task
+    from prefect.run_configs import LocalRun
+    from prefect.storage import Local
+
+    from tests.prefect_emulator.prefect_session import prefect_session
+
+    @task
+    def nothing() -> None:
+        pass
+
+    with prefect_session(world.emulator.url, world.workdir / "registering-home"):
+        with Flow(name, run_config=LocalRun(labels=labels), schedule=schedule,
+                  storage=Local(directory=str(world.workdir / "flows"))) as flow:
+            nothing()
+        return flow.register(project_name=PROJECT, add_default_labels=False)
