@@ -60,7 +60,10 @@ def test_the_emulator_stack_is_what_docker_stack_deploy_accepts(tmp_path: Path) 
     stack = render(resolved(tmp_path, "emulator"), DAGS)
     services = stack["services"]
     assert set(services) == {"init", "emulator", "dask-scheduler", "dask-worker", "agent-etl", "agent-dask",
-                             "dag-flow-test-hello", "dag-etl-seattle-weather", "dag-distributed-primes"}
+                             "dag-flow-test-hello", "dag-etl-seattle-weather", "dag-distributed-primes",
+                             "dashboard"}
+    # the dashboard came along from compose.yaml, published on the API's node only
+    assert "node.labels.api == true" in services["dashboard"]["deploy"]["placement"]["constraints"]
     for name, service in services.items():
         # what stack deploy refuses or misreads is gone; no virtual IP (no IPVS), no host folder
         assert not {"profiles", "develop", "build", "depends_on", "restart"} & set(service), name
