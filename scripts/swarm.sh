@@ -60,6 +60,7 @@ stack_name() { docker compose config --format json | python3 -c 'import json,sys
 image_tag() {
   local id
   id="$(git stash create 2>/dev/null || true)"
+  [[ "$id" =~ ^[0-9a-f]{40}$ ]] || id=""  # a checkout in the middle of a merge has no such id
   [ -n "$id" ] || id="$(git rev-parse HEAD)" || die "this folder is not a git checkout. Fix: clone the repository"
   echo "$(stack_name)-dags:${id:0:12}"
 }
