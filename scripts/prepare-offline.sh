@@ -73,7 +73,12 @@ fi
 
 # --- 2. Base image -------------------------------------------------------------------------------
 base="python:$OFFLINE_PYTHON_VERSION-slim"
-if [ "$FORCE" != 1 ] && docker image inspect "$base" >/dev/null 2>&1; then
+# A base made here before its root folder was 0755 (mktemp's 0700 went into the image): an engine on vfs,
+# such as a swarm node's (tests/swarm), keeps that mode, and then no non-root user can run anything.
+made_here="$(docker image inspect -f '{{index .Config.Labels "org.opencontainers.image.description"}}' "$base" 2>/dev/null || true)"
+root_mode="$(docker image inspect -f '{{index .Config.Labels "dags.rootfs-mode"}}' "$base" 2>/dev/null || true)"
+if [ "$FORCE" != 1 ] && docker image inspect "$base" >/dev/null 2>&1 \
+   && { [[ "$made_here" != *prepare-offline.sh* ]] || [ "$root_mode" = 0755 ]; }; then
   say "base image: $base already there"
 else
   if ! command -v debootstrap >/dev/null 2>&1; then
@@ -85,6 +90,7 @@ else
   [ "$(id -u)" = 0 ] || die "debootstrap needs root. Fix: run this script with sudo"
   root="$(mktemp -d /var/tmp/dags-base.XXXXXX)"
   trap 'rm -rf "$root"' EXIT
+  chmod 0755 "$root"  # the image's / gets this mode
   say "base image: debootstrap $DEBIAN_SUITE (python3, python3-venv, ca-certificates) into $root"
   debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
     "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR" >"$CACHE_DIR/debootstrap.log" 2>&1 \
@@ -98,6 +104,7 @@ else
          "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/*
   tar -C "$root" -c . | docker import \
     -c 'ENV LANG=C.UTF-8' -c 'CMD ["python3"]' \
+    -c 'LABEL dags.rootfs-mode=0755' \
     -c "LABEL org.opencontainers.image.description=\"Debian $DEBIAN_SUITE minbase + python3 $got (debootstrap), made by scripts/prepare-offline.sh\"" \
     - "$base" >/dev/null
   rm -rf "$root"; trap - EXIT

@@ -24,6 +24,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Docker tests skip without a Docker engine, browser tests without Chromium and its chromedriver,
     except in CI, where either missing is a failure."""
     for marker, available, reason in (("docker", docker_available, NO_DOCKER),
+                                      ("swarm", docker_available, NO_DOCKER),
                                       ("browser", browser_available, NO_BROWSER)):
         if marker not in item.keywords or available():
             continue
