@@ -32,6 +32,7 @@ from . import messages
 from .context import RequestContext
 from .errors import ApiError
 from .hook_sender import HookRequest
+from .row_mutations import deleting, setting
 from .timestamps import now
 
 HOOK_TYPES = ("WEBHOOK", "SLACK_WEBHOOK", "PREFECT_MESSAGE", "TWILIO", "PAGERDUTY")  # Server's CLOUD_HOOK_TYPES
@@ -187,24 +188,6 @@ def create_cloud_hook(ctx: RequestContext, input: Dict[str, Any]) -> dict:
     return {"id": row["id"]}
 
 
-def delete_cloud_hook(ctx: RequestContext, input: Dict[str, Any]) -> dict:
-    """Mutation delete_cloud_hook: success false for an unknown id."""
-    if ctx.store.get("cloud_hook", input["cloud_hook_id"]) is None:
-        return {"success": False, "error": None}
-    ctx.store.delete("cloud_hook", input["cloud_hook_id"])
-    return {"success": True, "error": None}
-
-
-def _set_active(active: bool) -> Callable[..., dict]:
-    def resolve(ctx: RequestContext, input: Dict[str, Any]) -> dict:
-        if ctx.store.get("cloud_hook", input["cloud_hook_id"]) is None:
-            return {"success": False, "error": None}
-        ctx.store.update("cloud_hook", input["cloud_hook_id"], active=active)
-        return {"success": True, "error": None}
-    resolve.__doc__ = f"Mutation set_cloud_hook_{'active' if active else 'inactive'}."
-    return resolve
-
-
 def test_cloud_hook(ctx: RequestContext, input: Dict[str, Any]) -> dict:
     """Mutation test_cloud_hook: calls the hook once, now, with a test event (from the flow run when given);
     any failure is answered as `success: false` with its text, as Server does."""
@@ -242,8 +225,9 @@ def test_cloud_hook(ctx: RequestContext, input: Dict[str, Any]) -> dict:
 
 RESOLVERS: Dict[str, Callable] = {
     "create_cloud_hook": create_cloud_hook,
-    "delete_cloud_hook": delete_cloud_hook,
-    "set_cloud_hook_active": _set_active(True),
-    "set_cloud_hook_inactive": _set_active(False),
+    "delete_cloud_hook": deleting("cloud_hook", "cloud_hook_id", "Mutation delete_cloud_hook."),
+    "set_cloud_hook_active": setting("cloud_hook", "cloud_hook_id", "Mutation set_cloud_hook_active.", active=True),
+    "set_cloud_hook_inactive": setting("cloud_hook", "cloud_hook_id", "Mutation set_cloud_hook_inactive.",
+                                       active=False),
     "test_cloud_hook": test_cloud_hook,
 }

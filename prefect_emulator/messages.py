@@ -6,10 +6,11 @@ no message (Server's `affected_rows`).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+from typing import Callable, Dict, Optional
 
 from .context import RequestContext
 from .errors import ApiError
+from .row_mutations import deleting, setting
 
 MESSAGE_TYPES = ("CLOUD_HOOK", "REQUIRES_APPROVAL")  # Server's PREFECT_MESSAGE_TYPES
 
@@ -34,26 +35,8 @@ def create_message(ctx: RequestContext, type: str, content: dict, tenant_id: str
                                         "text": text, "content": content})
 
 
-def _set_read(read: bool) -> Callable[..., dict]:
-    def resolve(ctx: RequestContext, input: Dict[str, Any]) -> dict:
-        if ctx.store.get("message", input["message_id"]) is None:
-            return {"success": False, "error": None}
-        ctx.store.update("message", input["message_id"], read=read)
-        return {"success": True, "error": None}
-    resolve.__doc__ = f"Mutation mark_message_as_{'read' if read else 'unread'}."
-    return resolve
-
-
-def delete_message(ctx: RequestContext, input: Dict[str, Any]) -> dict:
-    """Mutation delete_message."""
-    if ctx.store.get("message", input["message_id"]) is None:
-        return {"success": False, "error": None}
-    ctx.store.delete("message", input["message_id"])
-    return {"success": True, "error": None}
-
-
 RESOLVERS: Dict[str, Callable] = {
-    "mark_message_as_read": _set_read(True),
-    "mark_message_as_unread": _set_read(False),
-    "delete_message": delete_message,
+    "mark_message_as_read": setting("message", "message_id", "Mutation mark_message_as_read.", read=True),
+    "mark_message_as_unread": setting("message", "message_id", "Mutation mark_message_as_unread.", read=False),
+    "delete_message": deleting("message", "message_id", "Mutation delete_message."),
 }
