@@ -86,7 +86,31 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
         proc.wait(timeout=timeout)
 
 
-class Emulator:
+class LoggedProcess:
+    """A server process of ours started by `start()` (subclasses), its output in `log_path`, always stopped:
+    a context manager that starts it and stops it (terminate, then kill)."""
+
+    log_path: Path
+    proc: Optional[subprocess.Popen] = None
+
+    def start(self) -> "LoggedProcess":
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Emulator(LoggedProcess):
     """The Prefect Server emulator (`python -m prefect_emulator`) as a subprocess on a free port.
 
     `extra_args` are added to its command line, `extra_env` to its environment (which otherwise holds no
@@ -128,21 +152,8 @@ class Emulator:
         wait_for_http(self.url + "/health", proc=self.proc)
         return self
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop(self.proc)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
     def graphql(self, query: str, variables: Optional[dict] = None, headers: Optional[dict] = None) -> dict:
         """Posts one GraphQL request and returns the decoded JSON answer (data and/or errors)."""
         resp = requests.post(self.url, json={"query": query, "variables": variables or {}},
                              headers=headers or {}, timeout=10)
         return resp.json()
-
-    def __enter__(self) -> "Emulator":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

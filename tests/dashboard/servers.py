@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from prefect_emulator.testing import REPO_ROOT, Emulator, free_port, stop, wait_for_http
+from prefect_emulator.testing import REPO_ROOT, Emulator, LoggedProcess, free_port, wait_for_http
 from tests.runtime.conftest import Background, run_cli, runtime_env, start_agent
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -19,7 +19,7 @@ PROJECT = "My Tests"
 DOOMED_AGENT = "doomed-agent"
 
 
-class Dashboard:
+class Dashboard(LoggedProcess):
     """`python -m dashboard --api URL --port N` with `env`; its output in a log file; always stopped."""
 
     def __init__(self, api_url: str, env: Dict[str, str], log: Path, port: Optional[int] = None) -> None:
@@ -41,19 +41,6 @@ class Dashboard:
             self.stop()
             raise AssertionError(f"the dashboard did not start:\n{self.log()}")
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop(self.proc)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def __enter__(self) -> "Dashboard":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class World:
