@@ -1,33 +1,37 @@
-"""Hasura query arguments: `where` (bool_exp), `order_by`, `distinct_on`, `limit`, `offset`.
-
-A query on a table is compiled to SQL (sqlquery.py) and answered by SQLite. This module also evaluates the same
-arguments in Python, over rows already in hand (a traversal's rows, a row the tenant scope checks) and, with
-`use_indexes=False`, over the whole table: the tests compare the two ways over many queries, so the Python
-evaluation is the reference the SQL is held to.
+"""Hasura query arguments evaluated in Python: `where` (bool_exp), `order_by`, `distinct_on`, `limit`, `offset`.
 
 graphql-core has already validated the arguments against the generated schema, so the shapes here are known
 good: a bool_exp is a dict of `_and`/`_or`/`_not`, column comparisons and nested relation expressions.
 
-Column comparisons and patterns are comparisons.py's.
+Pattern operators (`_like`, `_ilike`, `_similar` and their negations) never become a backtracking regular
+expression: a pattern is split on `%` into fixed-length pieces that are matched left to right, each at its
+leftmost place (see `LikePattern`), so a hostile pattern costs at most about len(text) x len(pattern) steps
+instead of freezing the emulator. `_similar` keeps only the LIKE wildcards (`%`, `_`), not SIMILAR TO's regex
+syntax.
+
+A query on a whole table does not scan it when it need not (`select`): `candidates` narrows the rows to those
+an index finds for the `_eq` / `_in` conditions of `where` (also through relations), and an `order_by` whose
+first key is a timestamp, with a `limit`, reads the rows off the store's order index until it has enough.
+Both only choose which rows to look at: every row chosen is still tested with `matches` and sorted with
+`sort`, so the answer is the one a scan gives, in the same order.
 """
 from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable, Collection, List, Optional, Tuple
+import re
+from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
 
+from . import timestamps
 from .errors import ApiError
-from .comparisons import comparable, compare
-from .sqlquery import Select, direction
 from .store import Store
-from .tables import TABLES
+from .tables import TABLES, TIME
 
 
 def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: Optional[dict] = None,
            order_by: Optional[List[dict]] = None, distinct_on: Optional[List[str]] = None,
-           limit: Optional[int] = None, offset: Optional[int] = None, use_indexes: bool = True,
-           equal: Optional[Tuple[str, Any]] = None) -> List[dict]:
-    """Applies Hasura's select arguments to `rows` (all rows of `table` when None, selected by SQLite).
+           limit: Optional[int] = None, offset: Optional[int] = None, use_indexes: bool = True) -> List[dict]:
+    """Applies Hasura's select arguments to `rows` (all rows of `table` when None).
 
     Args:
         store: the store (relations in `where` and `order_by` look rows up in it)
@@ -38,8 +42,7 @@ def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: O
         distinct_on: column names; keeps the first row (after ordering) of each distinct combination
         limit: at most this many rows
         offset: skip this many rows first
-        use_indexes: False evaluates in Python over every row (the tests compare both ways)
-        equal: (column, value): only the rows whose column equals the value (an array relation)
+        use_indexes: False scans every row (the tests compare both ways)
 
     Returns:
         the selected rows
@@ -47,13 +50,17 @@ def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: O
     Raises:
         ApiError: a negative limit or offset (Hasura refuses them with the same message)
     """
-    _check_page(limit, offset)
+    for name, value in (("limit", limit), ("offset", offset)):
+        if value is not None and value < 0:
+            raise ApiError(f"unexpected negative value ({name}: {value}): give a {name} of 0 or more",
+                           code="not-supported")
     if rows is None:
-        if use_indexes:
-            query = Select(table, where, order_by, distinct_on, limit, offset, equal)
-            return store.rows(table, query.sql, query.params)
-        rows = store.all(table) if equal is None else store.find(table, *equal)
-    store = _Memo(store)  # type: ignore[assignment]  # relations followed once per row set, not per row
+        ids = candidates(store, table, where) if use_indexes and where else None
+        if use_indexes and order_by and limit is not None and not distinct_on:
+            first = _walk_in_order(store, table, ids, where, order_by, offset or 0, limit)
+            if first is not None:
+                return first
+        rows = store.all(table) if ids is None else store.in_table_order(table, ids)
     if where:
         rows = [r for r in rows if matches(store, table, r, where)]
     if order_by:
@@ -74,48 +81,8 @@ def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: O
     return rows
 
 
-class _Memo:
-    """The store's row lookups (`get`, `find`) remembered for one evaluation in Python: a relation that many
-    rows share (their flow, say) is read from SQLite once. Rows do not change while a query holds the store."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._got: dict = {}
-        self._found: dict = {}
-
-    def get(self, table: str, row_id: Any) -> Optional[dict]:
-        key = (table, row_id)
-        if key not in self._got:
-            self._got[key] = self._store.get(table, row_id)
-        return self._got[key]
-
-    def find(self, table: str, column: str, value: Any) -> List[dict]:
-        key = (table, column, json.dumps(value, sort_keys=True, default=str))
-        if key not in self._found:
-            self._found[key] = self._store.find(table, column, value)
-        return self._found[key]
-
-
-def count(store: Store, table: str, where: Optional[dict] = None, order_by: Optional[List[dict]] = None,
-          distinct_on: Optional[List[str]] = None, limit: Optional[int] = None, offset: Optional[int] = None,
-          equal: Optional[Tuple[str, Any]] = None) -> int:
-    """How many rows `select` would give (counted by SQLite, no row read into Python)."""
-    _check_page(limit, offset)
-    query = Select(table, where, order_by, distinct_on, limit, offset, equal)
-    return store.query(f"SELECT COUNT(*) FROM (SELECT a._seq {query.sql})", query.params)[0][0]
-
-
-def _check_page(limit: Optional[int], offset: Optional[int]) -> None:
-    for name, value in (("limit", limit), ("offset", offset)):
-        if value is not None and value < 0:
-            raise ApiError(f"unexpected negative value ({name}: {value}): give a {name} of 0 or more",
-                           code="not-supported")
-
-
 def candidates(store: Store, table: str, where: dict) -> Optional[Collection[str]]:
-    """The ids of the rows of `table` that may match `where`, found through the store's indexed lookups: which
-    conditions an index can narrow (`select` leaves the choice to SQLite's planner; the tests use this to check
-    that the conditions on indexed columns are the ones the store keeps indexes for).
+    """The ids of the rows of `table` that may match `where`, found through the store's indexes.
 
     Looks at the conditions every matching row must meet: the top level and `_and` (and `_or` when each
     branch narrows): `_eq` / `_in` on an indexed column (`Store.lookup`), and a relation whose own condition
@@ -158,6 +125,56 @@ def candidates(store: Store, table: str, where: dict) -> Optional[Collection[str
 def _intersect(a: Collection[str], b: Collection[str]) -> Collection[str]:
     small, large = (a, b) if len(a) <= len(b) else (b, a)
     return {i for i in small if i in large}
+
+
+def _walk_in_order(store: Store, table: str, ids: Optional[Collection[str]], where: Optional[dict],
+                   order_by: List[dict], offset: int, limit: int) -> Optional[List[dict]]:
+    """The page `offset`, `limit` of the rows matching `where`, read off the order index of the first
+    `order_by` key, or None when that key has no order index or so few candidates that sorting them is cheaper.
+
+    The rows come out in that key's order, ties in table order, which is the final order when there is no
+    other key; with other keys, the walk goes on past `offset + limit` rows until the key changes, so ties at
+    the edge of the page all reach `sort`, which orders them by the other keys as it would in the whole table.
+    """
+    first = _first_key(order_by)
+    if first is None or TABLES[table].columns.get(first[0]) != TIME:
+        return None  # only timestamp columns have order indexes (Store.ordered)
+    column, direction = first
+    need = offset + limit
+    # a guess of the cheaper way: the walk may pass over most of the table, a sort touches only the candidates
+    if ids is not None and len(ids) <= max(2 * need, store.count(table) // 64):
+        return None
+    descending, nulls_first = _direction(direction)
+    walk = store.ordered(table, column, descending, nulls_first)
+    only_key = len(_sort_keys(store, table, order_by)) == 1
+    picked: List[dict] = []
+    edge: Any = object()  # the key of the last row picked
+    for key, row_id in walk:
+        if len(picked) >= need and (only_key or key != edge):
+            break
+        if ids is not None and row_id not in ids:
+            continue
+        row = store.get(table, row_id)
+        if where and not matches(store, table, row, where):
+            continue
+        picked.append(row)
+        edge = key
+    return (picked if only_key else sort(store, table, picked, order_by))[offset:need]
+
+
+def _first_key(order_by: List[dict]) -> Optional[Tuple[str, Any]]:
+    """The (field, direction) that orders first: the first one not null."""
+    for clause in order_by:
+        for field, direction in clause.items():
+            if direction is not None:
+                return field, direction
+    return None
+
+
+def _direction(direction: str) -> Tuple[bool, bool]:
+    """(descending, nulls first) of an `order_by` value; nulls sort as if larger than any value (Postgres)."""
+    descending = direction.startswith("desc")
+    return descending, "nulls_first" in direction or (descending and "nulls_last" not in direction)
 
 
 def related(store: Store, table: str, row: dict, name: str) -> Any:
@@ -206,10 +223,138 @@ def matches(store: Store, table: str, row: dict, where: dict) -> bool:
     return True
 
 
+def _comparable(kind: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind == TIME:
+        return timestamps.sort_key(value)
+    return value
+
+
+class LikePattern:
+    """A SQL LIKE pattern (`%` any run of characters, `_` one character, `\\` escapes the next one), matched
+    without backtracking.
+
+    The pattern is split on `%` into pieces of fixed length. The first piece must match at the start, the last at
+    the end, and each piece in between is searched for at its leftmost place after the previous one: taking the
+    leftmost place never loses a match, because it leaves the most text for the pieces after it. Each piece is a
+    regex of literals and `.` only (no repetition), so each search is bounded by len(text) x len(piece).
+
+    Args:
+        pattern: the LIKE pattern
+        ignore_case: True for ILIKE
+    """
+
+    def __init__(self, pattern: str, ignore_case: bool = False) -> None:
+        flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+        pieces: List[List[str]] = [[]]
+        chars = iter(pattern)
+        for ch in chars:
+            if ch == "%":
+                pieces.append([])
+            elif ch == "_":
+                pieces[-1].append(".")
+            else:
+                if ch == "\\":
+                    ch = next(chars, "\\")  # a trailing backslash stands for itself
+                pieces[-1].append(re.escape(ch))
+        self._lengths = [len(piece) for piece in pieces]
+        self._pieces = [re.compile("".join(piece), flags) for piece in pieces]
+
+    def matches(self, text: str) -> bool:
+        """True when the whole of `text` matches the pattern."""
+        first, last = self._pieces[0], self._pieces[-1]
+        if len(self._pieces) == 1:  # no %: the text is exactly as long as the pattern
+            return len(text) == self._lengths[0] and first.fullmatch(text) is not None
+        start, end = self._lengths[0], len(text) - self._lengths[-1]
+        if end < start or first.match(text, 0, start) is None or last.fullmatch(text, end) is None:
+            return False
+        for piece, length in zip(self._pieces[1:-1], self._lengths[1:-1]):
+            if not length:
+                continue  # %% is one %
+            found = piece.search(text, start, end)
+            if found is None:
+                return False
+            start = found.end()
+        return True
+
+
+@functools.lru_cache(maxsize=256)
+def _like(pattern: str, ignore_case: bool) -> LikePattern:
+    return LikePattern(pattern, ignore_case)
+
+
+def _contains(container: Any, item: Any) -> bool:
+    """Postgres jsonb @>: objects contain sub-objects, arrays contain every element of the other array."""
+    if isinstance(container, dict) and isinstance(item, dict):
+        return all(k in container and _contains(container[k], v) for k, v in item.items())
+    if isinstance(container, list):
+        items = item if isinstance(item, list) else [item]
+        return all(any(_contains(c, i) for c in container) for i in items)
+    return container == item
+
+
+def compare(kind: str, value: Any, cond: Dict[str, Any]) -> bool:
+    """Evaluates one column's comparison expression (`{_eq: 1, _lt: 3}`) against the stored value."""
+    left = _comparable(kind, value)
+    for op, arg in cond.items():
+        if op == "_is_null":
+            if arg is not None and (value is None) != bool(arg):
+                return False
+            continue
+        if arg is None:
+            continue  # null comparison arguments are ignored, as Hasura does
+        if value is None:
+            return False  # SQL: a comparison with NULL is not true, so _neq and _nin skip null columns too
+        if op in ("_in", "_nin"):
+            values = [_comparable(kind, a) for a in arg]
+            if (left in values) != (op == "_in"):
+                return False
+            continue
+        if op in ("_has_key", "_has_keys_any", "_has_keys_all"):
+            if not isinstance(value, dict):
+                return False
+            keys = [arg] if op == "_has_key" else arg
+            test: Callable = all if op != "_has_keys_any" else any
+            if not test(k in value for k in keys):
+                return False
+            continue
+        if op == "_contains":
+            if not _contains(value, arg):
+                return False
+            continue
+        if op == "_contained_in":
+            if not _contains(arg, value):
+                return False
+            continue
+        right = _comparable(kind, arg)
+        if op == "_eq":
+            ok = left == right
+        elif op == "_neq":
+            ok = left != right
+        elif op in ("_like", "_nlike", "_ilike", "_nilike", "_similar", "_nsimilar"):
+            if not isinstance(left, str):
+                return False
+            ok = _like(right, "ilike" in op).matches(left)
+            if op.startswith("_n"):
+                ok = not ok
+        else:
+            if left is None:
+                return False
+            try:
+                ok = {"_gt": left > right, "_gte": left >= right, "_lt": left < right,
+                      "_lte": left <= right}[op]
+            except TypeError:
+                return False
+        if not ok:
+            return False
+    return True
+
+
 def sort(store: Store, table: str, rows: List[dict], order_by: List[dict]) -> List[dict]:
     """Sorts rows by a list of `<table>_order_by` values; nulls last ascending, first descending (Postgres)."""
     keys = _sort_keys(store, table, order_by)
-    directions = [direction(value) for _getter, _kind, value in keys]
+    directions = [_direction(direction) for _getter, _kind, direction in keys]
 
     def cmp(a: Tuple[list, dict], b: Tuple[list, dict]) -> int:
         for va, vb, (desc, nulls_first) in zip(a[0], b[0], directions):
@@ -229,7 +374,7 @@ def sort(store: Store, table: str, rows: List[dict], order_by: List[dict]) -> Li
         return 0
 
     # each row's values are worked out once, not at every comparison
-    decorated = [([comparable(kind, getter(row)) for getter, kind, _d in keys], row) for row in rows]
+    decorated = [([_comparable(kind, getter(row)) for getter, kind, _d in keys], row) for row in rows]
     return [row for _values, row in sorted(decorated, key=functools.cmp_to_key(cmp))]
 
 

@@ -15,7 +15,6 @@ mutation in one store transaction, so a refusal (ApiError) leaves nothing half-w
 """
 from __future__ import annotations
 
-import json
 import random
 from typing import Any, Callable, Dict, List
 
@@ -24,7 +23,6 @@ from prefect.engine.state import Pending, Scheduled
 from . import filters
 from .context import RequestContext
 from .errors import ApiError
-from .store import Store
 from .states import SCHEDULED_STATES, write_flow_run_state, write_task_run_state
 from .timestamps import now, parse, sort_key
 
@@ -77,11 +75,9 @@ def create_flow_run(ctx: RequestContext, input: dict) -> dict:
                        f"(version_group_id {flow['version_group_id']}).")
     key = input.get("idempotency_key")
     if key:
-        # the oldest run with the key, as a walk of the flow's runs in table order finds it
-        same = filters.select(store, "flow_run", where={"flow_id": {"_eq": flow["id"]},
-                                                         "idempotency_key": {"_eq": key}}, limit=1)
-        if same:
-            return {"id": same[0]["id"]}
+        for run in store.find("flow_run", "flow_id", flow["id"]):
+            if run["idempotency_key"] == key:
+                return {"id": run["id"]}
     for field in ("parameters", "context", "run_config"):
         if input.get(field) is not None and not isinstance(input[field], dict):
             raise ApiError(f"Invalid {field}: expected a JSON object, got {input[field]!r:.100}")
@@ -120,9 +116,7 @@ def queue_where(tenant_id: str, before: str) -> dict:
     """The `flow_run_bool_exp` of the runs ready at `before` (a stored timestamp): Scheduled-like runs due by
     then, and Running runs with a task run so due (a task run to retry)."""
     due = {"state": {"_in": SCHEDULED_STATES}, "state_start_time": {"_lte": before}}
-    tenant = {"tenant_id": {"_eq": tenant_id}}
-    # the tenant in each branch: SQLite then answers each from the (tenant, state, state_start_time) index
-    return {"_or": [{**tenant, **due}, {**tenant, "state": {"_eq": "Running"}, "task_runs": due}]}
+    return {"tenant_id": {"_eq": tenant_id}, "_or": [due, {"state": {"_eq": "Running"}, "task_runs": due}]}
 
 
 def get_runs_in_queue(ctx: RequestContext, input: dict) -> dict:
@@ -246,26 +240,15 @@ def set_flow_run_labels(ctx: RequestContext, input: dict) -> dict:
 
 
 def delete_flow_run_rows(ctx: RequestContext, flow_run_id: str) -> None:
-    """Deletes a flow run with its states, task runs (and their states and artifacts) and logs."""
-    delete_flow_runs(ctx.store, [flow_run_id])
-
-
-def delete_flow_runs(store: Store, ids: List[str]) -> Dict[str, int]:
-    """Deletes flow runs with their states, task runs (and their states and artifacts) and logs, a statement per
-    table for all of them (retention removes runs by the thousand).
-
-    Returns:
-        how many rows went, per table
-    """
-    runs = (json.dumps(ids),)
-    listed = "SELECT value FROM json_each(?)"
-    task_runs = f"SELECT id FROM task_run WHERE flow_run_id IN ({listed})"
-    removed = {table: store.execute(f'DELETE FROM "{table}" WHERE task_run_id IN ({task_runs})', runs)
-               for table in ("task_run_state", "task_run_artifact")}
-    for table in ("task_run", "flow_run_state", "log"):
-        removed[table] = store.execute(f'DELETE FROM "{table}" WHERE flow_run_id IN ({listed})', runs)
-    removed["flow_run"] = store.execute(f"DELETE FROM flow_run WHERE id IN ({listed})", runs)
-    return removed
+    """Deletes a flow run with its states, task runs (and their states) and logs."""
+    store = ctx.store
+    for task_run in store.find("task_run", "flow_run_id", flow_run_id):
+        for table in ("task_run_state", "task_run_artifact"):
+            store.delete_where(table, "task_run_id", task_run["id"])
+        store.delete("task_run", task_run["id"])
+    for table in ("flow_run_state", "log"):
+        store.delete_where(table, "flow_run_id", flow_run_id)
+    store.delete("flow_run", flow_run_id)
 
 
 def delete_flow_run(ctx: RequestContext, input: dict) -> dict:

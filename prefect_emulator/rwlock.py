@@ -54,10 +54,6 @@ class ReadWriteLock:
                 if not self._readers:
                     self._cond.notify_all()
 
-    def held_by_me(self) -> bool:
-        """True when the calling thread holds the lock for writing."""
-        return self._writer == threading.get_ident()
-
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
         """Holds the lock exclusively (re-entrant)."""

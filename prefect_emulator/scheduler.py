@@ -18,7 +18,6 @@ from typing import Callable, Dict, List
 import pendulum
 from prefect.serialization.schedule import ClockSchema, ScheduleSchema
 
-from . import filters
 from .context import RequestContext
 from .errors import ApiError
 from .runs import create_flow_run, delete_flow_run_rows
@@ -50,11 +49,8 @@ def schedule_flow_runs(ctx: RequestContext, flow: dict) -> List[str]:
     except Exception as exc:  # a flow registered with a schedule prefect cannot read: say so, skip it
         log(f"SCHEDULER cannot read the schedule of flow {flow['id']}: {exc!r}")
         return []
-    # the latest auto-scheduled start (stored timestamps sort as the instants they name)
-    latest = filters.select(store, "flow_run", where={"flow_id": {"_eq": flow["id"]},
-                                                      "auto_scheduled": {"_eq": True}},
-                            order_by=[{"scheduled_start_time": "desc_nulls_last"}], limit=1)
-    last = parse(latest[0]["scheduled_start_time"]) if latest and latest[0]["scheduled_start_time"] else None
+    auto = [r["scheduled_start_time"] for r in store.find("flow_run", "flow_id", flow["id"]) if r["auto_scheduled"]]
+    last = max((parse(t) for t in auto), default=None)
     created = []
     for event in schedule.next(n=MAX_RUNS, return_events=True):
         start = parse(event.start_time)
@@ -77,9 +73,9 @@ def schedule_flow_runs(ctx: RequestContext, flow: dict) -> List[str]:
 
 def unschedule(ctx: RequestContext, flow_id: str) -> None:
     """Deletes the flow's auto-scheduled runs that are still Scheduled (archiving or pausing its schedule)."""
-    pending = {"flow_id": {"_eq": flow_id}, "auto_scheduled": {"_eq": True}, "state": {"_eq": "Scheduled"}}
-    for run in filters.select(ctx.store, "flow_run", where=pending):
-        delete_flow_run_rows(ctx, run["id"])
+    for run in ctx.store.find("flow_run", "flow_id", flow_id):
+        if run["auto_scheduled"] and run["state"] == "Scheduled":
+            delete_flow_run_rows(ctx, run["id"])
 
 
 def schedule_all(ctx: RequestContext) -> int:

@@ -176,17 +176,14 @@ def _visible(ctx: Any, table: str, rows: List[dict]) -> List[dict]:
     return rows if scope is None else [r for r in rows if filters.matches(ctx.store, table, r, scope)]
 
 
-def _root_arguments(table: str, info: Any, where: Optional[dict], kwargs: dict) -> dict:
-    """A root field's select arguments, the request's tenant scope added to `where`."""
-    scope = _tenant_scope(info.context, table)
-    if scope is not None:
-        where = {"_and": [where, scope]} if where else scope
-    return dict(kwargs, where=where)
-
-
 def _root_select(table: str) -> Callable:
-    def resolve(_root: Any, info: Any, where: dict = None, **kwargs: Any) -> List[dict]:
-        return filters.select(info.context.store, table, **_root_arguments(table, info, where, kwargs))
+    def resolve(_root: Any, info: Any, where: dict = None, order_by: list = None, limit: int = None,
+                offset: int = None, distinct_on: list = None) -> List[dict]:
+        scope = _tenant_scope(info.context, table)
+        if scope is not None:
+            where = {"_and": [where, scope]} if where else scope
+        return filters.select(info.context.store, table, where=where, order_by=order_by,
+                              distinct_on=distinct_on, limit=limit, offset=offset)
     return resolve
 
 
@@ -197,66 +194,35 @@ def _root_by_pk(table: str) -> Callable:
     return resolve
 
 
-class Selection:
-    """The rows of an `_aggregate` field, read only when `nodes` or a min/max asks for them: a count alone is
-    counted by SQLite (`count_rows`), so counting runs never loads them.
-
-    Args:
-        read: gives the rows
-        count_rows: counts them without reading them (None: len of the rows)
-    """
-
-    def __init__(self, read: Callable[[], List[dict]], count_rows: Optional[Callable[[], int]] = None) -> None:
-        self._read = read
-        self._count = count_rows
-        self._rows: Optional[List[dict]] = None
-
-    def rows(self) -> List[dict]:
-        if self._rows is None:
-            self._rows = self._read()
-        return self._rows
-
-    def count(self) -> int:
-        return len(self.rows()) if self._count is None or self._rows is not None else self._count()
-
-
-def _aggregate(selection: Selection) -> dict:
-    return {"aggregate": {"__rows": selection}, "nodes": selection}
+def _aggregate(rows: List[dict]) -> dict:
+    return {"aggregate": {"__rows": rows}, "nodes": rows}
 
 
 def _root_aggregate(table: str) -> Callable:
-    def resolve(_root: Any, info: Any, where: dict = None, **kwargs: Any) -> dict:
-        store, args = info.context.store, _root_arguments(table, info, where, kwargs)
-        return _aggregate(Selection(lambda: filters.select(store, table, **args),
-                                    lambda: filters.count(store, table, **args)))
+    select = _root_select(table)
+
+    def resolve(root: Any, info: Any, **kwargs: Any) -> dict:
+        return _aggregate(select(root, info, **kwargs))
     return resolve
-
-
-def _array_arguments(table: str, name: str, row: dict, kwargs: dict) -> Optional[dict]:
-    """An array relation's select arguments: its own, and only the rows related to `row` (None: none are)."""
-    rel = TABLES[table].arrays[name]
-    value = row.get(rel.local)
-    return None if value is None else dict(kwargs, equal=(rel.remote, value))
 
 
 def _array(table: str, name: str) -> Callable:
     target = TABLES[table].arrays[name].table
 
-    def resolve(row: dict, info: Any, **kwargs: Any) -> List[dict]:
-        args = _array_arguments(table, name, row, kwargs)
-        return [] if args is None else filters.select(info.context.store, target, **args)
+    def resolve(row: dict, info: Any, where: dict = None, order_by: list = None, limit: int = None,
+                offset: int = None, distinct_on: list = None) -> List[dict]:
+        store = info.context.store
+        rows = filters.related(store, table, row, name)
+        return filters.select(store, target, rows=rows, where=where, order_by=order_by,
+                              distinct_on=distinct_on, limit=limit, offset=offset)
     return resolve
 
 
 def _array_aggregate(table: str, name: str) -> Callable:
-    target = TABLES[table].arrays[name].table
+    select = _array(table, name)
 
     def resolve(row: dict, info: Any, **kwargs: Any) -> dict:
-        store, args = info.context.store, _array_arguments(table, name, row, kwargs)
-        if args is None:
-            return _aggregate(Selection(list))
-        return _aggregate(Selection(lambda: filters.select(store, target, **args),
-                                    lambda: filters.count(store, target, **args)))
+        return _aggregate(select(row, info, **kwargs))
     return resolve
 
 
@@ -268,7 +234,7 @@ def _function(table: str, downstream: bool, aggregate: bool = False) -> Callable
         rows = traversal.traverse(ctx, args.get("start_task_ids"), args.get("depth_limit"), downstream)
         rows = filters.select(ctx.store, table, rows=_visible(ctx, table, rows), where=where, order_by=order_by,
                               distinct_on=distinct_on, limit=limit, offset=offset)
-        return _aggregate(Selection(lambda: rows)) if aggregate else rows
+        return _aggregate(rows) if aggregate else rows
     return resolve
 
 
@@ -279,21 +245,17 @@ def _object(table: str, name: str) -> Callable:
 
 
 def _count(agg: dict, info: Any, columns: list = None, distinct: bool = None) -> int:
-    if not columns:
-        return agg["__rows"].count()
-    rows = [r for r in agg["__rows"].rows() if all(r.get(c) is not None for c in columns)]
-    if distinct:
-        return len({json.dumps([r.get(c) for c in columns], default=str) for r in rows})
+    rows = agg["__rows"]
+    if columns:
+        rows = [r for r in rows if all(r.get(c) is not None for c in columns)]
+        if distinct:
+            return len({json.dumps([r.get(c) for c in columns], default=str) for r in rows})
     return len(rows)
-
-
-def _nodes(agg: dict, info: Any) -> List[dict]:
-    return agg["nodes"].rows()
 
 
 def _extreme(pick: Callable) -> Callable:
     def resolve(agg: dict, info: Any) -> dict:
-        rows = agg["__rows"].rows()
+        rows = agg["__rows"]
         out = {}
         for field in info.return_type.fields:
             values = [r.get(field) for r in rows if r.get(field) is not None]
@@ -323,7 +285,6 @@ def build() -> GraphQLSchema:
         for rel in spec.arrays:
             obj[rel].resolve = _array(table, rel)
             obj[f"{rel}_aggregate"].resolve = _array_aggregate(table, rel)
-        schema.type_map[f"{table}_aggregate"].fields["nodes"].resolve = _nodes
         agg = schema.type_map[f"{table}_aggregate_fields"].fields
         agg["count"].resolve = _count
         agg["min"].resolve = _extreme(min)

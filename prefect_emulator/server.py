@@ -25,7 +25,7 @@ from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, 
 from graphql.utilities import get_operation_ast
 
 from .console import log
-from . import lazarus, retention
+from . import lazarus
 from .context import RequestContext, run_after_commit
 from .cors import Cors
 from .depth import DepthLimitRule
@@ -62,13 +62,10 @@ class Emulator:
     def __init__(self, schema: GraphQLSchema, store: Store, api_key: Optional[str] = None,
                  heartbeat_timeout: float = 60.0, lazarus_interval: float = lazarus.INTERVAL_SECONDS,
                  lazarus_stale_after: float = lazarus.STALE_AFTER_SECONDS, cors: Optional[Cors] = None,
-                 cloud_hooks: bool = True, hook_sender: Optional[HookSender] = None,
-                 retain_days: Optional[float] = None, retain_log_days: Optional[float] = None) -> None:
+                 cloud_hooks: bool = True, hook_sender: Optional[HookSender] = None) -> None:
         self.schema = schema
         self.cors = cors or Cors()
         self.hooks = hook_sender or HookSender(enabled=cloud_hooks)
-        self.retain_days = retain_days
-        self.retain_log_days = retain_log_days
         self.store = store
         self.api_key = api_key or None
         self.heartbeat_timeout = heartbeat_timeout
@@ -175,7 +172,7 @@ class Emulator:
         operation = get_operation_ast(document, operation_name)
         writes = operation is None or operation.operation == OperationType.MUTATION or any(
             field in self._own_queries for field in _root_fields(operation, document))
-        with self.store.writing() if writes else self.store.reading():
+        with self.store.lock.writing() if writes else self.store.lock.reading():
             result = execute(self.schema, document, variable_values=variables, operation_name=operation_name,
                              context_value=ctx)
         run_after_commit(ctx)  # cloud hook calls: queued now, made by the hook workers
@@ -229,21 +226,7 @@ class Emulator:
 
         thread = threading.Thread(target=loop, name="background-services", daemon=True)
         thread.start()
-        if self.retain_days is not None or self.retain_log_days is not None:
-            threading.Thread(target=self._retention_loop, name="retention", daemon=True).start()
         return thread
-
-    def _retention_loop(self) -> None:
-        """A purge at start, then every PURGE_SECONDS, in a thread of its own: a long purge (its first one, on a
-        year of history) must not hold up the zombie killer, and its small transactions let polls through."""
-        while not self._stop.is_set():
-            try:
-                removed = retention.purge(self.store, self.retain_days, self.retain_log_days)
-                if removed["flow_runs"] or removed["logs"]:
-                    log(retention.describe(removed, self.retain_days, self.retain_log_days))
-            except Exception as exc:  # keep going; the next purge tries again
-                log(f"RETENTION purge failed: {exc!r}")
-            self._stop.wait(retention.PURGE_SECONDS)
 
     def _lazarus_round(self) -> None:
         ctx = RequestContext(self.store, hooks=self.hooks)

@@ -1,34 +1,28 @@
-"""Rows of every table, kept in SQLite (a file with --db, else a temporary file removed at close): SQLite answers the
-queries, so the emulator's memory does not grow with its history.
+"""Rows of every table, kept in memory and written through to SQLite (a file with --db, else `:memory:`).
 
-Each table of tables.py is a SQLite table with one column per column (sqlquery.py compiles Hasura's `where`,
-`order_by`, `distinct_on`, `limit` and `offset` to SQL over them), an integer `_seq` (the rowid: a row's place in
-its table, the order rows come back in when nothing else orders them) and `_extra` for keys a row holds beyond its
-columns. Values keep their Python type (the columns have no type affinity); jsonb columns hold JSON text and
-booleans are 0/1. dbfile.py makes, checks and upgrades the file.
+Each table is stored as (id TEXT PRIMARY KEY, doc TEXT) with the row as a JSON document; filtering and sorting
+happen in Python over the in-memory copy (filters.py), helped by indexes the store keeps up to date on every
+write (indexes.py): rows by id, by relation columns and by a few filter columns (`tables.indexed_columns`),
+and, once a query orders by it, by a timestamp column.
 
-Concurrency: a connection per thread (from a pool: the HTTP server starts a thread per request), and a
-readers-writer lock (rwlock.py). The HTTP server holds it shared for a whole GraphQL query, inside one read
-transaction (`reading`: the query reads one snapshot), and exclusively for a whole mutation (`writing`), so a
-mutation's checks and writes are atomic even when many agents poll at once. `transaction` groups writes in one
-SQLite transaction: all of them are kept, or none. Rows handed out are plain dicts, never shared with the store.
+Access goes through a readers-writer lock (rwlock.py): the HTTP server holds it shared for a whole GraphQL
+query and exclusively for a whole mutation, so a mutation's checks and writes are atomic even when many
+agents poll at once, queries never see half a mutation, and queries run side by side. Every mutation's writes
+reach SQLite in one transaction. Rows are never changed in place (an update stores a new dict), so a row
+handed out stays as it was.
 """
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
-import os
-import shutil
 import sqlite3
-import tempfile
-import threading
 import uuid
-from typing import Any, Collection, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Collection, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from . import dbfile, sqlquery
-from .dbfile import encode, encode_row, insert_sql
+from .indexes import HashIndex, OrderIndex
 from .rwlock import ReadWriteLock
-from .tables import BOOL, JSONB, TABLES, indexed_columns
+from .tables import TABLES, indexed_columns
 from .timestamps import now
 
 
@@ -36,214 +30,105 @@ class Store:
     """All tables of the emulator.
 
     Args:
-        path: SQLite database file; None keeps everything in a temporary file of its own (same code path)
+        path: SQLite database file; None keeps everything in memory (same code path, `:memory:`)
     """
 
     def __init__(self, path: Optional[str] = None) -> None:
         self.lock = ReadWriteLock()
         self.path = path
-        if path:
-            dbfile.check_file(path)
         self._lock_file = _claim(path) if path else None
-        # without --db, a file of our own in a temporary folder, removed at close: connections of one shared-cache
-        # memory database would take turns (SQLite holds the shared cache for a whole step of a statement)
-        self._scratch = None if path else tempfile.mkdtemp(prefix="prefect-emulator-")
-        self._target = path or os.path.join(self._scratch, "emulator.db")
-        self._pool: List[sqlite3.Connection] = []
-        self._pool_lock = threading.Lock()
-        self._local = threading.local()
-        self._closed = False
-        first: Optional[sqlite3.Connection] = None
-        try:
-            first = sqlite3.connect(self._target, check_same_thread=False, isolation_level=None)
-            kind = dbfile.inspect(first, path)
-            if kind == dbfile.NEW:
-                first.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before the first page is written
-            self._configure(first)
-            self.upgraded_from = dbfile.prepare(first, path, kind)
-            dbfile.analyze(first)
-        except sqlite3.OperationalError:
-            self._release(first)
-            raise  # cannot open the file at all: its folder (the caller says so)
-        except sqlite3.DatabaseError as exc:
-            self._release(first)
-            raise dbfile.BadDatabase(f"{path} cannot be read ({exc}): it is corrupt; move it away or give --db a "
-                                     "new file name") from None
-        except BaseException:
-            self._release(first)
-            raise
-        self._pool.append(first)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per mutation
+        self._conn = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
+        if path:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._rows: Dict[str, Dict[str, dict]] = {name: {} for name in TABLES}
+        # each row's position in its table (the dict's order), so rows found through an index can be put back
+        # in table order; a row gets a new number whenever it (re-)enters the dict, as its dict position does
+        self._seq: Dict[str, Dict[str, int]] = {name: {} for name in TABLES}
+        self._counter = itertools.count()
+        for name in TABLES:
+            self._conn.execute(f'CREATE TABLE IF NOT EXISTS "{name}" (id TEXT PRIMARY KEY, doc TEXT NOT NULL)')
+            for row_id, doc in self._conn.execute(f'SELECT id, doc FROM "{name}" ORDER BY rowid'):
+                self._rows[name][row_id] = json.loads(doc)
+                self._seq[name][row_id] = next(self._counter)
         self._indexed = indexed_columns()
-        self._columns = {name: dbfile.sql_columns(name) for name in TABLES}
-        # the columns decode converts (most are stored as they come back)
-        self._json = {name: [c for c, kind in spec.columns.items() if kind == JSONB] for name, spec in TABLES.items()}
-        self._bools = {name: [c for c, kind in spec.columns.items() if kind == BOOL] for name, spec in TABLES.items()}
-        self._select = {name: ", ".join(f'a."{c}"' for c in cols) + ", a._extra"
-                        for name, cols in self._columns.items()}
-
-    def _release(self, conn: Optional[sqlite3.Connection] = None) -> None:
-        """Lets go of the file: a connection, the lock beside the file and the scratch folder."""
-        if conn is not None:
-            conn.close()
-        if self._lock_file is not None:
-            self._lock_file.close()
-        if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
-
-    # ------------------------------------------------------------------ connections
-    def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per mutation or query
-        conn = sqlite3.connect(self._target, check_same_thread=False, isolation_level=None)
-        self._configure(conn)
-        return conn
-
-    def _configure(self, conn: sqlite3.Connection) -> None:
-        dbfile.configure(conn, durable=self.path is not None)
-        sqlquery.register_functions(conn)
-
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
-        """The calling thread's connection: the one it holds already, else one from the pool until the end."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            yield conn
-            return
-        with self._pool_lock:
-            if self._closed:
-                raise RuntimeError("the store is closed")
-            conn = self._pool.pop() if self._pool else None
-        if conn is None:
-            conn = self._connect()
-        self._local.conn = conn
-        try:
-            yield conn
-        finally:
-            self._local.conn = None
-            if conn.in_transaction:  # a failure between BEGIN and COMMIT: never hand out an open transaction
-                conn.execute("ROLLBACK")
-            with self._pool_lock:
-                if self._closed:
-                    conn.close()
-                else:
-                    self._pool.append(conn)
-
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[None]:
-        """Holds the store shared for a whole query, which reads one snapshot (one read transaction)."""
-        with self.lock.reading(), self.connection() as conn:
-            if conn.in_transaction or self.lock.held_by_me():
-                yield  # nested, or inside a mutation: its own view is the one to read
-                return
-            conn.execute("BEGIN")
-            try:
-                yield
-            finally:
-                conn.execute("COMMIT")
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        """Holds the store exclusively (a whole mutation: its checks and writes see no other writer)."""
-        with self.lock.writing(), self.connection():
-            yield
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator["Store"]:
-        """Groups writes: all of them reach SQLite in one transaction, or none."""
-        with self.lock.writing(), self.connection() as conn:
-            if getattr(self._local, "writes", False):  # nested: the outer transaction commits
-                yield self
-                return
-            conn.execute("BEGIN IMMEDIATE")
-            self._local.writes = True
-            try:
-                yield self
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            else:
-                conn.execute("COMMIT")
-            finally:
-                self._local.writes = False
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> List[tuple]:
-        """Runs one SQL query on the thread's connection and returns every row it gives."""
-        with self.connection() as conn:
-            return conn.execute(sql, params).fetchall()
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Runs one SQL write inside the current transaction; returns how many rows it changed."""
-        self._check_writing()
-        with self.connection() as conn:
-            return conn.execute(sql, params).rowcount
-
-    # ------------------------------------------------------------------ rows
-    def columns(self, table: str) -> List[str]:
-        """The SQL columns of `table`, in the order rows list them (`_seq` and `_extra` aside)."""
-        return self._columns[table]
-
-    def select_list(self, table: str) -> str:
-        """The SQL select list that `decode` reads, for a table aliased `a`."""
-        return self._select[table]
-
-    def decode(self, table: str, values: Sequence[Any]) -> dict:
-        """A row as the API sees it, from the values of `select_list`."""
-        row = dict(zip(self._columns[table], values))
-        for name in self._json[table]:
-            if row[name] is not None:
-                row[name] = json.loads(row[name])
-        for name in self._bools[table]:
-            if row[name] is not None:
-                row[name] = bool(row[name])
-        extra = values[-1]
-        if extra:
-            row.update(json.loads(extra))
-        return row
-
-    def rows(self, table: str, sql: str, params: Sequence[Any] = ()) -> List[dict]:
-        """Runs `SELECT <select_list> <sql>` (sql starts with `FROM "table" a`) and decodes each row."""
-        found = self.query(f"SELECT {self._select[table]} {sql}", params)
-        return [self.decode(table, values) for values in found]
+        # built on first use, then kept up to date by _write; readers may build one at the same time, each
+        # publishing a complete index (no writer runs while they read), so the last one simply wins
+        self._index: Dict[Tuple[str, str], HashIndex] = {}
+        self._order: Dict[Tuple[str, str], OrderIndex] = {}
+        # (table, id) -> row before the current transaction touched it (None: did not exist)
+        self._undo: Optional[Dict[Tuple[str, str], Optional[dict]]] = None
 
     # ------------------------------------------------------------------ reads
     def all(self, table: str) -> List[dict]:
-        """Returns every row of `table`, oldest first."""
-        return self.rows(table, f'FROM "{table}" a ORDER BY a._seq')
+        """Returns every row of `table`, oldest first. Rows are shared: callers must not mutate them."""
+        return list(self._rows[table].values())
 
     def get(self, table: str, row_id: Any) -> Optional[dict]:
         """Returns the row with this id, or None."""
         if row_id is None:
             return None
-        found = self.rows(table, f'FROM "{table}" a WHERE a.id = ?', (str(row_id),))
-        return found[0] if found else None
+        return self._rows[table].get(str(row_id))
 
     def count(self, table: str) -> int:
         """How many rows `table` has."""
-        return self.query(f'SELECT COUNT(*) FROM "{table}"')[0][0]
+        return len(self._rows[table])
 
     def find(self, table: str, column: str, value: Any) -> List[dict]:
-        """Returns the rows whose `column` equals `value`, oldest first (relation columns have an index)."""
+        """Returns the rows whose `column` equals `value`, oldest first (indexed for relation columns)."""
         if value is None:
             return []
-        return self.rows(table, f'FROM "{table}" a WHERE a."{column}" = ? ORDER BY a._seq',
-                         (encode(table, column, value),))
+        if column not in self._indexed.get(table, ()):
+            return [r for r in self._rows[table].values() if r.get(column) == value]
+        rows = self._rows[table]
+        return [rows[i] for i in self._hash_index(table, column).ids(value)]
 
     def lookup(self, table: str, column: str, values: Iterable[Any]) -> Optional[Collection[str]]:
         """The ids of the rows whose `column` equals one of `values` (nulls never match), through an index.
 
         Returns:
-            a set of ids, or None when the column has no index (`id` and `tables.indexed_columns` do)
+            a collection of ids (for one value, a live view: use it before the next write), or None when the
+            column has no index (`id` and `tables.indexed_columns` do)
         """
-        if column != "id" and column not in self._indexed.get(table, ()):
+        values = [v for v in values if v is not None]
+        if column == "id":
+            rows = self._rows[table]
+            return {v for v in values if v in rows}
+        if column not in self._indexed.get(table, ()):
             return None
-        encoded = [encode(table, column, v) for v in values if v is not None]
-        found = self.query(f'SELECT id FROM "{table}" WHERE "{column}" IN (SELECT value FROM json_each(?))',
-                           (json.dumps(encoded),))
-        return {row_id for (row_id,) in found}
+        index = self._hash_index(table, column)
+        if len(values) == 1:
+            return index.ids(values[0])
+        found: set = set()
+        for value in values:
+            found.update(index.ids(value))
+        return found
 
     def in_table_order(self, table: str, ids: Collection[str]) -> List[dict]:
         """The rows with these ids (unknown ids skipped), in table order as `all` lists them."""
-        return self.rows(table, f'FROM "{table}" a WHERE a.id IN (SELECT value FROM json_each(?)) ORDER BY a._seq',
-                         (json.dumps(list(ids)),))
+        rows = self._rows[table]
+        if len(ids) * 4 > len(rows):  # most of the table: one pass is cheaper than sorting
+            return [row for row_id, row in rows.items() if row_id in ids]
+        seq = self._seq[table]
+        return [rows[i] for i in sorted((i for i in ids if i in rows), key=seq.__getitem__)]
+
+    def ordered(self, table: str, column: str, descending: bool, nulls_first: bool
+                ) -> Iterator[Tuple[Optional[str], str]]:
+        """(key, row id) of every row in the order a stable sort of the table by timestamp `column` gives
+        (see OrderIndex.walk)."""
+        index = self._order.get((table, column))
+        if index is None:
+            index = OrderIndex(column, self._rows[table], self._seq[table])
+            self._order[(table, column)] = index
+        return index.walk(descending, nulls_first)
+
+    def _hash_index(self, table: str, column: str) -> HashIndex:
+        index = self._index.get((table, column))
+        if index is None:
+            index = HashIndex(column, self._rows[table])
+            self._index[(table, column)] = index
+        return index
 
     # ----------------------------------------------------------------- writes
     def insert(self, table: str, doc: dict) -> dict:
@@ -252,71 +137,126 @@ class Store:
         Returns:
             the stored row
         """
-        self._check_writing()
         stamp = now()
         row = {col: None for col in TABLES[table].columns}
         row.update(doc)
         row["id"] = str(row.get("id") or uuid.uuid4())
         row["created"] = row.get("created") or stamp
         row["updated"] = stamp
-        names, values = encode_row(table, row)
-        try:
-            self.execute(insert_sql(table, names), values)
-        except sqlite3.IntegrityError:
-            raise ValueError(f"Uniqueness violation. A {table} with id {row['id']} already exists.") from None
+        if row["id"] in self._rows[table]:
+            raise ValueError(f"Uniqueness violation. A {table} with id {row['id']} already exists.")
+        self._write(table, row["id"], row)
         return row
 
     def update(self, table: str, row_id: str, **changes: Any) -> dict:
-        """Replaces some columns of a row.
+        """Replaces some columns of a row (copy on write, so rows handed out earlier stay unchanged).
 
         Returns:
             the new row
-
-        Raises:
-            KeyError: no row has this id
         """
-        self._check_writing()
-        old = self.get(table, row_id)
-        if old is None:
-            raise KeyError(row_id)
+        old = self._rows[table][row_id]
         row = dict(old)
         row.update(changes)
         row["updated"] = now()
-        names, values = encode_row(table, row)
-        assignments = ", ".join(f"{name} = ?" for name in names)
-        self.execute(f'UPDATE "{table}" SET {assignments} WHERE id = ?', [*values, row_id])
+        self._write(table, row_id, row)
         return row
 
     def delete(self, table: str, row_id: str) -> None:
         """Removes a row if it exists."""
-        self.execute(f'DELETE FROM "{table}" WHERE id = ?', (row_id,))
+        if row_id in self._rows[table]:
+            self._write(table, row_id, None)
 
     def delete_where(self, table: str, column: str, value: Any) -> None:
         """Removes every row of `table` whose `column` equals `value` (a cascade from a parent row)."""
-        if value is not None:
-            self.execute(f'DELETE FROM "{table}" WHERE "{column}" = ?', (encode(table, column, value),))
+        for row in self.find(table, column, value):
+            self.delete(table, row["id"])
 
-    def _check_writing(self) -> None:
-        if not getattr(self._local, "writes", False):
+    def _write(self, table: str, row_id: str, row: Optional[dict]) -> None:
+        if self._undo is None:
             raise RuntimeError("store writes must happen inside Store.transaction()")
+        old = self._rows[table].get(row_id)
+        self._undo.setdefault((table, row_id), old)
+        old_seq = self._seq[table].get(row_id)
+        new_seq = None if row is None else old_seq if old is not None else next(self._counter)
+        for column in self._indexed.get(table, ()):
+            index = self._index.get((table, column))
+            if index is not None:
+                index.replace(row_id, old, row)
+        for (name, _column), order in self._order.items():
+            if name == table:
+                order.replace(row_id, old, old_seq, row, new_seq)
+        if row is None:
+            del self._rows[table][row_id]
+            del self._seq[table][row_id]
+        else:
+            self._rows[table][row_id] = row
+            self._seq[table][row_id] = new_seq  # type: ignore[assignment]
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator["Store"]:
+        """Groups writes: all of them reach SQLite in one transaction, or none (memory is rolled back too)."""
+        with self.lock.writing():
+            if self._undo is not None:  # nested: the outer transaction commits
+                yield self
+                return
+            self._undo = {}
+            try:
+                yield self
+                self._commit(self._undo)
+            except BaseException:
+                self._rollback(self._undo)
+                raise
+            finally:
+                self._undo = None
+
+    def _commit(self, touched: Dict[Tuple[str, str], Optional[dict]]) -> None:
+        if not touched:
+            return
+        cur = self._conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            for table, row_id in touched:
+                row = self._rows[table].get(row_id)
+                if row is None:
+                    cur.execute(f'DELETE FROM "{table}" WHERE id = ?', (row_id,))
+                else:
+                    cur.execute(
+                        f'INSERT INTO "{table}" (id, doc) VALUES (?, ?) '
+                        "ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+                        (row_id, json.dumps(row)),
+                    )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def _rollback(self, touched: Dict[Tuple[str, str], Optional[dict]]) -> None:
+        if not touched:
+            return
+        for (table, row_id), old in touched.items():
+            if old is None:
+                self._rows[table].pop(row_id, None)
+                self._seq[table].pop(row_id, None)
+            else:
+                if row_id not in self._rows[table]:  # a deleted row comes back at the end, as in the dict
+                    self._seq[table][row_id] = next(self._counter)
+                self._rows[table][row_id] = old
+        # indexes hold the rolled-back writes: rebuild them on next use, in table order
+        self._index.clear()
+        self._order.clear()
 
     def integrity_check(self) -> str:
         """Runs SQLite's integrity check. It takes the store lock, so /health must not call it: /health answers
         while a long query holds the lock."""
-        with self.writing():
-            return self.query("PRAGMA integrity_check")[0][0]
+        with self.lock.writing():
+            return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
 
     def close(self) -> None:
-        """Closes every connection and lets another emulator open the file."""
+        """Closes the SQLite connection and lets another emulator open the file."""
         with self.lock.writing():
-            with self._pool_lock:
-                self._closed = True
-                pool, self._pool = self._pool, []
-            if pool:
-                dbfile.close(pool[0])
-            for conn in pool:
-                conn.close()
-            self._release()
+            self._conn.close()
+            if self._lock_file is not None:
+                self._lock_file.close()
 
 
 class DatabaseInUse(Exception):
@@ -324,8 +264,8 @@ class DatabaseInUse(Exception):
 
 
 def _claim(path: str) -> Any:
-    """Takes an exclusive lock beside the database: the emulator's Submitted lock and its background services
-    live in the process, so two emulators on one file would hand the same run to two agents."""
+    """Takes an exclusive lock beside the database: each process keeps every row in memory, so two
+    emulators on one file would each answer from their own copy and overwrite each other's rows."""
     import fcntl
     handle = open(path + ".lock", "a")
     try:
@@ -335,3 +275,4 @@ def _claim(path: str) -> Any:
         raise DatabaseInUse(f"{path} is in use by another emulator process: stop it, or give this one "
                             "another --db file")
     return handle
+

@@ -11,8 +11,6 @@ Sections (scripts/benchmarks/<module>.py):
     latency   goal 1: trigger to Running with an idle agent, ours vs `prefect agent local start`, idle req/s
     burst     goal 2: 100 trivial runs at once on one agent: runs/min, create-to-Success, exactly once, processes
     emulator  goal 3: the emulator's query latency at 100 / 5,000 / 20,000 stored runs, threads, memory
-    history   issue 15: the emulator on a year of history (100,000 runs, 1,000,000 task runs, 2,000,000 logs
-              in a --db file): start, memory, poll / by id / UI page / aggregate / logs p50, a purge
     dask      goal 4: the distributed DAG on 1 and 2 Dask workers, default and large sizes
     stack     goal 5: image size, builds, cold start of the offline stack (skipped without Docker), and the
               dashboard's Quick Run click to Running in that stack (issue 17)
@@ -31,14 +29,13 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 # `python scripts/benchmark.py` puts scripts/ first on sys.path, where the benchmarks package is
-from benchmarks import burst, dashboard, dask_scaling, emulator_scale, history, latency, stack
+from benchmarks import burst, dashboard, dask_scaling, emulator_scale, latency, stack
 from benchmarks.report import Row, print_table, progress
 
 SECTIONS: Dict[str, Callable[[bool], List[Row]]] = {
     "latency": latency.measure,
     "burst": burst.measure,
     "emulator": emulator_scale.measure,
-    "history": history.measure,
     "dask": dask_scaling.measure,
     "stack": stack.measure,
     "dashboard": dashboard.measure,

@@ -32,8 +32,6 @@ def emulator_cli(args: List[str], env: Optional[Dict[str, str]] = None) -> subpr
     (["--lazarus-interval", "inf"], "Invalid value for '--lazarus-interval': 'inf' must be a finite number"),
     (["--lazarus-interval", "-1"], "Invalid value for '--lazarus-interval': '-1' must be a finite number"),
     (["--lazarus-stale-after", "nan"], "Invalid value for '--lazarus-stale-after': 'nan' must be a finite number"),
-    (["--retain-days", "0"], "Invalid value for '--retain-days': '0' must be a finite number of days above 0"),
-    (["--retain-log-days", "a week"], "Invalid value for '--retain-log-days': 'a week' is not a number of days"),
     (["--db", "/nonexistent-folder/emulator.sqlite"], "error: cannot open database"),
     (["--verbose"], "No such option: --verbose"),
 ])
