@@ -52,8 +52,20 @@ def run_id_of(browser) -> str:
     return url.rstrip("/").split("/flow-run/")[1].split("?")[0].split("/")[0]
 
 
+def live_texts(browser, selector: str) -> List[str]:
+    """The rendered text of every element matching `selector`, read in one script call.
+
+    The run page's script replaces the inner HTML of its live parts on every poll, so an element found by
+    one WebDriver call may be gone by the next (a stale element); one script call runs between two redraws.
+    """
+    return browser.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText.trim());", selector)
+
+
 def run_state(browser) -> str:
-    return browser.find_element(By.CSS_SELECTOR, "#run-state .state").text
+    states = live_texts(browser, "#run-state .state")
+    assert len(states) == 1, f"the run page shows {len(states)} run states"
+    return states[0]
 
 
 def wait_for_state(browser, states: List[str], timeout: float) -> str:
@@ -63,7 +75,7 @@ def wait_for_state(browser, states: List[str], timeout: float) -> str:
 
 
 def log_messages(browser) -> List[str]:
-    return [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#log-lines td.message")]
+    return live_texts(browser, "#log-lines td.message")
 
 
 def wait_for_log(browser, text: str, timeout: float) -> None:
