@@ -6,7 +6,9 @@ developer's ~/.prefect, and is always stopped (terminate, then kill) when the te
 """
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +20,8 @@ from typing import Dict, List, Optional, Sequence
 import requests
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+NO_DOCKER = ("no Docker engine with Compose v2 answers: run scripts/prepare-offline.sh and start the "
+             "Docker daemon")
 
 
 def free_port() -> int:
@@ -157,3 +161,17 @@ class Emulator(LoggedProcess):
         resp = requests.post(self.url, json={"query": query, "variables": variables or {}},
                              headers=headers or {}, timeout=10)
         return resp.json()
+
+
+@functools.lru_cache(maxsize=None)
+def docker_available() -> bool:
+    """True when `docker compose version` (Compose v2) and the engine both answer (asked once a session)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        for args in (["docker", "info"], ["docker", "compose", "version"]):
+            if subprocess.run(args, capture_output=True, timeout=30).returncode != 0:
+                return False
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return True

@@ -14,10 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from dashboard.testing.browser import NO_BROWSER, browser_available, start_browser
+from dashboard.testing.pages import click_link, press, wait_for_log, wait_for_state
+from dashboard.testing.processes import World
 from prefect_emulator.testing import REPO_ROOT
-from tests.dashboard.browser import NO_BROWSER, browser_available, start_browser
-from tests.dashboard.pages import click_link, press, wait_for_log, wait_for_state
-from tests.dashboard.servers import World
 
 DAG = "flow-test-hello"
 

@@ -1,22 +1,15 @@
 """Fixtures shared by every test: a running emulator, and an environment pointing prefect at it."""
 from __future__ import annotations
 
-import functools
 import os
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Dict, Iterator
 
 import pytest
 
-from prefect_emulator.testing import Emulator, prefect_env
-from tests.dashboard.browser import NO_BROWSER, browser_available, start_browser
-
-
-NO_DOCKER = ("no Docker engine with Compose v2 answers: run scripts/prepare-offline.sh and start the "
-             "Docker daemon")
+from dashboard.testing.browser import NO_BROWSER, browser_available, start_browser
+from prefect_emulator.testing import NO_DOCKER, Emulator, docker_available, prefect_env
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -31,20 +24,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true and {reason}", pytrace=False)
         pytest.skip(reason)
-
-
-@functools.lru_cache(maxsize=None)
-def docker_available() -> bool:
-    """True when `docker compose version` (Compose v2) and the engine both answer (asked once a session)."""
-    if shutil.which("docker") is None:
-        return False
-    try:
-        for args in (["docker", "info"], ["docker", "compose", "version"]):
-            if subprocess.run(args, capture_output=True, timeout=30).returncode != 0:
-                return False
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return True
 
 
 @pytest.fixture
@@ -64,7 +43,7 @@ def penv(emulator: Emulator, tmp_path: Path) -> Dict[str, str]:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
-    """One headless Chromium for the whole session (tests/dashboard/browser.py)."""
+    """One headless Chromium for the whole session (dashboard/testing/browser.py)."""
     driver = start_browser()
     driver.set_page_load_timeout(30)
     try:

@@ -18,8 +18,8 @@ import requests
 from .emulator_scale import store_runs, timed
 from .orchestra import Orchestra, parse_time
 from .report import Row, p50_p90, percentile, progress
-from tests.dashboard.browser import browser_available, start_browser
-from tests.dashboard.servers import Dashboard
+from dashboard.testing.browser import browser_available, start_browser
+from dashboard.testing.processes import Dashboard
 
 RUNS = 20_000
 OPEN_SECONDS = 10.0

@@ -26,8 +26,7 @@ import requests
 from . import dashboard
 from .orchestra import parse_time
 from .report import REPO_ROOT, Row, p50_p90, progress
-from tests.conftest import docker_available  # docker info + docker compose version
-from prefect_emulator.testing import free_port
+from prefect_emulator.testing import docker_available, free_port
 
 # its own image name per run, removed at the end: never another image of the same name
 IMAGE = f"dags-prefect-io:benchmark-{os.getpid()}"

@@ -6,15 +6,15 @@ from typing import Iterator
 
 import pytest
 
-from tests.dashboard.servers import World
+from dashboard.testing.processes import World
+from tests.dashboard.world import browser_world
 
 
 @pytest.fixture(scope="package")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The emulator, "My Tests" with flow-test-hello, etl-seattle-weather and dashboard-probe served by real
     agents, and the dashboard: shared by the package's tests, which keep apart by their own runs."""
-    world = World(tmp_path_factory.mktemp("dashboard-world"),
-                  ["flow-test-hello", "etl-seattle-weather", "dashboard-probe"])
+    world = browser_world(tmp_path_factory.mktemp("dashboard-world"))
     try:
         yield world.start()
     finally:

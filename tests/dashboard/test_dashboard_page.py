@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.dashboard.servers import World, register_flow
+from dashboard.testing.processes import World
+from tests.dashboard.world import register_flow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

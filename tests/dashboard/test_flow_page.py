@@ -7,8 +7,8 @@ import json
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.dashboard.pages import click_link, press, run_id_of, wait_for_state
-from tests.dashboard.servers import World
+from dashboard.testing.pages import click_link, press, run_id_of, wait_for_state
+from dashboard.testing.processes import World
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

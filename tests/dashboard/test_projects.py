@@ -8,8 +8,9 @@ import pendulum
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.dashboard.pages import click_link, press
-from tests.dashboard.servers import World, register_flow
+from dashboard.testing.pages import click_link, press
+from dashboard.testing.processes import World
+from tests.dashboard.world import register_flow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

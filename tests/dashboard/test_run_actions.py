@@ -11,9 +11,9 @@ import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.dashboard.browser import wait_for
-from tests.dashboard.pages import click_link, log_messages, press, run_state, wait_for_log, wait_for_state
-from tests.dashboard.servers import World
+from dashboard.testing.browser import wait_for
+from dashboard.testing.pages import click_link, log_messages, press, run_state, wait_for_log, wait_for_state
+from dashboard.testing.processes import World
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

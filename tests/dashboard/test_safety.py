@@ -13,10 +13,11 @@ import requests
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 
-from tests.dashboard.browser import wait_for
+from dashboard.testing.browser import wait_for
 from tests.dashboard.fixtures.probe_dag import HTML_LOG_LINE
-from tests.dashboard.pages import click_link, log_messages, press, wait_for_log, wait_for_state
-from tests.dashboard.servers import Dashboard, World, register_flow
+from dashboard.testing.pages import click_link, log_messages, press, wait_for_log, wait_for_state
+from dashboard.testing.processes import Dashboard, World
+from tests.dashboard.world import register_flow
 from prefect_emulator.testing import Emulator, prefect_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.dashboard.browser import wait_for
-from tests.dashboard.pages import press
-from tests.dashboard.servers import DOOMED_AGENT, World
+from dashboard.testing.browser import wait_for
+from dashboard.testing.pages import press
+from dashboard.testing.processes import DOOMED_AGENT, World
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -13,8 +13,9 @@ import uuid
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
+from agents.testing import run_cli, runtime_env
 from prefect_emulator.testing import Emulator
-from tests.runtime.conftest import run_cli, runtime_env, write_plain_dag
+from tests.runtime.conftest import write_plain_dag
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "counted_flow.py"
 FINISHED = {"Success", "Failed", "Cancelled", "TimedOut", "Skipped", "TriggerFailed"}

@@ -10,11 +10,11 @@ from typing import List
 import pytest
 import requests
 
+from agents.testing import Background, start_agent
 from tests.faults.faults import (counted_env, create_runs, figures, flow_id, register, registered_dag, runs,
                                  wait_finished, wait_until)
 from agents.cli.connection import wait_timeout_from_env
 from prefect_emulator.testing import Emulator, free_port, wait_for_http
-from tests.runtime.conftest import Background, start_agent
 
 pytestmark = pytest.mark.slow
 HEALTH = dict(DAGS_AGENT_HEALTH_TIMEOUT="4")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from agents.testing import run_cli, start_agent
 from tests.faults.faults import counted_env, create_runs, figures, peak_held, registered_dag, wait_finished
 from prefect_emulator.testing import Emulator
-from tests.runtime.conftest import run_cli, start_agent
 
 pytestmark = pytest.mark.slow
 RUNS = 200

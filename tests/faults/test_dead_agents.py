@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from agents.testing import start_agent
 from prefect_emulator.testing import Emulator
 from tests.faults.dead_runs import FIXTURE, LEASE_EXPIRED, every_run, hanging_runs, report, wait_all_hanging
 from tests.faults.faults import create_runs, registered_dag, runs_with_tasks, wait_finished, wait_until
-from tests.runtime.conftest import start_agent
 
 pytestmark = pytest.mark.slow
 DEAD_AFTER = 4.0

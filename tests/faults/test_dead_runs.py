@@ -17,10 +17,10 @@ from typing import List
 import psutil
 import pytest
 
+from agents.testing import start_agent
 from prefect_emulator.testing import Emulator
 from tests.faults.faults import (FINISHED, create_runs, first_state_with, parse_time, registered_dag,
                                  runs_with_tasks, task_executions, wait_finished, wait_until)
-from tests.runtime.conftest import start_agent
 
 pytestmark = pytest.mark.slow
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "dying_flow.py"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from agents.testing import start_agent
 from tests.faults.faults import (GAVE_UP, REQUEUED, create_runs, executions, figures, registered_dag, runs, utc_now,
                                  wait_finished, wait_until)
 from prefect_emulator.testing import REPO_ROOT, Emulator
-from tests.runtime.conftest import start_agent
 
 pytestmark = pytest.mark.slow
 RUNS = 6

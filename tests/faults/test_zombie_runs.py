@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from agents.testing import start_agent
 from tests.faults.faults import FINISHED, create_runs, executions, registered_dag, wait_finished, wait_until
 from prefect_emulator.testing import Emulator
-from tests.runtime.conftest import start_agent
 
 pytestmark = pytest.mark.slow
 RUNS = 3

@@ -8,8 +8,9 @@ from typing import Dict
 
 import pytest
 
+from agents.testing import run_cli, runtime_env
 from prefect_emulator.testing import Emulator
-from tests.runtime.conftest import run_cli, runtime_env, write_plain_dag
+from tests.runtime.conftest import write_plain_dag
 
 
 def one_error_line(result) -> str:

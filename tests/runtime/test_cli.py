@@ -11,8 +11,9 @@ from typing import Dict, List
 import pytest
 
 from agents.labels import covers
+from agents.testing import run_cli, runtime_env, start_agent
 from prefect_emulator.testing import Emulator
-from tests.runtime.conftest import DAGS, run_cli, runtime_env, start_agent, write_plain_dag
+from tests.runtime.conftest import DAGS, write_plain_dag
 
 DEAD_API = "http://127.0.0.1:1"
 

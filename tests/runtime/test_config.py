@@ -9,8 +9,8 @@ import pytest
 
 from agents.config import seconds_from_env
 from agents.errors import UserError
+from agents.testing import run_cli, runtime_env
 from prefect_emulator.testing import free_port
-from tests.runtime.conftest import run_cli, runtime_env
 
 
 def _config(env_dir: Path, tmp_path: Path, **extra: str) -> str:

@@ -6,7 +6,8 @@ from typing import Dict
 
 import pytest
 
-from tests.runtime.conftest import repo_dag_names, run_cli, runtime_env, write_plain_dag
+from agents.testing import run_cli, runtime_env
+from tests.runtime.conftest import repo_dag_names, write_plain_dag
 
 
 @pytest.fixture

@@ -18,9 +18,10 @@ from typing import Dict, Iterator, List
 import pytest
 
 from agents.flowrun.forkrun import FLOW_RUN_ARGS, UNKNOWN_EXIT, FlowRunForker, when_ended
+from agents.testing import Background, run_cli, start_agent
 from tests.faults.faults import create_runs, flow_id, register, runs, wait_finished, wait_until
 from prefect_emulator.testing import REPO_ROOT, Emulator, prefect_env
-from tests.runtime.conftest import FIXTURES, Background, run_cli, start_agent, write_plain_dag
+from tests.runtime.conftest import FIXTURES, write_plain_dag
 
 pytestmark = pytest.mark.slow
 PROBE = FIXTURES / "probe_flow.py"

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Dict
 
 import pytest
+from agents.testing import Background, run_cli, start_agent
 from prefect_emulator.testing import Emulator, free_port, prefect_env, wait_for_http
-from tests.runtime.conftest import (DAGS, Background, repo_dag_names, run_cli, start_agent,
-                                    write_plain_dag)
+from tests.runtime.conftest import DAGS, repo_dag_names, write_plain_dag
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,9 @@ from typing import Dict
 
 import pytest
 
+from agents.testing import run_cli, runtime_env
 from prefect_emulator.testing import Emulator
-from tests.runtime.conftest import run_cli, runtime_env, write_plain_dag
+from tests.runtime.conftest import write_plain_dag
 
 LOAD_TIMEOUT = 3  # seconds; every command below must end in about this long, not hang
 # folder -> (source of its file, what the report must say)

@@ -13,8 +13,9 @@ from typing import Dict
 
 import pytest
 
+from agents.testing import run_cli, start_agent
 from prefect_emulator.testing import REPO_ROOT, Emulator
-from tests.runtime.conftest import run_cli, start_agent, write_plain_dag
+from tests.runtime.conftest import write_plain_dag
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,9 @@ from typing import Dict, List
 
 import pytest
 
+from agents.testing import run_cli
 from prefect_emulator.testing import Emulator
-from tests.runtime.conftest import repo_dag_names, run_cli, write_plain_dag
+from tests.runtime.conftest import repo_dag_names, write_plain_dag
 
 FLOWS = """query($name: String) {
   flow(where: {name: {_eq: $name}}, order_by: {version: desc}) {

@@ -8,8 +8,9 @@ from typing import Dict, List, Optional
 
 import pytest
 
+from agents.testing import FAST
 from prefect_emulator.testing import REPO_ROOT, Emulator, prefect_env
-from tests.runtime.conftest import DAGS, FAST
+from tests.runtime.conftest import DAGS
 
 HELLO = DAGS / "flow-test-hello"
 RUN_IN_DOCKER = REPO_ROOT / "scripts" / "run_in_docker.sh"

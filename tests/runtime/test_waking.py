@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Dict
 
 import pytest
+from agents.testing import run_cli, start_agent
 from tests.faults.faults import wait_until
 from prefect_emulator.testing import Emulator, free_port
-from tests.runtime.conftest import run_cli, start_agent, write_plain_dag
+from tests.runtime.conftest import write_plain_dag
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from typing import Dict, Iterator
 
 import pytest
 
-from tests.runtime.conftest import run_cli, runtime_env, start_agent
+from agents.testing import run_cli, runtime_env, start_agent
 from tests.stack.conftest import running_stack
 from tests.stack.stack import Stack
 

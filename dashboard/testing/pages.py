@@ -6,7 +6,7 @@ from typing import List
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
-from tests.dashboard.browser import wait_for
+from dashboard.testing.browser import wait_for
 
 
 def link(browser, text: str):

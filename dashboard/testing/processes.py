@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from agents.testing import Background, run_cli, runtime_env, start_agent
 from prefect_emulator.testing import REPO_ROOT, Emulator, LoggedProcess, free_port, wait_for_http
-from tests.runtime.conftest import Background, run_cli, runtime_env, start_agent
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PROJECT = "My Tests"
 # An agent the world starts and kills at once (no clean-up), for the Agents page's stale rule.
 DOOMED_AGENT = "doomed-agent"
@@ -44,11 +43,18 @@ class Dashboard(LoggedProcess):
 
 
 class World:
-    """An emulator with the project "My Tests", agents serving `dags`, and a dashboard in front of it."""
+    """An emulator with the project "My Tests", agents serving `dags`, and a dashboard in front of it.
 
-    def __init__(self, workdir: Path, dags: List[str]) -> None:
+    Args:
+        workdir: a temporary folder for everything the world writes
+        dags: the DAGs to serve: the repository's flow-test-hello and etl-seattle-weather, or those of `extra`
+        extra: more DAGs, name -> the flow file copied as the DAG's file (the tests' probe DAG)
+    """
+
+    def __init__(self, workdir: Path, dags: List[str], extra: Optional[Dict[str, Path]] = None) -> None:
         self.workdir = workdir
         self.dags = dags
+        self.extra = extra or {}
         self.emulator = Emulator(workdir)
         self.agents: Dict[str, Background] = {}
         self.dashboard: Optional[Dashboard] = None
@@ -57,14 +63,15 @@ class World:
 
     def start(self) -> "World":
         self.emulator.start()
-        # the repository's DAGs plus the probe DAG, in a folder of their own; the ETL DAG takes its data
+        # the repository's DAGs plus the extra ones, in a folder of their own; the ETL DAG takes its data
         # folder from where its file is, so it reads a copy of the CSV and writes nothing in the checkout
         for name in ("flow-test-hello", "etl-seattle-weather"):
             shutil.copytree(REPO_ROOT / "dags" / name, self.dags_folder / name)
         (self.workdir / "data").mkdir()
         shutil.copy(REPO_ROOT / "data" / "seattle-weather.csv", self.workdir / "data")
-        (self.dags_folder / "dashboard-probe").mkdir(parents=True)
-        shutil.copy(FIXTURES / "probe_dag.py", self.dags_folder / "dashboard-probe" / "dashboard_probe.py")
+        for name, flow_file in self.extra.items():
+            (self.dags_folder / name).mkdir(parents=True)
+            shutil.copy(flow_file, self.dags_folder / name / (name.replace("-", "_") + ".py"))
         env_dir = self.workdir / "env-files"
         env_dir.mkdir()
         self.env = runtime_env(self.emulator.url, self.workdir / "prefect-home", env_dir,
@@ -103,26 +110,3 @@ class World:
         answer = self.emulator.graphql(query, variables)
         assert not answer.get("errors"), answer
         return answer["data"]
-
-
-def register_flow(world: World, name: str, labels: List[str], schedule: object = None) -> str:
-    """Registers a one-task flow `name` in "My Tests" through prefect's own client (in this process).
-
-    Returns:
-        The flow's (version's) id.
-    """
-    from prefect import Flow, task
-    from prefect.run_configs import LocalRun
-    from prefect.storage import Local
-
-    from tests.prefect_emulator.prefect_session import prefect_session
-
-    @task
-    def nothing() -> None:
-        pass
-
-    with prefect_session(world.emulator.url, world.workdir / "registering-home"):
-        with Flow(name, run_config=LocalRun(labels=labels), schedule=schedule,
-                  storage=Local(directory=str(world.workdir / "flows"))) as flow:
-            nothing()
-        return flow.register(project_name=PROJECT, add_default_labels=False)
