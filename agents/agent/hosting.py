@@ -17,6 +17,7 @@ On top of prefect's LocalAgent, ours (see README "When things fail"):
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -35,20 +36,12 @@ from prefect.serialization.state import StateSchema
 from agents.agent import deadruns, health, recovery, waking
 from agents.flowrun import child as flowrun
 from agents.flowrun import forkrun, lease
-from agents.config import REPO_ROOT, seconds_from_env
-from agents.errors import UserError
+from agents.config import REPO_ROOT
+from agents.settings import AgentSettings
 
-# Seconds; the longest sleep between two polls of an idle agent (prefect's own backoff goes 0.25 s .. 10 s).
-POLL_ENV = "DAGS_AGENT_MAX_POLL_INTERVAL"
-# An idle agent's whole budget is one request a second: its polls (one request each, every 1.1 s with the
-# request's own time: 0.9/s) and its recovery sweep (agents.agent.recovery: one request every 30 s when idle, which
-# also checks that the API still knows the agent). Runs created elsewhere than `trigger` (the UI, the API)
-# wait half of it on average before a poll finds them; `trigger` wakes the agents (agents.agent.waking).
-DEFAULT_MAX_POLL_INTERVAL = 1.1
-# Most runs one agent holds (Submitted or Running) at once.
-MAX_RUNS_ENV = "DAGS_AGENT_MAX_RUNS"
-# Two runs per core of a 2-core host: `scripts/benchmark.py --only burst` measures it (README "When things fail").
-DEFAULT_MAX_RUNS = 4
+# The variable that tells a run which agent started it (for the DAG's own use: the README's example).
+AGENT_NAME_ENV = "DAGS_AGENT_NAME"
+DEFAULTS = AgentSettings()
 
 
 class DagsAgent(LocalAgent):
@@ -67,10 +60,10 @@ class DagsAgent(LocalAgent):
         **kwargs: LocalAgent's arguments
     """
 
-    def __init__(self, max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL, max_runs: Optional[int] = DEFAULT_MAX_RUNS,
-                 stranded_after: float = recovery.DEFAULT_STRANDED_AFTER,
-                 health_timeout: float = health.DEFAULT_HEALTH_TIMEOUT, flow_run_fork: bool = True,
-                 dead_run_after: float = recovery.DEFAULT_DEAD_RUN_AFTER, **kwargs: Any) -> None:
+    def __init__(self, max_poll_interval: float = DEFAULTS.max_poll_interval,
+                 max_runs: Optional[int] = DEFAULTS.max_runs, stranded_after: float = DEFAULTS.stranded_after,
+                 health_timeout: float = DEFAULTS.health_timeout, flow_run_fork: bool = DEFAULTS.flow_run_fork,
+                 dead_run_after: float = DEFAULTS.dead_run_after, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._loop_intervals = poll_intervals(max_poll_interval)
         # the API `trigger` pokes (agents.agent.waking): where configured, else on loopback only, a free port
@@ -315,29 +308,6 @@ def poll_intervals(max_interval: float) -> Dict[int, float]:
     return steps
 
 
-def max_poll_interval_from_env() -> float:
-    """DAGS_AGENT_MAX_POLL_INTERVAL as a positive number of seconds (default `DEFAULT_MAX_POLL_INTERVAL`)."""
-    return seconds_from_env(POLL_ENV, DEFAULT_MAX_POLL_INTERVAL)
-
-
-def max_runs_from_env(limit: Optional[int] = None) -> Optional[int]:
-    """The capacity limit: `limit` (`--limit`) if given, else DAGS_AGENT_MAX_RUNS, else the default;
-    0 means no limit.
-
-    Raises:
-        UserError: not a whole number >= 0; the message names the variable.
-    """
-    if limit is None:
-        raw = os.environ.get(MAX_RUNS_ENV) or str(DEFAULT_MAX_RUNS)
-        try:
-            limit = int(raw)
-        except ValueError:
-            raise UserError(f"{MAX_RUNS_ENV} must be a whole number of runs (0 for no limit), got {raw!r}") from None
-    if limit < 0:
-        raise UserError(f"the agent's run limit ({MAX_RUNS_ENV} or --limit) must be >= 0, got {limit}")
-    return limit or None
-
-
 def agent_name(what: str) -> str:
     """`<what>@<hostname>`: in a container the hostname is the container id or its compose hostname."""
     return f"{what}@{socket.gethostname()}"
@@ -349,51 +319,26 @@ def labels_name(labels: Iterable[str]) -> str:
     return "+".join(labels) if labels else "unlabelled"
 
 
-def agent_settings(limit: Optional[int] = None) -> Dict[str, Any]:
-    """DagsAgent's own settings from the environment (and `--limit`), checked: call it before acting.
-
-    Returns:
-        max_poll_interval, max_runs, stranded_after, health_timeout, flow_run_fork and dead_run_after, as
-        DagsAgent takes them.
-
-    Raises:
-        UserError: a bad value; the message names the variable.
-    """
-    return dict(
-        max_poll_interval=max_poll_interval_from_env(),
-        max_runs=max_runs_from_env(limit),
-        stranded_after=seconds_from_env(recovery.STRANDED_ENV, recovery.DEFAULT_STRANDED_AFTER),
-        health_timeout=seconds_from_env(health.HEALTH_ENV, health.DEFAULT_HEALTH_TIMEOUT),
-        flow_run_fork=forkrun.fork_from_env(),
-        dead_run_after=seconds_from_env(recovery.DEAD_RUN_ENV, recovery.DEFAULT_DEAD_RUN_AFTER),
-    )
-
-
-def build_agent(labels: List[str], name: str, agent_address: Optional[str] = None,
-                show_flow_logs: bool = True, env_vars: Optional[Dict[str, str]] = None,
-                limit: Optional[int] = None) -> DagsAgent:
+def build_agent(labels: List[str], name: str, settings: AgentSettings, agent_address: Optional[str] = None,
+                show_flow_logs: bool = True, env_vars: Optional[Dict[str, str]] = None) -> DagsAgent:
     """Creates (does not start) a LocalAgent for the given labels.
 
     Args:
         labels: the agent's labels (a run goes to it only if these include all the run's labels)
         name: the agent's name, shown on every run it submits
+        settings: the agent's own settings, checked (agents.settings.Settings.agent)
         agent_address: where to serve the agent API, /api/health and /api/poke (`http://0.0.0.0:PORT`); None
             reads prefect's PREFECT__CLOUD__AGENT__AGENT_ADDRESS, else a free port on 127.0.0.1
         show_flow_logs: print the runs' output in the agent's output (visible in `docker compose logs`)
         env_vars: more variables for the runs
-        limit: the most runs held at once (`--limit`); None reads DAGS_AGENT_MAX_RUNS; 0 for no limit
 
     Returns:
         The agent; call `.start()` to run it until interrupted.
-
-    Raises:
-        UserError: a bad limit, poll interval, DAGS_STRANDED_AFTER, DAGS_AGENT_HEALTH_TIMEOUT or
-            DAGS_FLOW_RUN_FORK.
     """
-    runs_env = {"DAGS_AGENT_NAME": name}
+    runs_env = {AGENT_NAME_ENV: name}
     runs_env.update(env_vars or {})
     return DagsAgent(
-        **agent_settings(limit),
+        **dataclasses.asdict(settings),
         name=name,
         labels=sorted(labels),
         env_vars=runs_env,

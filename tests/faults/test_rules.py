@@ -5,10 +5,11 @@ import pytest
 
 from agents.flowrun.child import ownership_problem
 from agents.agent.health import PollHealth
-from agents.agent.hosting import max_runs_from_env, poll_intervals
+from agents.agent.hosting import poll_intervals
 from agents.agent.recovery import idle_sweep_interval, sweep_interval
 from agents.labels import covers
 from agents.errors import UserError
+from agents.settings import max_runs_from_env
 
 
 @pytest.mark.parametrize("found, before, problem", [
