@@ -7,9 +7,8 @@ import ast
 from pathlib import Path
 from typing import Dict, List, Set
 
-import pytest
-
 import agents
+from tests.imports import import_loop
 
 PACKAGE = Path(agents.__file__).parent
 # Modules that touch os.environ without parsing a setting of ours, and why:
@@ -54,19 +53,8 @@ def test_every_subpackage_module_is_seen() -> None:
 def test_the_modules_import_each_other_without_a_loop() -> None:
     found = modules()
     graph = {name: top_level_imports(path, set(found)) - {name} for name, path in found.items()}
-    done: Set[str] = set()
-
-    def visit(module: str, trail: List[str]) -> None:
-        if module in trail:
-            pytest.fail("import loop: " + " -> ".join(trail[trail.index(module):] + [module]))
-        if module in done:
-            return
-        for imported in sorted(graph.get(module, ())):
-            visit(imported, trail + [module])
-        done.add(module)
-
-    for module in sorted(graph):
-        visit(module, [])
+    loop = import_loop(graph)
+    assert loop is None, "import loop: " + " -> ".join(loop or [])
 
 
 def reads_environment(path: Path) -> bool:
