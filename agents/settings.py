@@ -23,10 +23,10 @@ agent setting does not keep `list` from working.
 | DAGS_STRANDED_AFTER | seconds of an agent's silence after which its Submitted runs are re-queued | 30 |
 | DAGS_AGENT_HEALTH_TIMEOUT | seconds without a successful poll after which an agent is unhealthy | 60 |
 | DAGS_FLOW_RUN_FORK | 1: fork flow runs from a pre-imported process; 0: plain subprocesses | 1 |
-| DAGS_DEAD_RUN_AFTER | seconds since a Running run's last heartbeat after which, its agent silent, another finishes it | 60 |
+| DAGS_DEAD_RUN_AFTER | a Running run's heartbeat age after which, its agent silent, another agent finishes it | 60 |
 | DAGS_POKE_ADDRESSES | agent API addresses `trigger` pokes (`http://HOST:PORT`, comma-separated) | none |
 | PREFECT__LOGGING__LEVEL | prefect's logging level, checked | prefect's |
-| PREFECT__BACKEND, PREFECT__CLOUD__API | the backend ("server" or "cloud") and its API, from prefect's configuration | server |
+| PREFECT__BACKEND, PREFECT__CLOUD__API | the backend ("server" or "cloud") and its API (prefect's config) | server |
 """
 from __future__ import annotations
 

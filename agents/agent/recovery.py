@@ -32,7 +32,8 @@ interval old), never against the local clock. After a failed poll (an API outage
 agent has polled successfully for `stranded_after` seconds again, so agents that were only waiting for the API
 are not judged dead.
 
-A re-queued run whose old flow-run process turns up late is guarded by the ownership check of its submission (agents.submission).
+A re-queued run whose old flow-run process turns up late is guarded by the ownership check of its submission
+(agents.submission).
 """
 from __future__ import annotations
 

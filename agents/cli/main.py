@@ -96,7 +96,8 @@ def trigger(dag: str, params: Tuple[str, ...], wait: bool, timeout: Optional[flo
 
 
 @cli.command()
-@click.option("--wait-timeout", type=click.FloatRange(min=0), default=settings_mod.API_WAIT_TIMEOUT.default, show_default=True,
+@click.option("--wait-timeout", type=click.FloatRange(min=0), default=settings_mod.API_WAIT_TIMEOUT.default,
+              show_default=True,
               help="Seconds to wait for the API (retries with backoff).")
 def init(wait_timeout: float) -> None:
     """Wait for the API, create the tenant (server backend) if none and every DAG's project."""
