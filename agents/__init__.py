@@ -10,7 +10,9 @@ The command line is `python -m agents`; a DAG script's main block calls
 and what they share:
 
 - `errors`: `UserError`, the one error type for mistakes the user fixes, and how the front ends print it
-- `config`: env files, backend validation, re-applying prefect's configuration
+- `config`: the env files and re-applying prefect's configuration
+- `settings`: every `DAGS_*` variable (and the `PREFECT__...` values) the runtime reads, parsed once
+- `submission`: the exactly-once protocol between an agent and the flow-run processes it starts
 - `labels`: the label pattern, a flow's labels, and Server's routing rule (`covers`)
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from agents.config import check_logging_level
+from agents.settings import check_logging_level
 from agents.errors import UserError
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 
 from prefect_emulator.testing import REPO_ROOT, free_port, prefect_env, stop, wait_for_http
 
-# Fast polling for tests (see agents/agent/hosting.py and agents/cli/triggering.py).
+# Fast polling for tests (see agents/settings.py).
 FAST = dict(DAGS_AGENT_MAX_POLL_INTERVAL="0.5", DAGS_WATCH_POLL_INTERVAL="0.3", DAGS_API_WAIT_TIMEOUT="10",
             PREFECT__CLOUD__LOGGING_HEARTBEAT="0.5")
 

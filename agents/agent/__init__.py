@@ -1,6 +1,6 @@
 """The agent process: LocalAgents that host the DAGs and start their flow runs.
 
-- `hosting`: the agent (run limit, Submitted write, starting flow-run processes, reconnection)
+- `hosting`: the agent (run limit, submitting runs (agents.submission), starting flow-run processes, reconnection)
 - `recovery`: re-queueing runs stranded by an agent that stopped polling, and finishing Running runs whose
   agent died with them
 - `deadruns`: finishing a run whose flow-run process died, by Server's zombie killer and Lazarus rules, now

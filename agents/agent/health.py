@@ -15,16 +15,13 @@ from urllib.parse import urlparse
 
 from agents.errors import UserError
 
-# Seconds without a successful poll after which the health endpoint fails (DAGS_AGENT_HEALTH_TIMEOUT).
-HEALTH_ENV = "DAGS_AGENT_HEALTH_TIMEOUT"
-DEFAULT_HEALTH_TIMEOUT = 60.0
-
 
 class PollHealth:
     """Tracks the outcome of an agent's polls (thread-safe; time from a monotonic clock).
 
     Args:
         timeout: seconds without a successful poll after which the agent is unhealthy
+            (DAGS_AGENT_HEALTH_TIMEOUT)
         clock: the time source (monotonic seconds)
     """
 

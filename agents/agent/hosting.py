@@ -7,7 +7,7 @@ On top of prefect's LocalAgent, ours (see README "When things fail"):
 - holds at most `max_runs` runs Submitted or Running at once (DAGS_AGENT_MAX_RUNS, `--limit`), leaving the
   rest Scheduled for other replicas;
 - re-queues runs stranded by a silent agent (agents.agent.recovery) and starts each run through an ownership
-  check (agents.flowrun), so a run is executed once even when an agent was only cut off;
+  check (agents.submission), so a run is executed once even when an agent was only cut off;
 - serves a health endpoint that fails after DAGS_AGENT_HEALTH_TIMEOUT seconds without a successful poll
   (agents.agent.health), and after a failed poll re-resolves the tenant and re-registers when the API lost them
   (an in-memory API restarted), so it recovers with no restart;
@@ -17,12 +17,12 @@ On top of prefect's LocalAgent, ours (see README "When things fail"):
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
 import sys
 import threading
-import uuid
 from typing import Any, Dict, Iterable, List, Optional, Set
 from urllib.parse import urlparse
 
@@ -30,25 +30,16 @@ from prefect.agent.agent import AGENT_WAKE_EVENT
 from prefect.agent.local import LocalAgent
 from prefect.engine.state import Submitted
 from prefect.run_configs import LocalRun
-from prefect.serialization.state import StateSchema
 
+from agents import submission as protocol
 from agents.agent import deadruns, health, recovery, waking
-from agents.flowrun import child as flowrun
-from agents.flowrun import forkrun, lease
-from agents.config import REPO_ROOT, seconds_from_env
-from agents.errors import UserError
+from agents.config import REPO_ROOT
+from agents.flowrun import forkrun
+from agents.settings import AgentSettings
 
-# Seconds; the longest sleep between two polls of an idle agent (prefect's own backoff goes 0.25 s .. 10 s).
-POLL_ENV = "DAGS_AGENT_MAX_POLL_INTERVAL"
-# An idle agent's whole budget is one request a second: its polls (one request each, every 1.1 s with the
-# request's own time: 0.9/s) and its recovery sweep (agents.agent.recovery: one request every 30 s when idle, which
-# also checks that the API still knows the agent). Runs created elsewhere than `trigger` (the UI, the API)
-# wait half of it on average before a poll finds them; `trigger` wakes the agents (agents.agent.waking).
-DEFAULT_MAX_POLL_INTERVAL = 1.1
-# Most runs one agent holds (Submitted or Running) at once.
-MAX_RUNS_ENV = "DAGS_AGENT_MAX_RUNS"
-# Two runs per core of a 2-core host: `scripts/benchmark.py --only burst` measures it (README "When things fail").
-DEFAULT_MAX_RUNS = 4
+# The variable that tells a run which agent started it (for the DAG's own use: the README's example).
+AGENT_NAME_ENV = "DAGS_AGENT_NAME"
+DEFAULTS = AgentSettings()
 
 
 class DagsAgent(LocalAgent):
@@ -67,10 +58,10 @@ class DagsAgent(LocalAgent):
         **kwargs: LocalAgent's arguments
     """
 
-    def __init__(self, max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL, max_runs: Optional[int] = DEFAULT_MAX_RUNS,
-                 stranded_after: float = recovery.DEFAULT_STRANDED_AFTER,
-                 health_timeout: float = health.DEFAULT_HEALTH_TIMEOUT, flow_run_fork: bool = True,
-                 dead_run_after: float = recovery.DEFAULT_DEAD_RUN_AFTER, **kwargs: Any) -> None:
+    def __init__(self, max_poll_interval: float = DEFAULTS.max_poll_interval,
+                 max_runs: Optional[int] = DEFAULTS.max_runs, stranded_after: float = DEFAULTS.stranded_after,
+                 health_timeout: float = DEFAULTS.health_timeout, flow_run_fork: bool = DEFAULTS.flow_run_fork,
+                 dead_run_after: float = DEFAULTS.dead_run_after, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._loop_intervals = poll_intervals(max_poll_interval)
         # the API `trigger` pokes (agents.agent.waking): where configured, else on loopback only, a free port
@@ -82,7 +73,7 @@ class DagsAgent(LocalAgent):
         self._lost = threading.Event()  # the recovery sweep found that the API no longer knows this agent
         self.poll_health = health.PollHealth(health_timeout)
         # flow run id -> its flow-run process (a Popen or a forkrun.ForkedRun), and the submission ids this
-        # agent wrote (agents.flowrun)
+        # agent wrote (agents.submission)
         self.run_processes: Dict[str, Any] = {}
         self.forker = forkrun.FlowRunForker(self.logger) if flow_run_fork else None
         self.submissions: Dict[str, str] = {}
@@ -174,66 +165,31 @@ class DagsAgent(LocalAgent):
 
     # --- submission and the flow-run process -----------------------------------------------------------
     def _mark_flow_as_submitted(self, flow_run: Any) -> None:
-        """Writes Submitted with a fresh submission id (agents.flowrun checks it), then lets prefect move the
-        run's due task runs (retries) to Submitted.
+        """Writes Submitted with a fresh submission id and reads it back (agents.submission.submit: a
+        "State update failed" ValueError when the run is not this agent's), then lets prefect move the run's
+        due task runs (retries) to Submitted.
 
         A run comes either Scheduled or Running with a task run due again: a retry, such as the one Prefect
         Server's zombie killer sets when the run's process died mid-task (prefect's agent would start it
         without touching the flow run). Such a run gets a Submitted state too, without the Running one inside,
         so that its new flow-run process moves it to Running again: Server's 30 s Submitted lock then lets
         one agent only take it, its heartbeat is fresh (Lazarus leaves it alone while the process starts), and
-        the ownership check guards it like any other run.
-
-        Then reads it back: a Submitted write delayed past the run's re-queue (a network cut; prefect's
-        client retries for up to a minute) may land on a run another agent took meanwhile, which Server
-        accepts once its 30 s Submitted lock has expired; that run is not this agent's to start, and the state
-        it overwrote is put back (`_undo_submission`), lest the run stay Submitted by this agent and be
-        re-queued and run again."""
-        state = StateSchema().load(flow_run.serialized_state)
-        running = state.is_running()
-        if not (state.is_scheduled() or running):
+        the ownership check guards it like any other run."""
+        submission = protocol.submit(self.client, flow_run, self.name, self.logger)
+        if submission is None:
             return super()._mark_flow_as_submitted(flow_run)
-        submission = uuid.uuid4().hex
-        self.client.set_flow_run_state(
-            flow_run_id=flow_run.id, version=flow_run.version,
-            state=Submitted(message=f"Submitted for execution by {self.name}", state=None if running else state,
-                            context={flowrun.SUBMISSION_KEY: submission}))
-        problem = flowrun.submission_problem(self.client, flow_run.id, submission,
-                                             running_version=flow_run.version if running else None)
-        if problem:
-            self._undo_submission(flow_run.id, submission, problem)
-            # prefect's agent treats "State update failed" as "another agent has it": no Failed state
-            raise ValueError(f"State update failed: flow run {flow_run.id} not submitted by {self.name}: {problem}")
         with self._lock:
             self.submissions[flow_run.id] = submission
         # the flow run is Submitted now: prefect then moves its Scheduled task runs (retries), if any
         flow_run.serialized_state = Submitted().serialize()
         super()._mark_flow_as_submitted(flow_run)
 
-    def _undo_submission(self, flow_run_id: str, submission: str, problem: str) -> None:
-        """Puts back the state a refused submission landed on (flowrun.undo_submission), with a log line on
-        the run; never raises: prefect's agent would mark the run Failed on any error but "State update
-        failed"."""
-        try:
-            restored = flowrun.undo_submission(self.client, flow_run_id, submission, self.name)
-            if restored is None:
-                return
-            message = (f"Agent {self.name!r} put the run back to {restored}: its Submitted state was written "
-                       f"late, on top of it ({problem}).")
-            self.logger.warning("flow run %s: %s", flow_run_id, message)
-            self.client.write_run_logs([dict(flow_run_id=flow_run_id, name=flowrun.LOG_NAME, message=message,
-                                             level="WARNING")])
-        except Exception as exc:
-            self.logger.warning("flow run %s: could not put back the state its late Submitted state landed on "
-                                "(%s: %s)", flow_run_id, type(exc).__name__, exc)
-
     def populate_env_vars(self, flow_run: Any, run_config: Optional[LocalRun] = None) -> dict:
         env = super().populate_env_vars(flow_run, run_config=run_config)
         env.pop("PREFECT__ENGINE__FLOW_RUNNER__DEFAULT_CLASS", None)  # agents.flowrun sets its own runner
-        env[flowrun.AGENT_ID_ENV] = self.agent_id or ""
-        env[lease.LEASE_ENV] = f"{self.lease:g}"
         with self._lock:
-            env[flowrun.SUBMISSION_ENV] = self.submissions.get(flow_run.id, "")
+            submission = self.submissions.get(flow_run.id, "")
+        env.update(protocol.child_env(self.agent_id, submission, self.lease))
         return env
 
     def deploy_flow(self, flow_run: Any) -> str:
@@ -269,7 +225,7 @@ class DagsAgent(LocalAgent):
         def ended() -> None:
             # a run slot is free when a process ends: poll at once, not after prefect's backoff (up to 10 s)
             AGENT_WAKE_EVENT.set()
-            self._report_death(flow_run.id, proc, tail, env[flowrun.SUBMISSION_ENV])
+            self._report_death(flow_run.id, proc, tail, env[protocol.SUBMISSION_ENV])
 
         forkrun.when_ended(proc, ended)
         return f"PID: {proc.pid}"
@@ -281,8 +237,7 @@ class DagsAgent(LocalAgent):
         if not code:
             return  # 0: the process ended its run, or gave it up to another agent's submission
         try:
-            found = flowrun.latest_submission(self.client, flow_run_id)
-            if found["submission"] == submission and found["state"] in ("Submitted", "Running"):
+            if protocol.is_current(self.client, flow_run_id, submission):
                 cause = f"flow-run process {proc.pid} {deadruns.exit_cause(code)}"
                 deadruns.finish_dead_run(self.client, flow_run_id, cause, f"agent {self.name!r}", self.logger,
                                          details=deadruns.stderr_details(tail.text()))
@@ -315,29 +270,6 @@ def poll_intervals(max_interval: float) -> Dict[int, float]:
     return steps
 
 
-def max_poll_interval_from_env() -> float:
-    """DAGS_AGENT_MAX_POLL_INTERVAL as a positive number of seconds (default `DEFAULT_MAX_POLL_INTERVAL`)."""
-    return seconds_from_env(POLL_ENV, DEFAULT_MAX_POLL_INTERVAL)
-
-
-def max_runs_from_env(limit: Optional[int] = None) -> Optional[int]:
-    """The capacity limit: `limit` (`--limit`) if given, else DAGS_AGENT_MAX_RUNS, else the default;
-    0 means no limit.
-
-    Raises:
-        UserError: not a whole number >= 0; the message names the variable.
-    """
-    if limit is None:
-        raw = os.environ.get(MAX_RUNS_ENV) or str(DEFAULT_MAX_RUNS)
-        try:
-            limit = int(raw)
-        except ValueError:
-            raise UserError(f"{MAX_RUNS_ENV} must be a whole number of runs (0 for no limit), got {raw!r}") from None
-    if limit < 0:
-        raise UserError(f"the agent's run limit ({MAX_RUNS_ENV} or --limit) must be >= 0, got {limit}")
-    return limit or None
-
-
 def agent_name(what: str) -> str:
     """`<what>@<hostname>`: in a container the hostname is the container id or its compose hostname."""
     return f"{what}@{socket.gethostname()}"
@@ -349,51 +281,26 @@ def labels_name(labels: Iterable[str]) -> str:
     return "+".join(labels) if labels else "unlabelled"
 
 
-def agent_settings(limit: Optional[int] = None) -> Dict[str, Any]:
-    """DagsAgent's own settings from the environment (and `--limit`), checked: call it before acting.
-
-    Returns:
-        max_poll_interval, max_runs, stranded_after, health_timeout, flow_run_fork and dead_run_after, as
-        DagsAgent takes them.
-
-    Raises:
-        UserError: a bad value; the message names the variable.
-    """
-    return dict(
-        max_poll_interval=max_poll_interval_from_env(),
-        max_runs=max_runs_from_env(limit),
-        stranded_after=seconds_from_env(recovery.STRANDED_ENV, recovery.DEFAULT_STRANDED_AFTER),
-        health_timeout=seconds_from_env(health.HEALTH_ENV, health.DEFAULT_HEALTH_TIMEOUT),
-        flow_run_fork=forkrun.fork_from_env(),
-        dead_run_after=seconds_from_env(recovery.DEAD_RUN_ENV, recovery.DEFAULT_DEAD_RUN_AFTER),
-    )
-
-
-def build_agent(labels: List[str], name: str, agent_address: Optional[str] = None,
-                show_flow_logs: bool = True, env_vars: Optional[Dict[str, str]] = None,
-                limit: Optional[int] = None) -> DagsAgent:
+def build_agent(labels: List[str], name: str, settings: AgentSettings, agent_address: Optional[str] = None,
+                show_flow_logs: bool = True, env_vars: Optional[Dict[str, str]] = None) -> DagsAgent:
     """Creates (does not start) a LocalAgent for the given labels.
 
     Args:
         labels: the agent's labels (a run goes to it only if these include all the run's labels)
         name: the agent's name, shown on every run it submits
+        settings: the agent's own settings, checked (agents.settings.Settings.agent)
         agent_address: where to serve the agent API, /api/health and /api/poke (`http://0.0.0.0:PORT`); None
             reads prefect's PREFECT__CLOUD__AGENT__AGENT_ADDRESS, else a free port on 127.0.0.1
         show_flow_logs: print the runs' output in the agent's output (visible in `docker compose logs`)
         env_vars: more variables for the runs
-        limit: the most runs held at once (`--limit`); None reads DAGS_AGENT_MAX_RUNS; 0 for no limit
 
     Returns:
         The agent; call `.start()` to run it until interrupted.
-
-    Raises:
-        UserError: a bad limit, poll interval, DAGS_STRANDED_AFTER, DAGS_AGENT_HEALTH_TIMEOUT or
-            DAGS_FLOW_RUN_FORK.
     """
-    runs_env = {"DAGS_AGENT_NAME": name}
+    runs_env = {AGENT_NAME_ENV: name}
     runs_env.update(env_vars or {})
     return DagsAgent(
-        **agent_settings(limit),
+        **dataclasses.asdict(settings),
         name=name,
         labels=sorted(labels),
         env_vars=runs_env,

@@ -32,7 +32,8 @@ interval old), never against the local clock. After a failed poll (an API outage
 agent has polled successfully for `stranded_after` seconds again, so agents that were only waiting for the API
 are not judged dead.
 
-A re-queued run whose old flow-run process turns up late is guarded by agents.flowrun's ownership check.
+A re-queued run whose old flow-run process turns up late is guarded by the ownership check of its submission
+(agents.submission).
 """
 from __future__ import annotations
 
@@ -44,15 +45,8 @@ import pendulum
 
 from agents.agent import deadruns
 from agents.labels import covers
+from agents.settings import DEAD_RUN_AFTER, STRANDED_AFTER
 
-# Seconds without a poll after which an agent's Submitted runs are re-queued (DAGS_STRANDED_AFTER).
-STRANDED_ENV = "DAGS_STRANDED_AFTER"
-DEFAULT_STRANDED_AFTER = 30.0
-# Seconds since a Running run's last heartbeat after which, its agent silent for DAGS_STRANDED_AFTER, another
-# agent finishes it (DAGS_DEAD_RUN_AFTER): two of prefect's 30 s heartbeat intervals. With the 10 s sweep,
-# such a run is finished within about 70 s of its agent's death (README "When things fail").
-DEAD_RUN_ENV = "DAGS_DEAD_RUN_AFTER"
-DEFAULT_DEAD_RUN_AFTER = 60.0
 LOG_NAME = "agents.recovery"
 # Longest pause between two sweeps of an idle agent, in seconds.
 IDLE_SWEEP_MAX = 30.0
@@ -99,7 +93,7 @@ class StrandedRuns:
     def __init__(self, client: Any, agent_id: Callable[[], Optional[str]], agent_name: str,
                  labels: Collection[str], stranded_after: float, held: Callable[[], Collection[str]],
                  connected_for: Callable[[], float], logger: logging.Logger,
-                 lost: Callable[[], None] = lambda: None, dead_after: float = DEFAULT_DEAD_RUN_AFTER) -> None:
+                 lost: Callable[[], None] = lambda: None, dead_after: float = DEAD_RUN_AFTER.default) -> None:
         self.client = client
         self.agent_id = agent_id
         self.agent_name = agent_name
@@ -189,7 +183,7 @@ class StrandedRuns:
         now = self.client.graphql(RUN_QUERY, variables={"id": run["id"]}).data.flow_run_by_pk
         if now is None or (now.state, now.version, now.agent_id) != ("Submitted", run["version"], run["agent_id"]):
             return False
-        message = (f"Re-queued by agent {self.agent_name!r} (stranded-run recovery, {STRANDED_ENV}="
+        message = (f"Re-queued by agent {self.agent_name!r} (stranded-run recovery, {STRANDED_AFTER.name}="
                    f"{self.stranded_after:g}s): {run['reason']}.")
         self.client.set_flow_run_state(flow_run_id=run["id"], version=run["version"],
                                        state=Scheduled(message=message, start_time=pendulum.now("UTC")))

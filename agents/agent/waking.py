@@ -29,12 +29,10 @@ from pathlib import Path
 from typing import Callable, Collection, List, Optional
 from urllib.parse import urlparse
 
-from agents.errors import UserError
 from agents.flowrun.forkrun import process_alive
 from agents.labels import covers
+from agents.settings import POKE_ENV, poke_addresses_from_env
 
-# Agent API addresses `trigger` pokes besides the agents registered on this machine.
-POKE_ENV = "DAGS_POKE_ADDRESSES"
 # Seconds one poke may take (a live agent answers in milliseconds), and the most `trigger` waits for all.
 POKE_TIMEOUT = 0.5
 POKE_WAIT = 1.0
@@ -117,25 +115,6 @@ def registered_addresses(run_labels: Collection[str]) -> List[str]:
     return found
 
 
-def configured_addresses() -> List[str]:
-    """DAGS_POKE_ADDRESSES as a list (empty when unset), checked: `trigger` calls it before creating a run.
-
-    Raises:
-        UserError: an entry is not `http://HOST:PORT`.
-    """
-    addresses = [a.strip().rstrip("/") for a in os.environ.get(POKE_ENV, "").split(",") if a.strip()]
-    for address in addresses:
-        parsed = urlparse(address)
-        try:
-            port = parsed.port
-        except ValueError:
-            port = None
-        if parsed.scheme != "http" or not parsed.hostname or port is None:
-            raise UserError(f"{POKE_ENV} must list agent API addresses as http://HOST:PORT (comma-separated), "
-                            f"got {address!r}")
-    return addresses
-
-
 def expand(address: str) -> List[str]:
     """`http://HOST:PORT` as one address per IP address HOST resolves to (a compose alias: every replica).
 
@@ -179,8 +158,13 @@ def _run_all(jobs: List[Callable[[], None]], wait: float) -> None:
         thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def wake_agents(run_labels: Collection[str]) -> List[str]:
+def wake_agents(run_labels: Collection[str], addresses: Optional[List[str]] = None) -> List[str]:
     """Pokes the agents that may take a run with `run_labels` (see the module doc); never raises.
+
+    Args:
+        run_labels: the run's labels
+        addresses: DAGS_POKE_ADDRESSES as `Settings.poke_addresses` checked it; None reads it here (the
+            dashboard): a malformed one then wakes no agent (logged at debug level)
 
     Returns:
         The addresses whose agent answered (a copy: a late answer may still be on its way).
@@ -188,7 +172,8 @@ def wake_agents(run_labels: Collection[str]) -> List[str]:
     woken: List[str] = []
     try:
         jobs = [lambda a=a: poke(a, woken) for a in registered_addresses(run_labels)]
-        jobs += [lambda a=a: _expand_and_poke(a, woken) for a in configured_addresses()]
+        elsewhere = poke_addresses_from_env() if addresses is None else addresses
+        jobs += [lambda a=a: _expand_and_poke(a, woken) for a in elsewhere]
         _run_all(jobs, POKE_WAIT)
     except Exception as exc:  # waking is a shortcut: the trigger has already succeeded
         _logger().debug("waking agents failed: %s", exc)

@@ -7,32 +7,32 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional
 
-from agents import config as config_mod
 from agents.agent import hosting, waking
 from agents.cli import connection, discovery, registration, triggering
 from agents.cli.discovery import Dag
 from agents.errors import UserError
 from agents.labels import label_problem
 from agents.cli.params import check_params
+from agents.settings import AgentSettings, Settings, require_credentials
 
 Echo = Callable[[str], None]
 
 
-def connect(settings: config_mod.Settings, echo: Echo, wait_timeout: Optional[float] = None) -> Any:
+def connect(settings: Settings, echo: Echo, wait_timeout: Optional[float] = None) -> Any:
     """Checks credentials (no network), waits for the API, makes sure the server has a tenant.
 
     Args:
         settings: the loaded settings
         echo: progress output
-        wait_timeout: seconds to wait for the API; default DAGS_API_WAIT_TIMEOUT or 120
+        wait_timeout: seconds to wait for the API; default `settings.api_wait_timeout` (DAGS_API_WAIT_TIMEOUT)
 
     Returns:
         A prefect Client.
     """
     from prefect import Client
 
-    config_mod.require_credentials(settings)
-    timeout = connection.wait_timeout_from_env() if wait_timeout is None else wait_timeout
+    require_credentials(settings)
+    timeout = settings.api_wait_timeout if wait_timeout is None else wait_timeout
     connection.wait_for_api(settings.api_url, timeout, echo=echo)
     from prefect.exceptions import AuthorizationError
 
@@ -44,7 +44,7 @@ def connect(settings: config_mod.Settings, echo: Echo, wait_timeout: Optional[fl
     except AuthorizationError:
         raise UserError(
             f"the Prefect API at {settings.api_url} refused the API key: check PREFECT__CLOUD__API_KEY "
-            f"(or PREFECT_AUTH_KEY) in {config_mod.env_dir() / 'local.env'} or the environment"
+            f"(or PREFECT_AUTH_KEY) in {settings.local_env} or the environment"
         ) from None
     if created:
         echo(f"created tenant 'default' ({created})")
@@ -60,7 +60,7 @@ def report_problems(dags: List[Dag], echo: Echo) -> int:
     return len(bad)
 
 
-def list_dags(settings: config_mod.Settings) -> List[Dict[str, str]]:
+def list_dags(settings: Settings) -> List[Dict[str, str]]:
     """Rows of the DAG table: name, file, project, labels, schedule (problems shown as the schedule)."""
     rows = []
     for dag in discovery.discover(settings.dags_folder, settings.default_project, settings.load_timeout,
@@ -76,7 +76,7 @@ def list_dags(settings: config_mod.Settings) -> List[Dict[str, str]]:
     return rows
 
 
-def check(settings: config_mod.Settings, echo: Echo) -> int:
+def check(settings: Settings, echo: Echo) -> int:
     """Loads every DAG and reports each problem; exit 1 if any."""
     dags = discovery.discover(settings.dags_folder, settings.default_project, settings.load_timeout,
                               load_flows=False)
@@ -88,7 +88,7 @@ def check(settings: config_mod.Settings, echo: Echo) -> int:
     return 1 if bad else 0
 
 
-def register(settings: config_mod.Settings, names: List[str], echo: Echo,
+def register(settings: Settings, names: List[str], echo: Echo,
              dags: Optional[List[Dag]] = None) -> int:
     """Registers DAGs (all by default): every check first, then projects and flows.
 
@@ -136,31 +136,25 @@ def register(settings: config_mod.Settings, names: List[str], echo: Echo,
     return 1 if failed else 0
 
 
-def check_agent_settings(limit: Optional[int] = None) -> None:
-    """Refuses bad agent settings (DAGS_AGENT_..., DAGS_STRANDED_AFTER, --limit) before anything is done."""
-    hosting.agent_settings(limit)
-
-
-def host(labels: List[str], name: str, agent_address: Optional[str], echo: Echo,
-         limit: Optional[int] = None) -> int:
-    """Runs a LocalAgent with these labels until interrupted (SIGINT/SIGTERM); `limit`: most runs at once."""
-    agent = hosting.build_agent(labels=labels, name=name, agent_address=agent_address, limit=limit)
+def host(labels: List[str], name: str, agent_address: Optional[str], echo: Echo, agent: AgentSettings) -> int:
+    """Runs a LocalAgent with these labels and settings until interrupted (SIGINT/SIGTERM)."""
+    agent = hosting.build_agent(labels=labels, name=name, settings=agent, agent_address=agent_address)
     echo(f"agent {name!r} with labels {sorted(labels)} polling for runs")
     agent.start()
     return 0
 
 
-def serve(settings: config_mod.Settings, dag: Dag, echo: Echo, name: Optional[str] = None,
+def serve(settings: Settings, dag: Dag, echo: Echo, name: Optional[str] = None,
           agent_address: Optional[str] = None, limit: Optional[int] = None) -> int:
-    """Registers one DAG, then hosts it with an agent carrying the DAG's labels."""
-    check_agent_settings(limit)
+    """Registers one DAG, then hosts it with an agent carrying the DAG's labels; `limit`: `--limit`."""
+    agent = settings.agent(limit)  # bad agent settings stop it before anything is done
     code = register(settings, [dag.name], echo, dags=[dag])
     if code:
         return code
-    return host(dag.labels, name or hosting.agent_name(dag.name), agent_address, echo, limit=limit)
+    return host(dag.labels, name or hosting.agent_name(dag.name), agent_address, echo, agent)
 
 
-def start(settings: config_mod.Settings, labels: List[str], name: Optional[str], agent_address: Optional[str],
+def start(settings: Settings, labels: List[str], name: Optional[str], agent_address: Optional[str],
           echo: Echo, limit: Optional[int] = None) -> int:
     """Runs a shared agent with these labels: it runs every flow run whose labels it covers.
 
@@ -179,13 +173,13 @@ def start(settings: config_mod.Settings, labels: List[str], name: Optional[str],
         problem = label_problem(label)
         if problem:
             raise UserError(problem, option="--label")
-    check_agent_settings(limit)
+    agent = settings.agent(limit)  # bad agent settings stop it before anything is done
     # Wait for the API (and the server's tenant) first: in compose the agent may start before it.
     connect(settings, echo)
-    return host(labels, name or hosting.agent_name(hosting.labels_name(labels)), agent_address, echo, limit=limit)
+    return host(labels, name or hosting.agent_name(hosting.labels_name(labels)), agent_address, echo, agent)
 
 
-def find_dag(settings: config_mod.Settings, name: str) -> Dag:
+def find_dag(settings: Settings, name: str) -> Dag:
     """Loads one DAG by name (only its folder is executed); an unknown or broken DAG is a UserError."""
     folders = {f.name: f for f in discovery.dag_folders(settings.dags_folder)}
     if name not in folders:
@@ -196,27 +190,27 @@ def find_dag(settings: config_mod.Settings, name: str) -> Dag:
     return dag
 
 
-def trigger(settings: config_mod.Settings, name: str, params: Dict[str, Any], wait: bool,
+def trigger(settings: Settings, name: str, params: Dict[str, Any], wait: bool,
             timeout: Optional[float], echo: Echo) -> int:
     """Creates a run of the DAG's latest version and pokes the agents that may take it (agents.agent.waking); with
     `wait`, watches it (exit 0/1/2), first warning once when no agent that can run it is polling (see
     `triggering.no_agent_warning`)."""
     dag = find_dag(settings, name)
     check_params(dag.flow, params)
-    waking.configured_addresses()  # a malformed DAGS_POKE_ADDRESSES stops the trigger before it creates
+    addresses = settings.poke_addresses()  # a malformed DAGS_POKE_ADDRESSES stops the trigger before it creates
     connect(settings, echo)
     run_id = triggering.create_run(dag.name, dag.project, params)
-    waking.wake_agents(dag.labels)  # best effort: their next poll finds the run anyway
+    waking.wake_agents(dag.labels, addresses)  # best effort: their next poll finds the run anyway
     echo(f"created flow run {run_id} of {dag.name} in {dag.project!r}")
     if not wait:
         return 0
     warning = triggering.no_agent_warning(run_id, dag.name)
     if warning:
         echo(warning)
-    return triggering.watch(run_id, timeout, echo)
+    return triggering.watch(run_id, timeout, echo, poll=settings.watch_poll_interval)
 
 
-def init(settings: config_mod.Settings, wait_timeout: float, echo: Echo) -> int:
+def init(settings: Settings, wait_timeout: float, echo: Echo) -> int:
     """Waits for the API, creates the tenant (server) if none, and every DAG's project. Idempotent."""
     client = connect(settings, echo, wait_timeout=wait_timeout)
     dags = discovery.discover(settings.dags_folder, settings.default_project, settings.load_timeout,

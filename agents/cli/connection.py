@@ -6,20 +6,11 @@ from typing import Callable, Iterable, List, Optional
 
 import requests
 
-from agents.config import seconds_from_env
 from agents.errors import UserError
 
-# Default bound on waiting for the API when a command starts (`init --wait-timeout` defaults to it too):
-# a host's `serve` or `start` launched before the API must still find it when the API is a minute late.
-DEFAULT_WAIT_TIMEOUT = 120.0
 # Backoff between attempts: starts small so a local API is found fast, caps so the bound is respected.
 FIRST_DELAY = 0.25
 MAX_DELAY = 5.0
-
-
-def wait_timeout_from_env() -> float:
-    """DAGS_API_WAIT_TIMEOUT (seconds) or the default; a bad value is a clear error."""
-    return seconds_from_env("DAGS_API_WAIT_TIMEOUT", DEFAULT_WAIT_TIMEOUT, allow_zero=True)
 
 
 def wait_for_api(url: str, timeout: float, echo: Optional[Callable[[str], None]] = None) -> int:

@@ -36,13 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from agents.config import DEFAULT_LOAD_TIMEOUT
 from agents.errors import UserError
 from agents.labels import flow_labels, label_problem
+from agents.settings import LOAD_TIMEOUT
 
 # Folders that are never DAGs (caches, hidden folders, shared code such as `_common`).
 IGNORED_PREFIXES = (".", "_")
-LOAD_TIMEOUT_ENV = "DAGS_LOAD_TIMEOUT"
 
 
 @dataclass
@@ -209,7 +208,7 @@ def inspect_module(dag: Dag, module_globals: Dict[str, Any], default_project: st
             dag.problems.append(problem)
 
 
-def load_dag(folder: Path, default_project: str, timeout: float = DEFAULT_LOAD_TIMEOUT,
+def load_dag(folder: Path, default_project: str, timeout: float = LOAD_TIMEOUT.default,
              load_flow: bool = True) -> Dag:
     """Vets one DAG folder in a child process, then (if it passed and `load_flow`) loads it here.
 
@@ -225,7 +224,7 @@ def load_dag(folder: Path, default_project: str, timeout: float = DEFAULT_LOAD_T
     return _load_all([folder], default_project, timeout, load_flow)[0]
 
 
-def discover(dags_folder: Path, default_project: str, timeout: float = DEFAULT_LOAD_TIMEOUT,
+def discover(dags_folder: Path, default_project: str, timeout: float = LOAD_TIMEOUT.default,
              load_flows: bool = True) -> List[Dag]:
     """Loads every DAG folder (see `load_dag`) and checks the set (duplicate names across folders included).
 
@@ -353,7 +352,7 @@ def _finish_vetting(job: _Vetting, timeout: float) -> Dag:
     os.close(job.report_fd)
     job.report_fd = -1  # done: nothing left to clean up
     if not finished:
-        dag.problems.append(f"loading did not finish within {timeout:g}s ({LOAD_TIMEOUT_ENV}): the file loops or "
+        dag.problems.append(f"loading did not finish within {timeout:g}s ({LOAD_TIMEOUT.name}): the file loops or "
                             "blocks at import; move slow work into tasks, or raise DAGS_LOAD_TIMEOUT")
         return dag
     if line is None:

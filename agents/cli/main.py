@@ -6,8 +6,8 @@ from typing import Callable, List, Optional, Tuple
 
 import click
 
-from agents import config, errors
-from agents.cli import commands, connection
+from agents import errors, settings as settings_mod
+from agents.cli import commands
 from agents.cli.params import parse_params
 
 LIMIT_HELP = ("Most flow runs this agent holds (Submitted or Running) at once; the rest stay Scheduled for "
@@ -16,12 +16,12 @@ AGENT_ADDRESS_HELP = ("Serve the agent API (/api/health, /api/poke) here, e.g. h
                       "default: PREFECT__CLOUD__AGENT__AGENT_ADDRESS, else a free port on 127.0.0.1.")
 
 
-def _run(action: Callable[[config.Settings], int]) -> None:
+def _run(action: Callable[[settings_mod.Settings], int]) -> None:
     """Loads the configuration, runs a command body with it and exits with its code.
 
     A UserError raised on the way is printed by the group (`errors.Group`) as `Error: ...`.
     """
-    sys.exit(action(config.load()))
+    sys.exit(action(settings_mod.load()))
 
 
 @click.group(cls=errors.Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,7 +37,7 @@ def list_command() -> None:
     """Show a table of DAGs: name, file, project, labels, schedule."""
     from tabulate import tabulate
 
-    rows = commands.list_dags(config.load())
+    rows = commands.list_dags(settings_mod.load())
     if not rows:
         click.echo("no DAGs found")
         return
@@ -96,7 +96,8 @@ def trigger(dag: str, params: Tuple[str, ...], wait: bool, timeout: Optional[flo
 
 
 @cli.command()
-@click.option("--wait-timeout", type=click.FloatRange(min=0), default=connection.DEFAULT_WAIT_TIMEOUT, show_default=True,
+@click.option("--wait-timeout", type=click.FloatRange(min=0), default=settings_mod.API_WAIT_TIMEOUT.default,
+              show_default=True,
               help="Seconds to wait for the API (retries with backoff).")
 def init(wait_timeout: float) -> None:
     """Wait for the API, create the tenant (server backend) if none and every DAG's project."""
@@ -106,7 +107,7 @@ def init(wait_timeout: float) -> None:
 @cli.command("config")
 def config_command() -> None:
     """Show the effective configuration (backend, API URL, DAGs folder; never secrets)."""
-    for key, value in config.describe(config.load()).items():
+    for key, value in settings_mod.describe(settings_mod.load()).items():
         click.echo(f"{key}: {value}")
 
 

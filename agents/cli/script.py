@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
-from agents import config, errors
+from agents import errors, settings as settings_mod
 from agents.cli import commands, discovery
 from agents.cli.main import AGENT_ADDRESS_HELP
 from agents.cli.params import OPTION as PARAM_OPTION
@@ -67,7 +67,7 @@ def build_command(flow: Any, path: Path, module_globals: Dict[str, Any]) -> clic
                                    "for a registered DAG")
         # A UserError on the way is printed by the command class (`errors.Command`) as `Error: ...`.
         parsed = parse_params(params)
-        settings = config.load()
+        settings = settings_mod.load()
         if local:
             check_params(flow, parsed, option=PARAM_OPTION)
             sys.exit(run_local(flow, parsed, click.echo))

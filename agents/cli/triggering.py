@@ -7,16 +7,13 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from agents.config import seconds_from_env
 from agents.errors import UserError
 from agents.labels import covers
+from agents.settings import WATCH_POLL_INTERVAL
 
 EXIT_SUCCESS = 0
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 2
-# Seconds between two polls of a watched run; tests set it low.
-WATCH_POLL_ENV = "DAGS_WATCH_POLL_INTERVAL"
-DEFAULT_WATCH_POLL = 1.0
 # A flow-run process sends its logs in batches (prefect's cloud.logging_heartbeat, 5 s by default) and the
 # last batch at exit, so the last logs can reach the API after the final state. Once the run is finished
 # we keep reading logs until the flow runner's closing line arrives, for at most heartbeat + this margin.
@@ -93,13 +90,8 @@ def no_agent_warning(flow_run_id: str, dag_name: str) -> Optional[str]:
             f"`python -m agents start{start}`")
 
 
-def watch_poll_interval() -> float:
-    """DAGS_WATCH_POLL_INTERVAL in seconds (default 1)."""
-    return seconds_from_env(WATCH_POLL_ENV, DEFAULT_WATCH_POLL)
-
-
 def watch(flow_run_id: str, timeout: Optional[float], echo: Callable[[str], None],
-          poll: Optional[float] = None) -> int:
+          poll: float = WATCH_POLL_INTERVAL.default) -> int:
     """Prints a run's state changes and logs as they happen, until it finishes or time runs out.
 
     Lines look like `<timestamp> state Running: <message>` and `<timestamp> INFO <message>`.
@@ -108,7 +100,7 @@ def watch(flow_run_id: str, timeout: Optional[float], echo: Callable[[str], None
         flow_run_id: the run to watch
         timeout: seconds to wait for a finished state; None waits forever
         echo: prints one line
-        poll: seconds between polls (default: `watch_poll_interval()`)
+        poll: seconds between polls (`Settings.watch_poll_interval`, DAGS_WATCH_POLL_INTERVAL)
 
     Returns:
         EXIT_SUCCESS, EXIT_FAILED or EXIT_TIMEOUT.
@@ -119,7 +111,6 @@ def watch(flow_run_id: str, timeout: Optional[float], echo: Callable[[str], None
     import prefect
     from prefect.backend import FlowRunView
 
-    poll = poll or watch_poll_interval()
     deadline = None if timeout is None else time.monotonic() + timeout
     run = FlowRunView.from_flow_run_id(flow_run_id)
     states_seen = 0

@@ -53,9 +53,6 @@ import traceback
 from multiprocessing import connection, forkserver, popen_forkserver
 from typing import Any, Callable, Dict, List, Optional
 
-from agents.errors import UserError
-
-FORK_ENV = "DAGS_FLOW_RUN_FORK"
 HEARTBEAT_ENV = "PREFECT__CLOUD__HEARTBEAT_MODE"
 # what the fork server imports once: everything a flow run needs before it loads its flow (and no more)
 PRELOAD = ["agents.flowrun.forkpreload"]
@@ -63,21 +60,6 @@ PRELOAD = ["agents.flowrun.forkpreload"]
 FLOW_RUN_ARGS = [sys.executable, "-m", "agents.flowrun"]
 # exit code of a run whose fork server died before it ended: nobody can tell its real one
 UNKNOWN_EXIT = 255
-
-
-def fork_from_env() -> bool:
-    """DAGS_FLOW_RUN_FORK: whether flow runs are forked (default) or plain subprocesses ("0").
-
-    Raises:
-        UserError: a value other than 1/0, true/false, yes/no, on/off.
-    """
-    raw = (os.environ.get(FORK_ENV) or "1").strip().lower()
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise UserError(f"{FORK_ENV} must be 1 (fork flow runs from a pre-imported process, the default) or 0 "
-                    f"(start each as a plain subprocess), got {os.environ.get(FORK_ENV)!r}")
 
 
 def _pythonpath(env: Dict[str, str]) -> List[str]:

@@ -23,18 +23,11 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
+# the variable in which an agent hands the lease over (agents.submission reads it)
 LEASE_ENV = "DAGS_RUN_LEASE"
 # exit code of a process whose lease expired (EX_TEMPFAIL: the API may be back later)
 EXIT_CODE = 75
 LOG_NAME = "agents.lease"
-
-
-def lease_from_env() -> float:
-    """DAGS_RUN_LEASE in seconds; 0 when unset, empty or not a positive number (no lease)."""
-    try:
-        return max(0.0, float(os.environ.get(LEASE_ENV) or 0))
-    except ValueError:
-        return 0.0
 
 
 class Lease:

@@ -82,10 +82,11 @@ def measure(quick: bool) -> List[Row]:
     """
     from prefect.agent.local import LocalAgent
 
-    from agents.agent.hosting import max_poll_interval_from_env, poll_intervals
+    from agents.agent.hosting import poll_intervals
+    from agents.settings import MAX_POLL_INTERVAL
 
     samples, max_gap, idle_window = (3, 2.0, 5.0) if quick else (20, 12.0, 40.0)
-    ramps = {"ours": ramp(poll_intervals(max_poll_interval_from_env())), "stock": ramp(LocalAgent._loop_intervals)}
+    ramps = {"ours": ramp(poll_intervals(MAX_POLL_INTERVAL.read())), "stock": ramp(LocalAgent._loop_intervals)}
     last_run = {k: 0.0 for k in AGENTS}  # when each agent's last sample ended (monotonic)
     found: Dict[str, List[Dict[str, float]]] = {k: [] for k in CASES}
     idle_rates: Dict[str, float] = {}

@@ -13,7 +13,7 @@ import requests
 from agents.testing import Background, start_agent
 from tests.faults.faults import (counted_env, create_runs, figures, flow_id, register, registered_dag, runs,
                                  wait_finished, wait_until)
-from agents.cli.connection import wait_timeout_from_env
+from agents.settings import API_WAIT_TIMEOUT
 from prefect_emulator.testing import Emulator, free_port, wait_for_http
 
 pytestmark = pytest.mark.slow
@@ -79,7 +79,7 @@ def test_the_default_api_wait_covers_an_api_a_minute_late(monkeypatch: pytest.Mo
             monkeypatch.delenv("DAGS_API_WAIT_TIMEOUT", raising=False)
         else:
             monkeypatch.setenv("DAGS_API_WAIT_TIMEOUT", unset)
-        assert wait_timeout_from_env() >= 60
+        assert API_WAIT_TIMEOUT.read() >= 60
 
 
 def test_serve_and_start_wait_for_an_api_that_comes_late(tmp_path: Path) -> None:

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from agents.flowrun.child import ownership_problem
 from agents.agent.health import PollHealth
-from agents.agent.hosting import max_runs_from_env, poll_intervals
+from agents.agent.hosting import poll_intervals
 from agents.agent.recovery import idle_sweep_interval, sweep_interval
 from agents.labels import covers
 from agents.errors import UserError
+from agents.settings import max_runs_from_env
+from agents.submission import ownership_problem
 
 
 @pytest.mark.parametrize("found, before, problem", [

@@ -107,7 +107,7 @@ def test_a_flow_run_process_started_with_a_stale_submission_writes_nothing(tmp_p
 def test_a_submission_is_ours_only_while_it_is_the_newest_state_right_after_a_scheduled_one(tmp_path: Path) -> None:
     from prefect.engine.state import Running, Submitted
 
-    from agents.flowrun.child import SUBMISSION_KEY, submission_problem
+    from agents.submission import SUBMISSION_KEY, submission_problem
     from tests.prefect_emulator.prefect_session import prefect_session
 
     with Emulator(tmp_path) as emu:

@@ -10,6 +10,7 @@ from typing import Dict, List, Set
 import pytest
 
 from prefect_emulator import runs, schema
+from tests.imports import import_loop
 
 PACKAGE = Path(schema.__file__).parent
 # Imports inside functions that are there for start-up speed, not to break a loop: the command line answers
@@ -46,19 +47,8 @@ def test_no_module_imports_a_package_module_inside_a_function():
 
 def test_the_package_modules_import_each_other_without_a_loop():
     graph = {path.stem: set(local_imports(path)) for path in PACKAGE.glob("*.py")}
-    done: Set[str] = set()
-
-    def visit(module: str, trail: List[str]) -> None:
-        if module in trail:
-            pytest.fail("import loop: " + " -> ".join(trail[trail.index(module):] + [module]))
-        if module in done:
-            return
-        for imported in sorted(graph.get(module, ())):
-            visit(imported, trail + [module])
-        done.add(module)
-
-    for module in sorted(graph):
-        visit(module, [])
+    loop = import_loop(graph)
+    assert loop is None, "import loop: " + " -> ".join(loop or [])
 
 
 def test_every_query_that_prefect_sdl_declares_has_a_resolver():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.config import seconds_from_env
 from agents.errors import UserError
+from agents.settings import seconds_from_env
 from agents.testing import run_cli, runtime_env
 from prefect_emulator.testing import free_port
 

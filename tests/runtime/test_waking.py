@@ -41,7 +41,7 @@ def without_poll_setting(env: Dict[str, str]) -> Dict[str, str]:
 
 def test_an_idle_agent_with_default_settings_makes_at_most_one_request_a_second(
         module_emulator: Emulator, module_env: Dict[str, str], tmp_path: Path) -> None:
-    # The budget (README, agents.agent.hosting.DEFAULT_MAX_POLL_INTERVAL) is one request a second, polls and the
+    # The budget (README, agents.settings.MAX_POLL_INTERVAL) is one request a second, polls and the
     # recovery sweep together. A 10 s window holds at most 10 polls 1.1 s apart (one at each edge) and one
     # sweep: 11. prefect's own backoff floor (0.25 s) would make 40, a 0.5 s cap 20, the former 30 s
     # reconnect check on top of 1 s polls 12 or more.
