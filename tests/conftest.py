@@ -66,3 +66,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
             report.sections.append(("browser", f"screenshot and HTML of {driver.current_url} in {folder}"))
         except Exception as exc:  # the browser itself may be what failed
             report.sections.append(("browser", f"could not save the page: {exc!r}"))
+
+
+# --- tiers: each tier's time at the end of a run -----------------------------------------------------------
+# A test's tier is its first marker among these (else "fast"): `-m "not docker and not slow"` is the fast tier.
+TIERS = ("swarm", "docker", "browser", "slow")
+_tier_seconds: Dict[str, float] = {}
+_tier_counts: Dict[str, int] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Adds each test's time (setup, call, teardown) to its tier's."""
+    name = next((t for t in TIERS if t in report.keywords), "fast")
+    _tier_seconds[name] = _tier_seconds.get(name, 0.0) + report.duration
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _tier_counts[name] = _tier_counts.get(name, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Prints the time of each tier: the sum of its tests' times."""
+    if not _tier_seconds:
+        return
+    terminalreporter.section("time per tier (sum of the tests' setup, call and teardown)")
+    for name in ("fast",) + TIERS:
+        if name in _tier_seconds:
+            terminalreporter.write_line(f"{name:8} {_tier_counts.get(name, 0):5d} tests  "
+                                        f"{_tier_seconds[name] / 60:6.1f} min")
