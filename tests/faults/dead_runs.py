@@ -17,7 +17,9 @@ TASKS = ("retried", "unretried", "last")
 # what a flow-run process prints when its lease expires (agents.flowrun.lease)
 LEASE_EXPIRED = "no heartbeat reached the API"
 RUNNING_TASK_RUNS = """query($ids: [uuid!]) { task_run(where: {flow_run_id: {_in: $ids}, state: {_eq: "Running"}}) {
-    id } }"""
+    flow_run_id task { name } } }"""
+# kind of run -> the task it hangs in
+HANGS_IN = {"hang-retried": "retried", "hang": "unretried"}
 # kind of run -> (its final state, the task whose state names the fault, task -> executions started)
 WANT = {"hang-retried": ("Success", "retried", {"retried": 2, "unretried": 1, "last": 1}),
         "hang": ("Failed", None, {"retried": 1, "unretried": 1, "last": 0})}
@@ -33,12 +35,19 @@ def every_run(ids: Dict[str, List[str]]) -> List[str]:
     return [run_id for run_ids in ids.values() for run_id in run_ids]
 
 
-def wait_all_hanging(query: Query, ids: List[str], markers: Path, timeout: float = 90) -> None:
-    """Until every run has a Running task run whose body started (a task is Running a moment before)."""
-    wait_until(lambda: len(query(RUNNING_TASK_RUNS, {"ids": ids})["task_run"]) == len(ids), timeout,
-               f"{len(ids)} task runs Running")
-    wait_until(lambda: all(sum(task_executions(markers, i, TASKS).values()) >= 1 for i in ids), 30,
-               "every hanging task body started")
+def wait_all_hanging(query: Query, ids: Dict[str, List[str]], markers: Path, timeout: float = 90) -> None:
+    """Until every run is Running the task it hangs in (HANGS_IN), and that task's body has started (its
+    task run is Running a moment before; the tasks before it pass quickly, so any other task Running or
+    started does not count)."""
+    hanging = {run_id: HANGS_IN[kind] for kind, run_ids in ids.items() for run_id in run_ids}
+
+    def all_hanging() -> bool:
+        running = query(RUNNING_TASK_RUNS, {"ids": list(hanging)})["task_run"]
+        in_task = {t["flow_run_id"] for t in running if t["task"]["name"] == hanging[t["flow_run_id"]]}
+        return in_task == set(hanging) and all(
+            task_executions(markers, run_id, [task])[task] >= 1 for run_id, task in hanging.items())
+
+    wait_until(all_hanging, timeout, f"{len(hanging)} runs Running their hanging task, its body started")
 
 
 def report(scenario: str, ids: Dict[str, List[str]], rows: Dict[str, dict], markers: Path, fault_at: float,

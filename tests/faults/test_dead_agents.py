@@ -51,7 +51,7 @@ def test_runs_of_a_killed_agent_are_finished_by_another_agent_within_the_bound(t
         with start_agent(["start", "-l", label, "--name", "doomed"], env, tmp_path / "doomed.log") as doomed:
             ids = hanging_runs(creator_of(emu, flow), 2)
             every = every_run(ids)
-            wait_all_hanging(query_of(emu), every, markers)
+            wait_all_hanging(query_of(emu), ids, markers)
             # the rescuer comes up once the doomed agent holds every run (its polls find none to take)
             with start_agent(["start", "-l", label, "--name", "rescuer"], env, tmp_path / "rescuer.log") as rescuer:
                 os.killpg(doomed.proc.pid, signal.SIGKILL)  # the agent and its flow-run processes
@@ -71,7 +71,7 @@ def test_runs_cut_off_from_the_api_stop_themselves_and_run_once(tmp_path: Path) 
         with start_agent(["start", "-l", label, "--name", "cut-off"], env, tmp_path / "agent.log") as agent:
             ids = hanging_runs(creator_of(emu, flow), 2)
             every = every_run(ids)
-            wait_all_hanging(query_of(emu), every, markers)
+            wait_all_hanging(query_of(emu), ids, markers)
             emu.proc.send_signal(signal.SIGSTOP)  # the API stops answering: every agent and run is cut off
             fault_at = time.time()
             try:

@@ -96,7 +96,7 @@ def hanging_on_one_replica(stk: Stack) -> Tuple[Dict[str, List[str]], Dict[str, 
     docker("pause", rescuer["id"])
     try:
         ids = hanging_runs(lambda parameters: stk.create_run(flow, parameters), 2)
-        wait_all_hanging(query_of(stk), every_run(ids), stk.data_dir / "output" / "markers", timeout=120)
+        wait_all_hanging(query_of(stk), ids, stk.data_dir / "output" / "markers", timeout=120)
     finally:
         docker("unpause", rescuer["id"])
     names = {row["agent"]["name"] for row in stk.runs(every_run(ids))}

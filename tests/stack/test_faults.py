@@ -209,8 +209,12 @@ def agent_fault(stack: Stack, scenario: str, fault: Callable[[Dict[str, str]], N
             signal_processes(victim, "forkserver", "SIGCONT")
         wait_all_finished(lambda: history(stack, ids), timeout=240)
         if heal is not None:
-            wait_until(lambda: given_up(history(stack, held)) == set(held), 120,
-                       "the victim's late flow-run processes giving their runs up", poll=1)
+            try:
+                wait_until(lambda: given_up(history(stack, held)) == set(held), 120,
+                           "the victim's late flow-run processes giving their runs up", poll=1)
+            except AssertionError as exc:
+                rows = [r for r in history(stack, held) if r["id"] not in given_up([r])]
+                raise AssertionError(f"{exc}; not given up: {rows}\n{stack.recent_logs(80)}") from None
         rows = history(stack, ids)
         check(figures(scenario, ids, rows, fault_at))
         assert (requeued(rows), given_up(rows)) == (set(held), set(held) if heal else set()), \
