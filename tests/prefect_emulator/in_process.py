@@ -103,14 +103,15 @@ class InThread:
     def log(self) -> str:
         return "".join(line + "\n" for line in self.lines)
 
-    def heartbeat(self, run_id: str) -> datetime.datetime:
-        """The flow run's last heartbeat as stored (the canonical form: fromisoformat reads it)."""
-        return datetime.datetime.fromisoformat(self.store.get("flow_run", run_id)["heartbeat"])
-
-    def set_heartbeat(self, run_id: str, when: datetime.datetime) -> None:
-        """Writes the flow run's heartbeat straight into the store (as Server's tests write it in the database)."""
+    def recent_and_stale(self, recent: str, stale: str, bound: float) -> datetime.datetime:
+        """An instant at which flow run `recent`'s last heartbeat is within `bound` seconds (half of it) and
+        flow run `stale`'s is past it: `stale`'s heartbeat is written back into the store to twice `bound`
+        before that instant (as Server's tests write heartbeats in the database)."""
+        stored = self.store.get("flow_run", recent)["heartbeat"]  # the canonical form: fromisoformat reads it
+        now = datetime.datetime.fromisoformat(stored) + datetime.timedelta(seconds=bound / 2)
         with self.store.transaction():
-            self.store.update("flow_run", run_id, heartbeat=to_iso(when))
+            self.store.update("flow_run", stale, heartbeat=to_iso(now - datetime.timedelta(seconds=2 * bound)))
+        return now
 
     def __enter__(self) -> "InThread":
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()

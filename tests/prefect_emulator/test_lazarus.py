@@ -130,18 +130,13 @@ def reschedule(emulator: InThread, run_id: str, attempt: int = 1) -> None:
 def after_a_control_run_is_rescheduled(emulator: InThread, client: Client, flow_id: str,
                                        beating: Optional[str] = None) -> None:
     """Makes a control run stuck now and runs a round that must take it: runs made stuck earlier were judged
-    in that same round (one round looks at every stale run, in one transaction).
-
-    Args:
-        beating: a flow run that just sent a heartbeat (as a live flow runner does): the round is then as of
-            half the staleness after it, with the control's heartbeat written back to twice the staleness before
-    """
+    in that same round (one round looks at every stale run, in one transaction). With `beating`, that run
+    sends a heartbeat first (as a live flow runner does) and the round is within the staleness of it."""
     control = stuck_run(client, flow_id, Running())
     now = None
     if beating is not None:
         client.update_flow_run_heartbeat(beating)
-        now = emulator.heartbeat(beating) + datetime.timedelta(seconds=STALE_AFTER / 2)
-        emulator.set_heartbeat(control, now - datetime.timedelta(seconds=2 * STALE_AFTER))
+        now = emulator.recent_and_stale(beating, control, STALE_AFTER)
     lazarus_round(emulator, now)
     assert lazarus_lines(emulator, control), "the control run was never rescheduled"
 

@@ -153,18 +153,13 @@ def reap(emulator: InThread, task_run_id: str, times: int = 1) -> datetime.datet
 def after_a_control_task_is_reaped(emulator: InThread, client: Client, flow_id: str,
                                    beating: Optional[str] = None) -> None:
     """Makes a control task run a zombie now and runs a round that must reap it: what was stale earlier was
-    judged in that round (one round looks at every stale run, in one transaction).
-
-    Args:
-        beating: a flow run that just sent a heartbeat (as a live flow runner does): the round is then as of
-            half the timeout after it, with the control's heartbeat written back to twice the timeout before
-    """
+    judged in that round. With `beating`, that flow run heartbeats first and the round is within the timeout
+    of its heartbeat (InThread.recent_and_stale)."""
     run_id, control = running_task(client, flow_id)
     now = None
     if beating is not None:
         client.update_flow_run_heartbeat(beating)
-        now = emulator.heartbeat(beating) + datetime.timedelta(seconds=TIMEOUT / 2)
-        emulator.set_heartbeat(run_id, now - datetime.timedelta(seconds=2 * TIMEOUT))
+        now = emulator.recent_and_stale(beating, run_id, TIMEOUT)
     zombie_round(emulator, now)
     assert zombie_lines(emulator, "task", control), "the control task run was not reaped"
 
