@@ -43,13 +43,14 @@ ACTIVE_TASK_STATES = sorted(
 )
 
 
-def candidates_where(stale_after: float) -> dict:
-    """The `flow_run_bool_exp` of the runs to revive (the same clause Server builds).
+def candidates_where(now: datetime.datetime, stale_after: float) -> dict:
+    """The `flow_run_bool_exp` of the runs to revive as of `now` (the same clause Server builds).
 
     Args:
+        now: the instant of the round (UTC)
         stale_after: seconds since the last heartbeat after which a run counts as stuck
     """
-    cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=stale_after)
+    cutoff = now - datetime.timedelta(seconds=stale_after)
     switched_off = [{"settings": {"_contains": {setting: False}}}
                     for setting in ("heartbeat_enabled", "lazarus_enabled")]
     return {
@@ -62,21 +63,23 @@ def candidates_where(stale_after: float) -> dict:
     }
 
 
-def resurrect(ctx: RequestContext, stale_after: float = STALE_AFTER_SECONDS,
+def resurrect(ctx: RequestContext, now: datetime.datetime, stale_after: float = STALE_AFTER_SECONDS,
               attempt_limit: int = ATTEMPT_LIMIT) -> Tuple[List[Tuple[str, int]], List[str]]:
-    """One Lazarus round: reschedules stuck runs, or fails those resurrected `attempt_limit` times already.
+    """One Lazarus round as of `now`: reschedules stuck runs, or fails those resurrected `attempt_limit` times
+    already (the body of services.Lazarus.run_once).
 
     Call it inside a store transaction.
 
     Args:
         ctx: a request context on the store (no tenant: every tenant's runs)
+        now: the instant of the round (UTC)
         stale_after: seconds since the last heartbeat after which a run counts as stuck
         attempt_limit: how many times a run may be rescheduled before it is failed instead
 
     Returns:
         ([(run id, attempt number) rescheduled], [run ids marked Failed])
     """
-    runs = filters.select(ctx.store, "flow_run", where=candidates_where(stale_after),
+    runs = filters.select(ctx.store, "flow_run", where=candidates_where(now, stale_after),
                           order_by=[{"updated": "asc"}], limit=BATCH)
     rescheduled: List[Tuple[str, int]] = []
     failed: List[str] = []

@@ -4,16 +4,18 @@ As on Server: a flow that is not archived, has `is_schedule_active` and a schedu
 schedule wins over its own) gets a Scheduled run for each of its next `MAX_RUNS` clock events; events without
 parameters or labels only when later than its latest auto-scheduled run. Each run carries an idempotency key
 made from its start time (and its event's parameters and labels), so scheduling twice never makes duplicates.
-It runs when a schedule is activated and then from the emulator's background loop (Server's scheduler service).
+It runs when a schedule is activated (as of the wall clock) and then from the emulator's background loop
+(services.Scheduler, Server's scheduler service), as of the instant its round is given.
 
 Flow group schedules are stored as Server stores them: `{"type": "Schedule", "clocks": [...]}` with the
 clocks as the UI sent them (interval in microseconds) and `start_date` null unless a timezone was given.
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import pendulum
 from prefect.serialization.schedule import ClockSchema, ScheduleSchema
@@ -27,12 +29,13 @@ from .timestamps import parse, to_iso
 MAX_RUNS = 10  # Server's max_scheduled_runs_per_flow
 
 
-def schedule_flow_runs(ctx: RequestContext, flow: dict) -> List[str]:
-    """Creates the flow's next scheduled runs.
+def schedule_flow_runs(ctx: RequestContext, flow: dict, now: Optional[datetime.datetime] = None) -> List[str]:
+    """Creates the flow's next scheduled runs: its next MAX_RUNS clock events after `now`.
 
     Args:
         ctx: the request (or background loop) context
         flow: the flow row
+        now: the instant the events come after (None: the wall clock, as prefect's Schedule.next takes it)
 
     Returns:
         the ids of the runs created (empty when the flow is not schedulable or is up to date)
@@ -52,7 +55,7 @@ def schedule_flow_runs(ctx: RequestContext, flow: dict) -> List[str]:
     auto = [r["scheduled_start_time"] for r in store.find("flow_run", "flow_id", flow["id"]) if r["auto_scheduled"]]
     last = max((parse(t) for t in auto), default=None)
     created = []
-    for event in schedule.next(n=MAX_RUNS, return_events=True):
+    for event in schedule.next(n=MAX_RUNS, after=now, return_events=True):
         start = parse(event.start_time)
         distinct = bool(event.parameter_defaults) or event.labels is not None
         if not distinct and last is not None and start <= last:
@@ -78,12 +81,13 @@ def unschedule(ctx: RequestContext, flow_id: str) -> None:
             delete_flow_run_rows(ctx, run["id"])
 
 
-def schedule_all(ctx: RequestContext) -> int:
-    """Schedules runs for every schedulable flow. Returns how many runs were created."""
+def schedule_all(ctx: RequestContext, now: datetime.datetime) -> int:
+    """Schedules runs for every schedulable flow as of `now` (the body of services.Scheduler.run_once). Returns
+    how many runs were created."""
     count = 0
     for flow in ctx.store.all("flow"):
         if flow["is_schedule_active"] and not flow["archived"]:
-            count += len(schedule_flow_runs(ctx, flow))
+            count += len(schedule_flow_runs(ctx, flow, now))
     return count
 
 

@@ -30,16 +30,14 @@ from .context import RequestContext, run_after_commit
 from .cors import Cors
 from .depth import DepthLimitRule
 from .hook_sender import HookSender
-from .scheduler import schedule_all
 from .schema import prefect_query_names
-from .zombies import kill_zombies
+from .services import Clock, Lazarus, Scheduler, ServiceLoop, ZombieKiller, wall_clock
 from .store import Store
 
 MAX_BODY = 10 * 1024 * 1024
 _QUOTED_NAME = re.compile(r"'([_A-Za-z][_0-9A-Za-z]*)'")
 MAX_BATCH = 100  # operations in one batched body; the UI's BatchHttpLink sends at most 25
 VALIDATION_RULES = (*specified_rules, DepthLimitRule)
-SCHEDULE_SECONDS = 10.0  # Server's scheduler runs every 150 s; runs are made 10 ahead, so this only tops up
 _DISCARD_LIMIT = 64 * 1024 * 1024  # read (and drop) at most this much of a too-big body before answering
 
 
@@ -57,12 +55,14 @@ class Emulator:
         cors: the origins browsers may call from (default: where the stack publishes a UI)
         cloud_hooks: False: hooks are stored but never called (--no-cloud-hooks)
         hook_sender: where hook calls go (default: HTTP through worker threads; tests inject a recorder)
+        clock: the instant the background services' rounds run at (the wall clock; tests inject their own)
     """
 
     def __init__(self, schema: GraphQLSchema, store: Store, api_key: Optional[str] = None,
                  heartbeat_timeout: float = 60.0, lazarus_interval: float = lazarus.INTERVAL_SECONDS,
                  lazarus_stale_after: float = lazarus.STALE_AFTER_SECONDS, cors: Optional[Cors] = None,
-                 cloud_hooks: bool = True, hook_sender: Optional[HookSender] = None) -> None:
+                 cloud_hooks: bool = True, hook_sender: Optional[HookSender] = None,
+                 clock: Clock = wall_clock) -> None:
         self.schema = schema
         self.cors = cors or Cors()
         self.hooks = hook_sender or HookSender(enabled=cloud_hooks)
@@ -71,6 +71,10 @@ class Emulator:
         self.heartbeat_timeout = heartbeat_timeout
         self.lazarus_interval = lazarus_interval
         self.lazarus_stale_after = lazarus_stale_after
+        self.zombie_killer = ZombieKiller(store, self.hooks, heartbeat_timeout)
+        self.lazarus = Lazarus(store, self.hooks, lazarus_interval, lazarus_stale_after)
+        self.scheduler = Scheduler(store, self.hooks)
+        self.services = ServiceLoop([self.zombie_killer, self.lazarus, self.scheduler], clock)
         self._own_queries = set(prefect_query_names())
         self._stop = threading.Event()
 
@@ -189,55 +193,13 @@ class Emulator:
 
     # ------------------------------------------------------------------------------ background services
     def start_background_loop(self) -> threading.Thread:
-        """Starts the thread that plays Server's services: the zombie killer, every min(1 s, timeout/4), retries
-        or fails the Running task runs of flow runs whose heartbeat is older than the timeout and fails such
-        Cancelling flow runs (see zombies.py); Lazarus, every `lazarus_interval` (first round at start, as
-        Server's loop services do), reschedules stuck runs (see lazarus.py); the scheduler, every
-        SCHEDULE_SECONDS, tops up the runs of flows with an active schedule."""
-        interval = max(0.1, min(1.0, self.heartbeat_timeout / 4, self.lazarus_interval))
-
-        def loop() -> None:
-            next_schedule = next_lazarus = 0.0
-            while not self._stop.wait(interval):
-                try:
-                    ctx = RequestContext(self.store, hooks=self.hooks)
-                    with self.store.transaction():
-                        reaped = kill_zombies(ctx, self.heartbeat_timeout)
-                    run_after_commit(ctx)
-                    for task_run_id, state in reaped["task_runs"]:
-                        log(f"ZOMBIE task run {task_run_id} marked {state}: its flow run sent no heartbeat for "
-                            f"{self.heartbeat_timeout:g} s")
-                    for run_id in reaped["flow_runs"]:
-                        log(f"ZOMBIE flow run {run_id} marked Failed: Cancelling without a heartbeat for "
-                            f"{self.heartbeat_timeout:g} s")
-                    if time.monotonic() >= next_lazarus:
-                        next_lazarus = time.monotonic() + self.lazarus_interval
-                        self._lazarus_round()
-                    if time.monotonic() >= next_schedule:
-                        next_schedule = time.monotonic() + SCHEDULE_SECONDS
-                        ctx = RequestContext(self.store, hooks=self.hooks)
-                        with self.store.transaction():
-                            count = schedule_all(ctx)
-                        run_after_commit(ctx)
-                        if count:
-                            log(f"SCHEDULER created {count} scheduled flow run(s)")
-                except Exception as exc:  # keep going; a failed round is retried next interval
-                    log(f"BACKGROUND round failed: {exc!r}")
-
-        thread = threading.Thread(target=loop, name="background-services", daemon=True)
-        thread.start()
-        return thread
-
-    def _lazarus_round(self) -> None:
-        ctx = RequestContext(self.store, hooks=self.hooks)
-        with self.store.transaction():
-            rescheduled, failed = lazarus.resurrect(ctx, self.lazarus_stale_after)
-        run_after_commit(ctx)
-        for run_id, attempt in rescheduled:
-            log(f"LAZARUS flow run {run_id} rescheduled: no heartbeat for {self.lazarus_stale_after:g} s and no "
-                f"task run in progress (attempt {attempt} of {lazarus.ATTEMPT_LIMIT})")
-        for run_id in failed:
-            log(f"LAZARUS flow run {run_id} marked Failed: rescheduled {lazarus.ATTEMPT_LIMIT} times already")
+        """Starts the thread that plays Server's services on the emulator's clock (services.py): the zombie
+        killer, every min(1 s, timeout/4), retries or fails the Running task runs of flow runs whose heartbeat
+        is older than the timeout and fails such Cancelling flow runs (see zombies.py); Lazarus, every
+        `lazarus_interval` (first round at start, as Server's loop services do), reschedules stuck runs (see
+        lazarus.py); the scheduler, every SCHEDULE_SECONDS, tops up the runs of flows with an active
+        schedule."""
+        return self.services.start(self._stop)
 
     def stop(self) -> None:
         self._stop.set()

@@ -35,27 +35,28 @@ FLOW_RUN_MESSAGE = "No heartbeat detected from the flow run; marking the run as 
 _HEARTBEATS_OFF = {"_not": {"settings": {"_contains": {"heartbeat_enabled": False}}}}
 
 
-def _cutoff(timeout: float) -> str:
-    return to_iso(datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=timeout))
+def _cutoff(now: datetime.datetime, timeout: float) -> str:
+    return to_iso(now - datetime.timedelta(seconds=timeout))
 
 
-def zombie_task_runs_where(timeout: float) -> dict:
-    """The `task_run_bool_exp` of the task runs to reap (the clause Server builds).
+def zombie_task_runs_where(now: datetime.datetime, timeout: float) -> dict:
+    """The `task_run_bool_exp` of the task runs to reap as of `now` (the clause Server builds).
 
     Args:
+        now: the instant of the round (UTC)
         timeout: seconds since the flow run's last heartbeat after which its Running task runs are zombies
     """
-    return {"state": {"_eq": "Running"}, "flow_run": {"heartbeat": {"_lte": _cutoff(timeout)}},
+    return {"state": {"_eq": "Running"}, "flow_run": {"heartbeat": {"_lte": _cutoff(now, timeout)}},
             "task": {"flow": {"flow_group": _HEARTBEATS_OFF}}}
 
 
-def zombie_cancelling_runs_where(timeout: float) -> dict:
-    """The `flow_run_bool_exp` of the Cancelling flow runs to fail (the clause Server builds)."""
-    return {"state": {"_eq": "Cancelling"}, "heartbeat": {"_lte": _cutoff(timeout)},
+def zombie_cancelling_runs_where(now: datetime.datetime, timeout: float) -> dict:
+    """The `flow_run_bool_exp` of the Cancelling flow runs to fail as of `now` (the clause Server builds)."""
+    return {"state": {"_eq": "Cancelling"}, "heartbeat": {"_lte": _cutoff(now, timeout)},
             "flow": {"flow_group": _HEARTBEATS_OFF}}
 
 
-def _verdict(ctx: RequestContext, task_run: dict) -> State:
+def _verdict(ctx: RequestContext, task_run: dict, now: datetime.datetime) -> State:
     """Retrying when the flow run is Running and the task has retries left, else Failed (Server's messages)."""
     flow_run = ctx.store.get("flow_run", task_run["flow_run_id"]) or {}
     task = ctx.store.get("task", task_run["task_id"]) or {}
@@ -66,26 +67,26 @@ def _verdict(ctx: RequestContext, task_run: dict) -> State:
         # Server's text, missing space included
         message = ("No heartbeat detected from the remote task; retrying the run."
                    f"This will be retry {retries + 1} of {max_retries}.")
-        due = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
-            seconds=task.get("retry_delay") or 0)
+        due = now + datetime.timedelta(seconds=task.get("retry_delay") or 0)
         return Retrying(message=message, run_count=retries + 1, start_time=due)
     return Failed(message=f"No heartbeat detected from the remote task; marking the task run {task_run['id']} "
                           f"({task_run['name']}) as failed.")
 
 
-def reap_zombie_task_runs(ctx: RequestContext, timeout: float) -> List[Tuple[str, str]]:
-    """Retries or fails the Running task runs of flow runs without a heartbeat for `timeout` seconds.
+def reap_zombie_task_runs(ctx: RequestContext, now: datetime.datetime, timeout: float) -> List[Tuple[str, str]]:
+    """Retries or fails the Running task runs of flow runs without a heartbeat for `timeout` seconds at `now`
+    (a retry is due `retry_delay` after `now`).
 
     Call it inside a store transaction.
 
     Returns:
         [(task run id, the state it was set to)]
     """
-    rows = filters.select(ctx.store, "task_run", where=zombie_task_runs_where(timeout),
+    rows = filters.select(ctx.store, "task_run", where=zombie_task_runs_where(now, timeout),
                           order_by=[{"updated": "desc"}], limit=BATCH)
     done = []
     for task_run in rows:
-        state = _verdict(ctx, task_run)
+        state = _verdict(ctx, task_run, now)
         try:
             set_task_run_state(ctx, task_run["id"], state)
         except ApiError:
@@ -95,9 +96,9 @@ def reap_zombie_task_runs(ctx: RequestContext, timeout: float) -> List[Tuple[str
     return done
 
 
-def reap_zombie_cancelling_flow_runs(ctx: RequestContext, timeout: float) -> List[str]:
-    """Fails the Cancelling flow runs without a heartbeat for `timeout` seconds. Returns their ids."""
-    rows = filters.select(ctx.store, "flow_run", where=zombie_cancelling_runs_where(timeout),
+def reap_zombie_cancelling_flow_runs(ctx: RequestContext, now: datetime.datetime, timeout: float) -> List[str]:
+    """Fails the Cancelling flow runs without a heartbeat for `timeout` seconds at `now`. Returns their ids."""
+    rows = filters.select(ctx.store, "flow_run", where=zombie_cancelling_runs_where(now, timeout),
                           order_by=[{"updated": "desc"}], limit=BATCH)
     done = []
     for run in rows:
@@ -110,14 +111,15 @@ def reap_zombie_cancelling_flow_runs(ctx: RequestContext, timeout: float) -> Lis
     return done
 
 
-def kill_zombies(ctx: RequestContext, timeout: float) -> Dict[str, list]:
-    """One round of Server's zombie killer: task runs first, then Cancelling flow runs (its run_once).
+def kill_zombies(ctx: RequestContext, now: datetime.datetime, timeout: float) -> Dict[str, list]:
+    """One round of Server's zombie killer as of `now`: task runs first, then Cancelling flow runs (the body of
+    services.ZombieKiller.run_once).
 
     Returns:
         {"task_runs": [(id, new state)], "flow_runs": [ids failed]}
     """
-    return {"task_runs": reap_zombie_task_runs(ctx, timeout),
-            "flow_runs": reap_zombie_cancelling_flow_runs(ctx, timeout)}
+    return {"task_runs": reap_zombie_task_runs(ctx, now, timeout),
+            "flow_runs": reap_zombie_cancelling_flow_runs(ctx, now, timeout)}
 
 
 def _log(ctx: RequestContext, flow_run_id: str, message: str, task_run_id: str = "") -> None:

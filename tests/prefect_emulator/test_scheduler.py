@@ -1,5 +1,6 @@
 """The emulator's scheduler: a flow registered with an active schedule gets its next 10 runs, once; a new
-version replaces the old version's auto-scheduled runs; pausing the schedule deletes them."""
+version replaces the old version's auto-scheduled runs; pausing the schedule deletes them; the background
+service's round (run_once, driven here as of a later instant) tops them up from its `now`."""
 from __future__ import annotations
 
 import datetime
@@ -9,8 +10,12 @@ import sys
 from typing import Iterator, List
 
 import pytest
+from prefect import Flow
+from prefect.schedules import IntervalSchedule
 
+from prefect_emulator.services import wall_clock
 from prefect_emulator.testing import REPO_ROOT, Emulator, prefect_env
+from tests.prefect_emulator.in_process import InProcess
 
 SCHEDULER_SCRIPT = r'''
 import datetime, json, sys
@@ -106,3 +111,30 @@ def test_flow_group_schedule_from_the_ui_wins_over_the_flows_own(observed: dict)
 
 def test_bad_cron_string_is_refused_with_an_example(observed: dict) -> None:
     assert "Invalid cron string: every day" in observed["bad_cron"] and "'0 6 * * *'" in observed["bad_cron"]
+
+
+def test_scheduler_round_tops_up_from_its_now_without_duplicates() -> None:
+    # the background service's round, as of the instant it is given (Server's scheduler runs every 150 s)
+    emu = InProcess()
+    tenant = emu.mutate("create_tenant", {"name": "tops-up", "slug": "tops-up"})["id"]
+    project = emu.mutate("create_project", {"tenant_id": tenant, "name": "p"})["id"]
+    flow = Flow("every-minute", schedule=IntervalSchedule(interval=datetime.timedelta(minutes=1)))
+    flow_id = emu.mutate("create_flow", {"project_id": project, "serialized_flow": flow.serialize()})["id"]
+    query = ("query ($id: uuid!) { flow_run(where: {flow_id: {_eq: $id}}, order_by: {scheduled_start_time: asc}) "
+             "{ scheduled_start_time idempotency_key auto_scheduled } }")
+
+    def runs() -> List[dict]:
+        return emu.data(query, {"id": flow_id})["flow_run"]
+
+    assert len(runs()) == 10  # create_flow scheduled the next ten, as of the wall clock
+    scheduler = emu.emulator.scheduler
+    now = wall_clock()
+    assert scheduler.run_once(now) == 0 and scheduler.report(0) == []  # up to date
+    later = now + datetime.timedelta(minutes=30)
+    assert scheduler.run_once(later) == 10
+    assert scheduler.report(10) == ["SCHEDULER created 10 scheduled flow run(s)"]
+    found = runs()
+    assert len(found) == 20 and len({r["idempotency_key"] for r in found}) == 20 and all(
+        r["auto_scheduled"] for r in found)
+    assert all(start > later for start in _starts(found[10:]))
+    assert scheduler.run_once(later) == 0  # the same round again makes no duplicates

@@ -4,11 +4,15 @@ prefect's Client, and with real agents whose processes are killed.
 Server's zombie killer never fails a Running flow run: it retries (or fails) the task runs left Running by a
 flow run whose heartbeat is stale, and fails stale Cancelling flow runs (prefect_emulator/zombies.py). Server's
 tests write an old heartbeat into the database and call `reap_zombie_task_runs()` /
-`reap_zombie_cancelling_flow_runs()`, asserting the count returned. Here the emulator runs its zombie killer
-itself with `--heartbeat-timeout 1`: a run's heartbeat goes stale by waiting a second without heartbeats, and
-the count is read from the emulator's log (one `ZOMBIE task run <id> marked <state>` or `ZOMBIE flow run <id>`
-line per run handled). A negative case waits until a control task run, made a zombie just after it, has been
-reaped: the round that would have taken it did happen.
+`reap_zombie_cancelling_flow_runs()`, asserting the count returned. Here prefect's Client drives an emulator
+served from a thread of the test (a 1 s heartbeat timeout, no background loop), and the test runs the zombie
+killer's round itself, `run_once(now)` with `now` past the timeout, so no heartbeat has to go stale in real
+time; the count is read from the lines the round logs (one `ZOMBIE task run <id> marked <state>` or
+`ZOMBIE flow run <id>` line per run handled). A negative case makes a control task run a zombie just after it
+and checks that the same round reaped the control: the round that would have taken it did happen. A recent
+heartbeat is one the round's `now` is within the timeout of (the control's is written back into the store, as
+Server's tests write heartbeats). The tests with real agents and a real emulator process keep real time: they
+test the emulator's own loop.
 
 Ported (Server test -> test here):
 - test_zombie_killer_fails_task_run -> test_running_task_of_a_silent_run_is_failed_and_the_run_stays_running
@@ -40,7 +44,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pendulum
 import psutil
@@ -50,12 +54,14 @@ from prefect.engine.state import Cancelling, Failed, Retrying, Running, Schedule
 
 from tests.prefect_emulator.agents import agent_env, start_local_agent, wait_for_flow_runs
 from tests.prefect_emulator.conftest import PROJECT
+from tests.prefect_emulator.in_process import InThread
 from tests.prefect_emulator.prefect_session import (create_tenant_and_project, flow_run_rows, prefect_session,
                                                      register_flow_script, write_flow_script)
+from prefect_emulator.services import wall_clock
 from prefect_emulator.testing import Emulator, prefect_env, stop
 
-TIMEOUT = 1.0  # --heartbeat-timeout of the module's emulator
-ROUND_BOUND = 20.0  # seconds a test waits for a round at most (a loaded 2-core CI machine); normally ~1.5 s
+TIMEOUT = 1.0  # heartbeat timeout of the module's emulator
+ROUND_BOUND = 20.0  # seconds a real-process test waits for a round at most (a loaded 2-core CI machine)
 TASK_RUN = """query($id: uuid!) { task_run_by_pk(id: $id) {
   name state state_start_time state_timestamp state_message
   logs(order_by: {timestamp: asc}) { message level name }
@@ -69,10 +75,10 @@ FLOW_RUN_MESSAGE = "No heartbeat detected from the flow run; marking the run as 
 
 
 @pytest.fixture(scope="module")
-def module_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """This module's emulator (conftest's `module_client` points at it): a 1 s zombie cutoff, Lazarus as
-    Server's (every 10 minutes), so it never interferes."""
-    with Emulator(tmp_path_factory.mktemp("zombie"), heartbeat_timeout=TIMEOUT) as emu:
+def module_emulator() -> Iterator[InThread]:
+    """This module's emulator (conftest's `module_client` points at it): a 1 s zombie cutoff; no service runs
+    but the rounds the tests run."""
+    with InThread(heartbeat_timeout=TIMEOUT) as emu:
         yield emu
 
 
@@ -118,7 +124,7 @@ def run_row(client: Client, run_id: str) -> Any:
     return client.graphql(RUN, variables={"id": run_id}).data.flow_run_by_pk
 
 
-def zombie_lines(emulator: Emulator, kind: str, run_id: str) -> List[str]:
+def zombie_lines(emulator: Any, kind: str, run_id: str) -> List[str]:
     """The emulator's log lines about the zombie killer handling this task run or flow run (Server's count)."""
     return [line for line in emulator.log().splitlines() if line.startswith(f"ZOMBIE {kind} run {run_id} ")]
 
@@ -130,21 +136,32 @@ def wait_for(check: Callable[[], bool], what: str, bound: float = ROUND_BOUND) -
         time.sleep(0.1)
 
 
-def wait_for_reaping(emulator: Emulator, task_run_id: str, times: int = 1) -> None:
-    wait_for(lambda: len(zombie_lines(emulator, "task", task_run_id)) >= times,
-             f"task run {task_run_id} not reaped (#{times})")
+def zombie_round(emulator: InThread, now: Optional[datetime.datetime] = None) -> datetime.datetime:
+    """One zombie killer round as of `now` (default: just past the timeout of every heartbeat so far)."""
+    now = now or wall_clock() + datetime.timedelta(seconds=TIMEOUT + 1)
+    emulator.run_once(emulator.emulator.zombie_killer, now)
+    return now
 
 
-def after_a_control_task_is_reaped(emulator: Emulator, client: Client, flow_id: str,
-                                   while_waiting: Callable[[], None] = lambda: None) -> None:
-    """Makes a control task run a zombie now and waits until it was reaped. What was stale earlier was judged
-    in that round at the latest (one round looks at every stale run, in one transaction)."""
-    _, control = running_task(client, flow_id)
-    deadline = time.monotonic() + ROUND_BOUND
-    while not zombie_lines(emulator, "task", control):
-        assert time.monotonic() < deadline, f"the control task run was not reaped within {ROUND_BOUND}s"
-        while_waiting()
-        time.sleep(0.2)
+def reap(emulator: InThread, task_run_id: str, times: int = 1) -> datetime.datetime:
+    """A round past the timeout, which must reap the task run (for the `times`-th time). Returns its `now`."""
+    now = zombie_round(emulator)
+    assert len(zombie_lines(emulator, "task", task_run_id)) >= times, f"task run {task_run_id} not reaped (#{times})"
+    return now
+
+
+def after_a_control_task_is_reaped(emulator: InThread, client: Client, flow_id: str,
+                                   beating: Optional[str] = None) -> None:
+    """Makes a control task run a zombie now and runs a round that must reap it: what was stale earlier was
+    judged in that round. With `beating`, that flow run heartbeats first and the round is within the timeout
+    of its heartbeat (InThread.recent_and_stale)."""
+    run_id, control = running_task(client, flow_id)
+    now = None
+    if beating is not None:
+        client.update_flow_run_heartbeat(beating)
+        now = emulator.recent_and_stale(beating, run_id, TIMEOUT)
+    zombie_round(emulator, now)
+    assert zombie_lines(emulator, "task", control), "the control task run was not reaped"
 
 
 def switch_heartbeats(client: Client, flow_id: str, on: bool) -> None:
@@ -155,18 +172,18 @@ def switch_heartbeats(client: Client, flow_id: str, on: bool) -> None:
 
 
 # --- task runs ---------------------------------------------------------------------------------------------
-def test_running_task_of_a_silent_run_is_failed_and_the_run_stays_running(module_emulator: Emulator,
+def test_running_task_of_a_silent_run_is_failed_and_the_run_stays_running(module_emulator: InThread,
                                                                           module_client: Client,
                                                                           flow_id: str) -> None:
     run_id, task_run_id = running_task(module_client, flow_id)
-    wait_for_reaping(module_emulator, task_run_id)
+    reap(module_emulator, task_run_id)
     assert task_row(module_client, task_run_id).state == "Failed"
     assert run_row(module_client, run_id).state == "Running"
     assert len(zombie_lines(module_emulator, "task", task_run_id)) == 1
     assert "marked Failed" in zombie_lines(module_emulator, "task", task_run_id)[0]
 
 
-def test_heartbeats_switched_off_leave_the_task_running(module_emulator: Emulator, module_client: Client,
+def test_heartbeats_switched_off_leave_the_task_running(module_emulator: InThread, module_client: Client,
                                                         flow_id: str, new_flow: Callable[..., str]) -> None:
     off = new_flow()
     switch_heartbeats(module_client, off, on=False)
@@ -176,17 +193,17 @@ def test_heartbeats_switched_off_leave_the_task_running(module_emulator: Emulato
     assert zombie_lines(module_emulator, "task", task_run_id) == []
 
 
-def test_heartbeats_enabled_explicitly_still_fail_the_task(module_emulator: Emulator, module_client: Client,
+def test_heartbeats_enabled_explicitly_still_fail_the_task(module_emulator: InThread, module_client: Client,
                                                            new_flow: Callable[..., str]) -> None:
     on = new_flow()
     switch_heartbeats(module_client, on, on=True)
     _, task_run_id = running_task(module_client, on)
-    wait_for_reaping(module_emulator, task_run_id)
+    reap(module_emulator, task_run_id)
     assert task_row(module_client, task_run_id).state == "Failed"
 
 
 @pytest.mark.parametrize("state_class", [Scheduled, Retrying], ids=["Scheduled", "Retrying"])
-def test_task_run_that_is_scheduled_is_left_alone(module_emulator: Emulator, module_client: Client, flow_id: str,
+def test_task_run_that_is_scheduled_is_left_alone(module_emulator: InThread, module_client: Client, flow_id: str,
                                                   state_class: type) -> None:
     run_id, task_run_id = running_task(module_client, flow_id)
     module_client.set_task_run_state(task_run_id, state_class(start_time=pendulum.now("UTC").add(hours=1)))
@@ -195,21 +212,20 @@ def test_task_run_that_is_scheduled_is_left_alone(module_emulator: Emulator, mod
     assert zombie_lines(module_emulator, "task", task_run_id) == []
 
 
-def test_task_of_a_run_with_a_recent_heartbeat_is_left_alone(module_emulator: Emulator, module_client: Client,
+def test_task_of_a_run_with_a_recent_heartbeat_is_left_alone(module_emulator: InThread, module_client: Client,
                                                              flow_id: str) -> None:
     run_id, task_run_id = running_task(module_client, flow_id)
-    # what a live flow runner's heartbeat does, all along the control's wait
-    after_a_control_task_is_reaped(module_emulator, module_client, flow_id,
-                                   lambda: module_client.update_flow_run_heartbeat(run_id))
+    # a heartbeat just sent, as a live flow runner sends them, and the round within the timeout of it
+    after_a_control_task_is_reaped(module_emulator, module_client, flow_id, beating=run_id)
     assert task_row(module_client, task_run_id).state == "Running"
     assert run_row(module_client, run_id).state == "Running"
     assert zombie_lines(module_emulator, "task", task_run_id) == []
 
 
-def test_failing_a_task_run_writes_a_task_run_log(module_emulator: Emulator, module_client: Client,
+def test_failing_a_task_run_writes_a_task_run_log(module_emulator: InThread, module_client: Client,
                                                   flow_id: str) -> None:
     run_id, task_run_id = running_task(module_client, flow_id)
-    wait_for_reaping(module_emulator, task_run_id)
+    reap(module_emulator, task_run_id)
     row = task_row(module_client, task_run_id)
     # the task run's name as stored (None until a runner names it), as Server's test reads it back
     expected = (f"No heartbeat detected from the remote task; marking the task run {task_run_id} ({row.name}) "
@@ -220,18 +236,18 @@ def test_failing_a_task_run_writes_a_task_run_log(module_emulator: Emulator, mod
 
 
 # --- retries -------------------------------------------------------------------------------------------------
-def start_time_after_the_state(row: Any) -> float:
-    """Seconds from the Retrying state's timestamp to its start time."""
-    return (pendulum.parse(row.state_start_time) - pendulum.parse(row.state_timestamp)).total_seconds()
+def start_time_after_the_round(row: Any, now: datetime.datetime) -> float:
+    """Seconds from the instant of the round that set the Retrying state to the state's start time."""
+    return (pendulum.parse(row.state_start_time) - now).total_seconds()
 
 
-def test_task_with_retries_left_is_retrying_now_and_logged(module_emulator: Emulator, module_client: Client,
+def test_task_with_retries_left_is_retrying_now_and_logged(module_emulator: InThread, module_client: Client,
                                                            new_flow: Callable[..., str]) -> None:
     _, task_run_id = running_task(module_client, new_flow(max_retries=1, retry_delay=0))
-    wait_for_reaping(module_emulator, task_run_id)
+    now = reap(module_emulator, task_run_id)
     row = task_row(module_client, task_run_id)
     assert row.state == "Retrying"
-    assert pendulum.parse(row.state_start_time) < pendulum.now("UTC")
+    assert pendulum.parse(row.state_start_time) <= now  # due at once, as of the round
     expected = "No heartbeat detected from the remote task; retrying the run.This will be retry 1 of 1."
     assert row.state_message == expected
     assert [(log.message, log.level, log.name) for log in row.logs] == [
@@ -241,33 +257,33 @@ def test_task_with_retries_left_is_retrying_now_and_logged(module_emulator: Emul
 
 @pytest.mark.parametrize("delay", [datetime.timedelta(hours=1), datetime.timedelta(days=17, hours=1, seconds=3)],
                          ids=["01:00:00", "17 days 01:00:03"])
-def test_retry_is_due_after_the_task_retry_delay(module_emulator: Emulator, module_client: Client,
+def test_retry_is_due_after_the_task_retry_delay(module_emulator: InThread, module_client: Client,
                                                  new_flow: Callable[..., str], delay: datetime.timedelta) -> None:
     _, task_run_id = running_task(module_client, new_flow(max_retries=1, retry_delay=delay.total_seconds()))
-    wait_for_reaping(module_emulator, task_run_id)
+    now = reap(module_emulator, task_run_id)
     row = task_row(module_client, task_run_id)
     assert row.state == "Retrying"
-    assert abs(start_time_after_the_state(row) - delay.total_seconds()) < 1, row
+    assert abs(start_time_after_the_round(row, now) - delay.total_seconds()) < 1, row
 
 
-def test_task_that_used_its_retries_is_failed(module_emulator: Emulator, module_client: Client,
+def test_task_that_used_its_retries_is_failed(module_emulator: InThread, module_client: Client,
                                               new_flow: Callable[..., str]) -> None:
     _, task_run_id = running_task(module_client, new_flow(max_retries=1, retry_delay=0))
-    wait_for_reaping(module_emulator, task_run_id)
+    reap(module_emulator, task_run_id)
     assert task_row(module_client, task_run_id).state == "Retrying"
     module_client.set_task_run_state(task_run_id, Running())  # the retry starts, and its process dies too
-    wait_for_reaping(module_emulator, task_run_id, times=2)
+    reap(module_emulator, task_run_id, times=2)
     assert task_row(module_client, task_run_id).state == "Failed"
 
 
 @pytest.mark.parametrize("flow_state", [Failed(), Cancelling()], ids=["Failed", "Cancelling"])
-def test_task_of_a_run_that_is_not_running_is_failed_despite_retries(module_emulator: Emulator,
+def test_task_of_a_run_that_is_not_running_is_failed_despite_retries(module_emulator: InThread,
                                                                      module_client: Client,
                                                                      new_flow: Callable[..., str],
                                                                      flow_state: State) -> None:
     run_id, task_run_id = running_task(module_client, new_flow(max_retries=1, retry_delay=0))
     module_client.set_flow_run_state(run_id, flow_state)
-    wait_for_reaping(module_emulator, task_run_id)
+    reap(module_emulator, task_run_id)
     assert task_row(module_client, task_run_id).state == "Failed"
 
 
@@ -281,10 +297,11 @@ def cancelling_run(client: Client, flow_id: str) -> str:
     return run_id
 
 
-def test_silent_cancelling_run_is_failed_with_a_flow_run_log(module_emulator: Emulator, module_client: Client,
+def test_silent_cancelling_run_is_failed_with_a_flow_run_log(module_emulator: InThread, module_client: Client,
                                                               flow_id: str) -> None:
     run_id = cancelling_run(module_client, flow_id)
-    wait_for(lambda: zombie_lines(module_emulator, "flow", run_id), f"flow run {run_id} not failed")
+    zombie_round(module_emulator)
+    assert zombie_lines(module_emulator, "flow", run_id), f"flow run {run_id} not failed"
     row = run_row(module_client, run_id)
     assert (row.state, row.state_message) == ("Failed", FLOW_RUN_MESSAGE)
     assert [(log.message, log.level, log.name, log.task_run_id) for log in row.logs] == [
@@ -292,16 +309,15 @@ def test_silent_cancelling_run_is_failed_with_a_flow_run_log(module_emulator: Em
     assert len(zombie_lines(module_emulator, "flow", run_id)) == 1
 
 
-def test_cancelling_run_with_a_recent_heartbeat_is_left_alone(module_emulator: Emulator, module_client: Client,
+def test_cancelling_run_with_a_recent_heartbeat_is_left_alone(module_emulator: InThread, module_client: Client,
                                                               flow_id: str) -> None:
     run_id = cancelling_run(module_client, flow_id)
-    after_a_control_task_is_reaped(module_emulator, module_client, flow_id,
-                                   lambda: module_client.update_flow_run_heartbeat(run_id))
+    after_a_control_task_is_reaped(module_emulator, module_client, flow_id, beating=run_id)
     assert run_row(module_client, run_id).state == "Cancelling"
     assert zombie_lines(module_emulator, "flow", run_id) == []
 
 
-def test_silent_running_run_is_never_failed(module_emulator: Emulator, module_client: Client,
+def test_silent_running_run_is_never_failed(module_emulator: InThread, module_client: Client,
                                             flow_id: str) -> None:
     # Server fails Cancelling runs only; a Running one is Lazarus's to reschedule
     run_id = module_client.create_flow_run(flow_id=flow_id)
@@ -314,7 +330,7 @@ def test_silent_running_run_is_never_failed(module_emulator: Emulator, module_cl
 
 
 def test_silent_cancelling_run_with_heartbeats_switched_off_stays_cancelling(
-        module_emulator: Emulator, module_client: Client, flow_id: str, new_flow: Callable[..., str]) -> None:
+        module_emulator: InThread, module_client: Client, flow_id: str, new_flow: Callable[..., str]) -> None:
     off = new_flow()
     switch_heartbeats(module_client, off, on=False)
     run_id = cancelling_run(module_client, off)
@@ -402,8 +418,9 @@ def test_killed_run_without_retries_has_its_task_failed_then_is_rescheduled_by_l
     # prefect's default heartbeat mode: a `prefect heartbeat flow-run` child process, here every second
     with sleeping_run(tmp_path, "zombie", {"heartbeat_timeout": HEARTBEAT_TIMEOUT, "extra_args": LAZARUS},
                       {"PREFECT__CLOUD__HEARTBEAT_INTERVAL": "1"}) as (client, agent, run_id, _):
-        # control: while heartbeats arrive, the task outlives the timeout twice over
-        time.sleep(2 * HEARTBEAT_TIMEOUT)
+        # control: while heartbeats arrive, the task outlives the timeout (its flow run went Running before
+        # this sleep; without heartbeats, a zombie round, 1 s apart, would have reaped it by the end)
+        time.sleep(HEARTBEAT_TIMEOUT + 2)
         assert wait_for_task_state(client, run_id, {"Running"}, timeout=1) == "Running", \
             "a task with live heartbeats was reaped: the timeout ignores heartbeats"
 
