@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from typing import Dict, Iterator, Optional, Sequence
 import pytest
 
 from prefect_emulator.testing import REPO_ROOT, free_port
+from tests.runtime.conftest import write_plain_dag
 from tests.stack.stack import COMPOSE_FILE, Stack
 
 # One image per checkout for every test stack (the projects differ, the image must not be rebuilt for
@@ -63,6 +65,19 @@ def copy_data_inputs(target: Path) -> Path:
     data = target / "data"
     shutil.copytree(REPO_ROOT / "data", data, ignore=shutil.ignore_patterns("output"))
     return data
+
+
+def agent_etl_override(folder: Path, dag: str, fixture: Path, environment: Dict[str, str]) -> Path:
+    """A compose override that mounts the flow `fixture` into the agent-etl replicas as the DAG `dag` under
+    the label `etl` (tests/runtime's write_plain_dag), with `environment` added to theirs; returns its path."""
+    folder_of_dag = write_plain_dag(folder / "dags", dag, ["etl"], fixture=fixture).parent
+    for path in (folder, folder / "dags", folder_of_dag, *folder_of_dag.iterdir()):
+        path.chmod(0o755)  # the services' uid (5678 under root) reads it
+    override = folder / f"compose.{dag}.yaml"
+    override.write_text("services:\n  agent-etl:\n"
+                        f"    volumes: ['{folder_of_dag}:/app/dags/{dag}:ro']\n"
+                        f"    environment: {json.dumps(environment)}\n")
+    return override
 
 
 @pytest.fixture(scope="session")

@@ -30,8 +30,7 @@ import pytest
 from tests.faults.dead_runs import (FIXTURE, LEASE_EXPIRED, every_run, hanging_runs, report,
                                     wait_all_hanging)
 from tests.faults.faults import RUNS_WITH_TASKS, wait_all_finished, wait_until
-from tests.runtime.conftest import write_plain_dag
-from tests.stack.conftest import running_stack
+from tests.stack.conftest import agent_etl_override, running_stack
 from tests.stack.stack import Stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -45,19 +44,11 @@ SLOW_TOWEL = {"EMULATOR_HEARTBEAT_TIMEOUT": "600", "EMULATOR_LAZARUS_INTERVAL": 
 
 
 def dying_override(folder: Path) -> Path:
-    """A compose override: the dying flow mounted into the agent-etl replicas as DAG_NAME under the label
-    `etl`, its markers in data/output/markers, and the short dead-run settings."""
-    dag = write_plain_dag(folder / "dags", DAG, ["etl"], fixture=FIXTURE).parent
-    for path in (folder, folder / "dags", dag, *dag.iterdir()):
-        path.chmod(0o755)  # the services' uid (5678 under root) reads it
-    override = folder / "compose.dying.yaml"
-    override.write_text(
-        "services:\n  agent-etl:\n"
-        f"    volumes: ['{dag}:/app/dags/{DAG}:ro']\n"
-        "    environment: {DAGS_TEST_MARKERS: /app/data/output/markers, PREFECT__CLOUD__HEARTBEAT_INTERVAL: '1',\n"
-        f"                  DAGS_DEAD_RUN_AFTER: '{DEAD_AFTER:g}', DAGS_STRANDED_AFTER: '3',\n"
-        "                  DAGS_AGENT_MAX_RUNS: '8'}\n")
-    return override
+    """The dying flow in the agent-etl replicas as DAG, its markers in data/output/markers, the short dead-run
+    settings."""
+    return agent_etl_override(folder, DAG, FIXTURE, {
+        "DAGS_TEST_MARKERS": "/app/data/output/markers", "PREFECT__CLOUD__HEARTBEAT_INTERVAL": "1",
+        "DAGS_DEAD_RUN_AFTER": f"{DEAD_AFTER:g}", "DAGS_STRANDED_AFTER": "3", "DAGS_AGENT_MAX_RUNS": "8"})
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,7 @@ import pytest
 from tests.faults.faults import (GAVE_UP, REQUEUED, parse_time, requeue_times, utc_now, wait_all_finished,
                                  wait_until)
 from tests.faults.faults import executions as marker_counts
-from tests.stack.conftest import running_stack
+from tests.stack.conftest import agent_etl_override, running_stack
 from tests.stack.stack import FINAL_STATES, Stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -320,24 +320,14 @@ TASKS = "query($ids: [uuid!]) { task_run(where: {flow_run_id: {_in: $ids}}) { fl
 
 
 def zombie_override(folder: Path) -> Path:
-    """A compose override: the counted DAG of tests/faults (one retry, a marker per start and per end) mounted
-    into the agent-etl replicas under the label `etl`, markers in data/output/markers (the services' uid owns
-    data/output), each flow-run process
-    sleeping 15 s at load (runs stay Submitted that long), heartbeats every 2 s, quick stranded-run recovery."""
+    """The counted DAG of tests/faults (one retry, a marker per start and per end) in the agent-etl replicas,
+    markers in data/output/markers (the services' uid owns data/output), each flow-run process sleeping 15 s at
+    load (runs stay Submitted that long), heartbeats every 2 s, quick stranded-run recovery."""
     from tests.faults.faults import FIXTURE
-    from tests.runtime.conftest import write_plain_dag
 
-    dag = write_plain_dag(folder / "dags", ZOMBIE_DAG, ["etl"], fixture=FIXTURE).parent
-    for path in (folder, folder / "dags", dag, *dag.iterdir()):
-        path.chmod(0o755)  # the services' uid (5678 under root) reads it
-    override = folder / "compose.zombie.yaml"
-    override.write_text(
-        "services:\n  agent-etl:\n"
-        f"    volumes: ['{dag}:/app/dags/{ZOMBIE_DAG}:ro']\n"
-        "    environment: {DAGS_TEST_MARKERS: /app/data/output/markers, DAGS_TEST_LOAD_DELAY: '15',\n"
-        "                  PREFECT__CLOUD__HEARTBEAT_INTERVAL: '2', DAGS_STRANDED_AFTER: '10',\n"
-        "                  DAGS_AGENT_MAX_RUNS: '8'}\n")
-    return override
+    return agent_etl_override(folder, ZOMBIE_DAG, FIXTURE, {
+        "DAGS_TEST_MARKERS": "/app/data/output/markers", "DAGS_TEST_LOAD_DELAY": "15",
+        "PREFECT__CLOUD__HEARTBEAT_INTERVAL": "2", "DAGS_STRANDED_AFTER": "10", "DAGS_AGENT_MAX_RUNS": "8"})
 
 
 def held_by(stack: Stack, ids: List[str], hostname: str) -> Dict[str, List[str]]:
