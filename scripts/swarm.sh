@@ -85,7 +85,7 @@ render() {
   dags="$(mktemp)"
   docker run --rm "$tag" python -m agents list >"$dags" || { rm -f "$dags"; die "the image cannot list its DAGs (see above)"; }
   # On a swarm the services run as the image's own uid, which owns data/output in fresh volumes.
-  COMPOSE_PROFILES="$profiles" DAGS_IMAGE="$tag" EMULATOR_IMAGE="$tag" DAGS_UID=5678 DAGS_GID=5678 \
+  COMPOSE_PROFILES="$profiles" DAGS_IMAGE="$tag" EMULATOR_IMAGE="$tag" DASHBOARD_IMAGE="$tag" DAGS_UID=5678 DAGS_GID=5678 \
     docker compose -f compose.yaml -f swarm/overlay.yaml config --format json \
     | python3 swarm/stack_file.py --dags "$dags" ${secrets_dir:+--secrets-dir "$secrets_dir"} --salt "$salt" \
     || { rm -f "$dags"; exit 2; }

@@ -139,6 +139,17 @@ def _volumes(volumes: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], bool]
     return out, output
 
 
+def _require_one_image(services: Dict[str, Any]) -> None:
+    """Every service built from the project's Dockerfile must run the one image that is put on every node."""
+    built = {name: service.get("image") for name, service in services.items() if service.get("build")}
+    images = sorted(set(built.values()), key=lambda image: -list(built.values()).count(image))
+    if len(images) > 1:
+        odd = sorted(name for name, image in built.items() if image != images[0])
+        raise StackError(f"services {', '.join(odd)} run image {built[odd[0]]}, not the stack's image {images[0]}, "
+                         "which is the only one put on the nodes. Fix: render with DAGS_IMAGE, EMULATOR_IMAGE and "
+                         "DASHBOARD_IMAGE set to the same tag (scripts/swarm.sh deploy does)")
+
+
 def render(config: Dict[str, Any], dags: Dict[str, List[str]], secrets_dir: Optional[Path] = None,
            salt: str = "") -> Dict[str, Any]:
     """The stack file (a dict, written as JSON) for the resolved compose project `config`.
@@ -150,8 +161,10 @@ def render(config: Dict[str, Any], dags: Dict[str, List[str]], secrets_dir: Opti
             deploy); None renders references only (a check)
         salt: key of the secrets' name suffix (scripts/swarm.sh passes the swarm's cluster id)
     Raises:
-        StackError: a DAG service for a DAG the image lacks, or a published password left empty
+        StackError: a DAG service for a DAG the image lacks, a published password left empty, or services built
+            from the Dockerfile under different images (only one image is put on the nodes)
     """
+    _require_one_image(config["services"])
     stack = config.get("name") or "dags"
     secret_vars = list(config.get("x-swarm-secrets") or [])
     values = _secret_values(config["services"], secret_vars)

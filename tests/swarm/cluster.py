@@ -28,7 +28,9 @@ NETWORK = "swarm-net"
 # every layer of every image and container in full (3 nodes: about 27 GB, 30 s per image load, minutes to
 # remove a node's volume); overlay2 loads the image in 12 s.
 STORAGE_DRIVER = os.environ.get("SWARM_NODE_STORAGE_DRIVER", "overlay2")
-NODE_CAPS = ["--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--cap-add", "MKNOD",
+# SYS_PTRACE: a healthcheck (and `docker exec`) joins the namespaces of a task's process, which runs under
+# another uid than the node's dockerd; without it runc's setns fails and no task ever becomes healthy.
+NODE_CAPS = ["--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--cap-add", "MKNOD", "--cap-add", "SYS_PTRACE",
              "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
              "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"]
 
@@ -57,7 +59,8 @@ class Cluster:
             (self.config / "cli-plugins").symlink_to(plugins)
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("PREFECT", "DAGS_", "SWARM_", "DOCKER_HOST", "DOCKER_CONTEXT"))}
-        self.env.update(DOCKER_CONFIG=str(self.config), SWARM_MANAGER=self.names[0])
+        # the stack is named `swarm` (services swarm_<service>) whatever the checkout's folder is called
+        self.env.update(DOCKER_CONFIG=str(self.config), SWARM_MANAGER=self.names[0], COMPOSE_PROJECT_NAME="swarm")
 
     # --- nodes -----------------------------------------------------------------------------------
     def volume(self, name: str) -> str:

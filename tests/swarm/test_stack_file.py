@@ -26,7 +26,7 @@ flow-test-hello      flow-test-hello/test-hello.py               My Tests   hell
 DAGS = parse_dag_table(DAG_TABLE)
 
 
-def resolved(tmp_path: Path, profile: str, local_env: str = "") -> Dict:
+def resolved(tmp_path: Path, profile: str, local_env: str = "", **images: str) -> Dict:
     """`docker compose config` of a copy of compose.yaml + overlay, with an env/local.env of the test's own."""
     for name in ("compose.yaml", "env/defaults.env", "env/stack.env", "swarm/overlay.yaml"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -34,7 +34,8 @@ def resolved(tmp_path: Path, profile: str, local_env: str = "") -> Dict:
     (tmp_path / "env" / "local.env").write_text(local_env)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DAGS_", "PREFECT"))}
     env.update(COMPOSE_PROFILES=profile, COMPOSE_PROJECT_NAME="st", DAGS_UID="5678", DAGS_GID="5678",
-               DAGS_IMAGE="st-dags:abc", EMULATOR_IMAGE="st-dags:abc")
+               **{"DAGS_IMAGE": "st-dags:abc", "EMULATOR_IMAGE": "st-dags:abc", "DASHBOARD_IMAGE": "st-dags:abc",
+                  **images})
     done = subprocess.run(["docker", "compose", "--env-file", os.devnull, "-f", "compose.yaml", "-f",
                            "swarm/overlay.yaml", "config", "--format", "json"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60, check=True)
@@ -118,6 +119,15 @@ def test_the_server_stack_embeds_no_password_and_passes_docker_stack_config(tmp_
     done = subprocess.run(["docker", "stack", "config", "-c", str(file)], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.docker
+def test_every_service_built_from_the_dockerfile_runs_the_one_image(tmp_path: Path) -> None:
+    stack = render(resolved(tmp_path, "emulator"), DAGS)
+    assert {s["image"] for s in stack["services"].values()} == {"st-dags:abc"}
+    with pytest.raises(StackError, match=r"services dashboard run image st-dashboard:latest, not the stack's image "
+                                         r"st-dags:abc.*Fix: render with DAGS_IMAGE, EMULATOR_IMAGE and DASHBOARD_IMAGE"):
+        render(resolved(tmp_path, "emulator", DASHBOARD_IMAGE="st-dashboard:latest"), DAGS)
 
 
 @pytest.mark.docker
