@@ -24,6 +24,7 @@ scripts/swarm.sh runs it; it only reads what Compose resolved (variables, .env, 
 from __future__ import annotations
 
 import argparse
+import collections
 import copy
 import hashlib
 import hmac
@@ -142,10 +143,11 @@ def _volumes(volumes: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], bool]
 def _require_one_image(services: Dict[str, Any]) -> None:
     """Every service built from the project's Dockerfile must run the one image that is put on every node."""
     built = {name: service.get("image") for name, service in services.items() if service.get("build")}
-    images = sorted(set(built.values()), key=lambda image: -list(built.values()).count(image))
+    images = collections.Counter(built.values()).most_common()
     if len(images) > 1:
-        odd = sorted(name for name, image in built.items() if image != images[0])
-        raise StackError(f"services {', '.join(odd)} run image {built[odd[0]]}, not the stack's image {images[0]}, "
+        stack_image = images[0][0]
+        odd = sorted(name for name, image in built.items() if image != stack_image)
+        raise StackError(f"services {', '.join(odd)} run image {built[odd[0]]}, not the stack's image {stack_image}, "
                          "which is the only one put on the nodes. Fix: render with DAGS_IMAGE, EMULATOR_IMAGE and "
                          "DASHBOARD_IMAGE set to the same tag (scripts/swarm.sh deploy does)")
 

@@ -206,3 +206,8 @@ class Stack:
                 states = {r["id"]: r["state"] for r in runs}
                 raise StackError(f"runs not finished after {timeout}s: {states}\n{self.recent_logs()}")
             time.sleep(1)
+
+
+def docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`docker ARGS` (text output), raising when it fails."""
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=True)

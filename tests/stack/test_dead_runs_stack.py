@@ -20,7 +20,6 @@ Figures printed per kind of run: created, ended, executed twice, seconds from th
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
@@ -31,7 +30,7 @@ from tests.faults.dead_runs import (FIXTURE, LEASE_EXPIRED, every_run, hanging_r
                                     wait_all_hanging)
 from tests.faults.faults import RUNS_WITH_TASKS, wait_all_finished, wait_until
 from tests.stack.conftest import agent_etl_override, running_stack
-from tests.stack.stack import Stack
+from tests.stack.stack import Stack, docker
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 DAG = "dying-stack"
@@ -60,10 +59,6 @@ def stack(built_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         registered = stk.exec("agent-etl", "python", "-m", "agents", "register", DAG)
         assert registered.returncode == 0, registered.stdout + registered.stderr
         yield stk
-
-
-def docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=True)
 
 
 def query_of(stk: Stack):

@@ -53,7 +53,7 @@ from tests.faults.faults import (GAVE_UP, REQUEUED, parse_time, requeue_times, u
                                  wait_until)
 from tests.faults.faults import executions as marker_counts
 from tests.stack.conftest import agent_etl_override, running_stack
-from tests.stack.stack import FINAL_STATES, Stack
+from tests.stack.stack import FINAL_STATES, Stack, docker
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ETL = "etl-seattle-weather"
@@ -224,10 +224,6 @@ def agent_fault(stack: Stack, scenario: str, fault: Callable[[Dict[str, str]], N
         for replica in replicas:  # a failed scenario leaves no fork server frozen for the next one
             signal_processes(replica, "forkserver", "SIGCONT", check=False)
         stack.up("--no-build")  # replicas back to their scale and healthy before the next scenario
-
-
-def docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=True)
 
 
 def test_docker_kill_of_a_replica_holding_runs(stack: Stack) -> None:

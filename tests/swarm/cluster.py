@@ -127,6 +127,11 @@ class Cluster:
         """`docker ARGS` on the manager, node 1."""
         return self.on(self.names[0], *args, **kwargs)
 
+    def containers_of(self, name: str, service: str) -> List[str]:
+        """The ids of the containers of the stack's `service` (e.g. swarm_agent-etl) running on node `name`."""
+        return self.on(name, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}"
+                       ).stdout.decode().split()
+
     def tasks(self, service: str) -> List[Dict[str, str]]:
         """The running tasks of a service: their node and state."""
         out = self.manager("service", "ps", service, "--filter", "desired-state=running",
