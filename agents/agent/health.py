@@ -68,10 +68,16 @@ class PollHealth:
             }
 
 
-def serve_health(address: str, health: PollHealth, poke: Callable[[], None]) -> Tuple[int, List]:
+def serve_health(address: str, health: PollHealth, poke: Callable[[Optional[List[str]]], bool]
+                 ) -> Tuple[int, List]:
     """Serves `/api/health` (200 healthy, 503 not) and `/api/poke` (wakes the poll loop: GET as prefect's
     own agent serves it, POST too) on `address` (`http://HOST:PORT`; port 0 picks a free one) in a daemon
     thread.
+
+    `/api/poke?labels=a,b` names the labels of the run the poker has just created: `poke` gets them (None
+    without the parameter, as prefect's own pokes come) and returns whether it woke the loop, which the
+    answer says as `{"woken": true|false}`. An agent that may not take the run then does not poll for
+    nothing: `DAGS_POKE_ADDRESSES` reaches every agent of a stack at once.
 
     The port is bound here, before the thread starts: a port in use is an error now, not a silent thread.
 
@@ -106,7 +112,10 @@ def serve_health(address: str, health: PollHealth, poke: Callable[[], None]) -> 
 
     class Poke(web.RequestHandler):
         def get(self) -> None:
-            poke()
+            labels = self.get_query_argument("labels", None)
+            woken = poke(None if labels is None else [label for label in labels.split(",") if label])
+            self.set_header("Content-Type", "application/json")
+            self.write(json.dumps({"woken": woken}))
 
         post = get
 

@@ -34,6 +34,7 @@ from prefect.run_configs import LocalRun
 from agents import submission as protocol
 from agents.agent import deadruns, health, recovery, waking
 from agents.config import REPO_ROOT
+from agents.labels import covers
 from agents.flowrun import forkrun
 from agents.settings import AgentSettings
 
@@ -147,10 +148,17 @@ class DagsAgent(LocalAgent):
 
     def _start_agent_api_server(self) -> None:
         """Serves /api/health and /api/poke, and records the address for `trigger` (agents.agent.waking)."""
-        port, self._health_loop = health.serve_health(self.agent_address, self.poll_health, AGENT_WAKE_EVENT.set)
+        port, self._health_loop = health.serve_health(self.agent_address, self.poll_health, self._poked)
         address = waking.local_address(urlparse(self.agent_address).hostname or "", port)
         self.logger.info("agent API (/api/health, /api/poke) at %s", address)
         self._runtime_file = waking.register(address, self.labels, self.name)
+
+    def _poked(self, run_labels: Optional[List[str]]) -> bool:
+        """Wakes the poll loop, unless the poke names the labels of a run this agent may not take."""
+        if run_labels is not None and not covers(self.labels, run_labels):
+            return False
+        AGENT_WAKE_EVENT.set()
+        return True
 
     def _stop_agent_api_server(self) -> None:
         waking.unregister(self._runtime_file)

@@ -14,6 +14,10 @@ After creating a run, `trigger` pokes, in parallel, with a short timeout:
   resolves to several addresses pokes each: the stack sets `http://agents:8081`, a network alias that every
   agent container carries, which Docker's DNS resolves to all of them, replicas included.
 
+Each poke names the run's labels (`/api/poke?labels=a,b`): our agents whose labels do not cover them answer
+`{"woken": false}` and stay asleep, so a poke of the whole stack makes only the agents that may take the run
+poll, and the one that will take it does not wait behind the others' polls at the API.
+
 Best effort: a poke that fails is logged at debug level (PREFECT__LOGGING__LEVEL=DEBUG shows it) and changes
 nothing else; the agents' next poll (DAGS_AGENT_MAX_POLL_INTERVAL) still finds the run. A poke only makes an
 agent poll now: to whoever can reach its address it is worth one poll request, nothing more.
@@ -126,25 +130,34 @@ def expand(address: str) -> List[str]:
     return sorted({local_address(info[4][0], parsed.port) for info in infos})
 
 
-def poke(address: str, woken: List[str]) -> None:
-    """GET `address`/api/poke (prefect's own agent serves it as GET); appends `address` to `woken` when the
-    agent answered, logs at debug level when not."""
+def poke(address: str, woken: List[str], run_labels: Collection[str]) -> None:
+    """GET `address`/api/poke?labels=... (prefect's own agent serves it as GET, and ignores the labels);
+    appends `address` to `woken` when the agent woke (ours answer `{"woken": false}` to a run whose labels
+    they do not cover, and stay asleep), logs at debug level when it did not answer."""
     import requests
 
     try:
-        requests.get(address + "/api/poke", timeout=POKE_TIMEOUT).raise_for_status()
-        woken.append(address)
+        answer = requests.get(address + "/api/poke", params={"labels": ",".join(sorted(run_labels))},
+                              timeout=POKE_TIMEOUT)
+        answer.raise_for_status()
     except requests.RequestException as exc:
         _logger().debug("could not poke the agent at %s: %s", address, exc)
+        return
+    try:
+        if answer.json().get("woken") is False:
+            return
+    except ValueError:
+        pass  # prefect's own agent answers with no body: it woke
+    woken.append(address)
 
 
-def _expand_and_poke(address: str, woken: List[str]) -> None:
+def _expand_and_poke(address: str, woken: List[str], run_labels: Collection[str]) -> None:
     try:
         targets = expand(address)
     except OSError as exc:
         _logger().debug("could not resolve %s (%s): %s", address, POKE_ENV, exc)
         return
-    _run_all([lambda target=target: poke(target, woken) for target in targets], POKE_TIMEOUT + 0.2)
+    _run_all([lambda target=target: poke(target, woken, run_labels) for target in targets], POKE_TIMEOUT + 0.2)
 
 
 def _run_all(jobs: List[Callable[[], None]], wait: float) -> None:
@@ -171,9 +184,9 @@ def wake_agents(run_labels: Collection[str], addresses: Optional[List[str]] = No
     """
     woken: List[str] = []
     try:
-        jobs = [lambda a=a: poke(a, woken) for a in registered_addresses(run_labels)]
+        jobs = [lambda a=a: poke(a, woken, run_labels) for a in registered_addresses(run_labels)]
         elsewhere = poke_addresses_from_env() if addresses is None else addresses
-        jobs += [lambda a=a: _expand_and_poke(a, woken) for a in elsewhere]
+        jobs += [lambda a=a: _expand_and_poke(a, woken, run_labels) for a in elsewhere]
         _run_all(jobs, POKE_WAIT)
     except Exception as exc:  # waking is a shortcut: the trigger has already succeeded
         _logger().debug("waking agents failed: %s", exc)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Dict
 
 import pytest
+import requests
 from agents.testing import run_cli, start_agent
 from tests.faults.faults import wait_until
 from prefect_emulator.testing import Emulator, free_port
@@ -69,6 +70,17 @@ def test_trigger_wakes_an_agent_in_a_long_sleep_and_the_run_starts_before_its_ne
         # prefect's backoff up to 10 s, then the next poll is an hour away
         wait_until(lambda: polls(module_emulator) - start >= POLLS_BEFORE_THE_LONG_SLEEP, 60,
                    "the agent reached its long sleep")
+        # a poke naming the labels of a run it may not take leaves it asleep, and says so
+        [record] = [json.loads(p.read_text()) for p in runtime.glob("*.json")
+                    if json.loads(p.read_text())["pid"] == agent.proc.pid]
+        asleep = polls(module_emulator)
+        other = requests.get(record["address"] + "/api/poke", params={"labels": "other-label"}, timeout=5)
+        assert other.json() == {"woken": False}
+        time.sleep(1.0)  # a woken loop polls within milliseconds
+        assert polls(module_emulator) == asleep, "a poke for a run of other labels woke the agent"
+        # one without labels (as prefect's own pokes come) wakes it
+        assert requests.get(record["address"] + "/api/poke", timeout=5).json() == {"woken": True}
+        wait_until(lambda: polls(module_emulator) > asleep, 10, "a poll after a poke without labels")
         asleep = polls(module_emulator)
         result = run_cli(["trigger", "woken", "--wait", "--timeout", "120"], env)
         assert result.returncode == 0, f"{result.stdout}\n--- agent ---\n{agent.output()}"
