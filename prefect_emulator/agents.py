@@ -33,7 +33,8 @@ def register_agent(ctx: RequestContext, input: dict) -> dict:
 
 
 def delete_agent(ctx: RequestContext, input: dict) -> dict:
-    """Mutation delete_agent: removes an agent; success false for an unknown one, as on Server."""
+    """Mutation delete_agent: removes an agent; success false for an unknown one, as on Server; the runs it
+    took lose the reference (Server's foreign key: ON DELETE SET NULL)."""
     if ctx.store.get("agent", input["agent_id"]) is None:
         return {"success": False, "error": None}
     ctx.store.delete("agent", input["agent_id"])
@@ -53,8 +54,6 @@ def delete_agent_config(ctx: RequestContext, input: dict) -> dict:
     affected_rows; agents that named it lose the reference (Server's foreign key: ON DELETE SET NULL)."""
     if ctx.store.get("agent_config", input["agent_config_id"]) is None:
         return {"success": False, "error": None}
-    for agent in ctx.store.find("agent", "agent_config_id", input["agent_config_id"]):
-        ctx.store.update("agent", agent["id"], agent_config_id=None)
     ctx.store.delete("agent_config", input["agent_config_id"])
     return {"success": True, "error": None}
 

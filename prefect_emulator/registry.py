@@ -25,7 +25,6 @@ from prefect.engine.state import Cancelled
 from prefect.utilities.graphql import decompress
 
 from .context import RequestContext, require
-from .runs import delete_flow_run_rows
 from .scheduler import schedule_flow_runs, unschedule
 from .errors import ApiError
 from .states import set_flow_run_state
@@ -237,21 +236,12 @@ def register_edges(ctx: RequestContext, input: dict) -> dict:
     return {"success": True, "error": None}
 
 
-def delete_flow_rows(ctx: RequestContext, flow_id: str) -> None:
-    """Deletes a flow with its tasks, edges and runs (Postgres cascades do this on Server)."""
-    store = ctx.store
-    for run in store.find("flow_run", "flow_id", flow_id):
-        delete_flow_run_rows(ctx, run["id"])
-    for table in ("edge", "task"):
-        store.delete_where(table, "flow_id", flow_id)
-    store.delete("flow", flow_id)
-
-
 def delete_flow(ctx: RequestContext, input: dict) -> dict:
-    """Mutation delete_flow: deletes one flow version with its tasks, edges and runs (success false if unknown)."""
+    """Mutation delete_flow: deletes one flow version with its tasks, edges and runs (Store.delete's cascade;
+    success false if unknown)."""
     if ctx.store.get("flow", input["flow_id"]) is None:
         return _outcome(False)
-    delete_flow_rows(ctx, input["flow_id"])
+    ctx.store.delete("flow", input["flow_id"])
     return _outcome(True)
 
 
@@ -321,8 +311,6 @@ def delete_flow_group(ctx: RequestContext, input: dict) -> dict:
     """Mutation delete_flow_group: deletes a flow group and every version in it (success false if unknown)."""
     if ctx.store.get("flow_group", input["flow_group_id"]) is None:
         return _outcome(False)
-    for flow in ctx.store.find("flow", "flow_group_id", input["flow_group_id"]):
-        delete_flow_rows(ctx, flow["id"])
     ctx.store.delete("flow_group", input["flow_group_id"])
     return _outcome(True)
 

@@ -239,23 +239,12 @@ def set_flow_run_labels(ctx: RequestContext, input: dict) -> dict:
             "error": None}
 
 
-def delete_flow_run_rows(ctx: RequestContext, flow_run_id: str) -> None:
-    """Deletes a flow run with its states, task runs (and their states) and logs."""
-    store = ctx.store
-    for task_run in store.find("task_run", "flow_run_id", flow_run_id):
-        for table in ("task_run_state", "task_run_artifact"):
-            store.delete_where(table, "task_run_id", task_run["id"])
-        store.delete("task_run", task_run["id"])
-    for table in ("flow_run_state", "log"):
-        store.delete_where(table, "flow_run_id", flow_run_id)
-    store.delete("flow_run", flow_run_id)
-
-
 def delete_flow_run(ctx: RequestContext, input: dict) -> dict:
-    """Mutation delete_flow_run: deletes a run with its states, task runs and logs; success false if unknown."""
+    """Mutation delete_flow_run: deletes a run with its states, task runs and logs (Store.delete's cascade);
+    success false if unknown."""
     if ctx.store.get("flow_run", input["flow_run_id"]) is None:
         return {"success": False, "error": None}
-    delete_flow_run_rows(ctx, input["flow_run_id"])
+    ctx.store.delete("flow_run", input["flow_run_id"])
     return {"success": True, "error": None}
 
 

@@ -22,7 +22,7 @@ from prefect.serialization.schedule import ClockSchema, ScheduleSchema
 
 from .context import RequestContext
 from .errors import ApiError
-from .runs import create_flow_run, delete_flow_run_rows
+from .runs import create_flow_run
 from .console import log
 from .timestamps import parse, to_iso
 
@@ -78,7 +78,7 @@ def unschedule(ctx: RequestContext, flow_id: str) -> None:
     """Deletes the flow's auto-scheduled runs that are still Scheduled (archiving or pausing its schedule)."""
     for run in ctx.store.find("flow_run", "flow_id", flow_id):
         if run["auto_scheduled"] and run["state"] == "Scheduled":
-            delete_flow_run_rows(ctx, run["id"])
+            ctx.store.delete("flow_run", run["id"])
 
 
 def schedule_all(ctx: RequestContext, now: datetime.datetime) -> int:

@@ -22,7 +22,7 @@ from typing import Any, Collection, Dict, Iterable, Iterator, List, Optional, Tu
 
 from .indexes import HashIndex, OrderIndex
 from .rwlock import ReadWriteLock
-from .tables import TABLES, indexed_columns
+from .tables import CASCADE, TABLES, indexed_columns, referring_keys
 from .timestamps import now
 
 
@@ -53,6 +53,7 @@ class Store:
                 self._rows[name][row_id] = json.loads(doc)
                 self._seq[name][row_id] = next(self._counter)
         self._indexed = indexed_columns()
+        self._referring = referring_keys()
         # built on first use, then kept up to date by _write; readers may build one at the same time, each
         # publishing a complete index (no writer runs while they read), so the last one simply wins
         self._index: Dict[Tuple[str, str], HashIndex] = {}
@@ -162,14 +163,17 @@ class Store:
         return row
 
     def delete(self, table: str, row_id: str) -> None:
-        """Removes a row if it exists."""
-        if row_id in self._rows[table]:
-            self._write(table, row_id, None)
-
-    def delete_where(self, table: str, column: str, value: Any) -> None:
-        """Removes every row of `table` whose `column` equals `value` (a cascade from a parent row)."""
-        for row in self.find(table, column, value):
-            self.delete(table, row["id"])
+        """Removes a row if it exists, with what refers to it as Server's foreign keys say (tables.FOREIGN_KEYS):
+        the referring rows of an ON DELETE CASCADE key go too, an ON DELETE SET NULL column is emptied."""
+        if row_id not in self._rows[table]:
+            return
+        for key in self._referring.get(table, ()):
+            for row in self.find(key.table, key.column, row_id):
+                if key.on_delete == CASCADE:
+                    self.delete(key.table, row["id"])
+                elif row["id"] in self._rows[key.table]:  # not gone through another key already
+                    self.update(key.table, row["id"], **{key.column: None})
+        self._write(table, row_id, None)
 
     def _write(self, table: str, row_id: str, row: Optional[dict]) -> None:
         if self._undo is None:

@@ -155,6 +155,49 @@ TABLES: Dict[str, Table] = {
     ),
 }
 
+# What Postgres does to a referring row when the row it refers to is deleted (Server's foreign keys).
+CASCADE = "CASCADE"
+SET_NULL = "SET NULL"
+
+
+class ForeignKey(NamedTuple):
+    """`table.column` refers to a row of `parent`; `on_delete` is what becomes of it when that row goes."""
+
+    table: str
+    column: str
+    parent: str
+    on_delete: str
+
+
+def _keys(on_delete: str, *keys: Tuple[str, str, str]) -> Tuple[ForeignKey, ...]:
+    return tuple(ForeignKey(table, column, parent, on_delete) for table, column, parent in keys)
+
+
+# Server's foreign keys on the tables and columns kept here, as its migrations declare them
+# (services/postgres/alembic/versions: the initial migration, then the message, agent and artifact ones).
+# Store.delete applies them, so a mutation deletes one row and Postgres's rules do the rest, as on Server.
+FOREIGN_KEYS: Tuple[ForeignKey, ...] = _keys(CASCADE, *(
+    (table, "tenant_id", "tenant") for table in (
+        "project", "flow_group", "flow", "task", "edge", "flow_run", "task_run", "flow_run_state",
+        "task_run_state", "log", "agent", "agent_config", "task_run_artifact", "message", "cloud_hook")),
+    ("flow", "project_id", "project"), ("flow", "flow_group_id", "flow_group"),
+    ("task", "flow_id", "flow"), ("edge", "flow_id", "flow"),
+    ("edge", "upstream_task_id", "task"), ("edge", "downstream_task_id", "task"),
+    ("flow_run", "flow_id", "flow"), ("flow_run_state", "flow_run_id", "flow_run"),
+    ("task_run", "flow_run_id", "flow_run"), ("task_run", "task_id", "task"),
+    ("task_run_state", "task_run_id", "task_run"), ("log", "flow_run_id", "flow_run"),
+    ("log", "task_run_id", "task_run"), ("task_run_artifact", "task_run_id", "task_run"),
+) + _keys(SET_NULL, ("flow_run", "agent_id", "agent"), ("agent", "agent_config_id", "agent_config"))
+
+
+def referring_keys() -> Dict[str, Tuple[ForeignKey, ...]]:
+    """parent table -> the foreign keys that refer to it."""
+    result: Dict[str, Tuple[ForeignKey, ...]] = {}
+    for key in FOREIGN_KEYS:
+        result[key.parent] = result.get(key.parent, ()) + (key,)
+    return result
+
+
 # Hasura-tracked SQL functions: name -> (the table of their rows, their arguments as name -> Hasura type).
 # start_task_ids is a Postgres array literal ("{id,id}"), Hasura's `_uuid` scalar.
 FUNCTIONS: Dict[str, Tuple[str, Dict[str, str]]] = {

@@ -12,7 +12,6 @@ import slugify
 
 from .context import RequestContext, default_tenant_id, require
 from .errors import ApiError
-from .registry import delete_flow_rows
 from .states import state_hierarchy
 
 
@@ -68,10 +67,6 @@ def delete_tenant(ctx: RequestContext, input: dict) -> dict:
         raise ApiError("Must pass `confirm=True` to proceed.")
     if ctx.store.get("tenant", input["tenant_id"]) is None:
         return {"success": False, "error": None}
-    for flow in ctx.store.find("flow", "tenant_id", input["tenant_id"]):
-        delete_flow_rows(ctx, flow["id"])
-    for table in ("flow_group", "project", "agent", "agent_config", "message", "cloud_hook"):
-        ctx.store.delete_where(table, "tenant_id", input["tenant_id"])
     ctx.store.delete("tenant", input["tenant_id"])
     return {"success": True, "error": None}
 
@@ -94,8 +89,6 @@ def delete_project(ctx: RequestContext, input: dict) -> dict:
     """Mutation delete_project: deletes a project with its flows and their runs (success false if unknown)."""
     if ctx.store.get("project", input["project_id"]) is None:
         return {"success": False, "error": None}
-    for flow in ctx.store.find("flow", "project_id", input["project_id"]):
-        delete_flow_rows(ctx, flow["id"])
     ctx.store.delete("project", input["project_id"])
     return {"success": True, "error": None}
 

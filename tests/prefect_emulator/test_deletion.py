@@ -70,3 +70,35 @@ def test_deleting_a_flow_that_does_not_exist_answers_success_false(module_client
         "mutation($input: delete_flow_input!) { delete_flow(input: $input) { success } }",
         variables={"input": {"flow_id": str(uuid.uuid4())}}, raise_on_error=False)
     assert not answer.get("errors") and answer["data"]["delete_flow"]["success"] is False
+
+
+def test_deleting_an_agent_keeps_the_runs_it_took_without_their_agent(module_client: Client,
+                                                                       run_with_history) -> None:
+    # Server's flow_run.agent_id: ON DELETE SET NULL
+    _, flow_id, _ = run_with_history
+    run_id = module_client.create_flow_run(flow_id=flow_id)
+    agent_id = module_client.register_agent(agent_type="LocalAgent", name="deleted-agent", labels=[])
+    module_client.attach_headers({"X-PREFECT-AGENT-ID": agent_id})
+    try:
+        module_client.set_flow_run_state(run_id, Submitted(message="taken by the agent"))
+    finally:
+        module_client._attached_headers.pop("X-PREFECT-AGENT-ID")
+    agent_of = "query($id: uuid!) { flow_run_by_pk(id: $id) { agent_id } }"
+    assert module_client.graphql(agent_of, variables={"id": run_id}).data.flow_run_by_pk.agent_id == agent_id
+    answer = module_client.graphql(
+        "mutation($input: delete_agent_input!) { delete_agent(input: $input) { success } }",
+        variables={"input": {"agent_id": agent_id}})
+    assert answer.data.delete_agent.success is True
+    assert module_client.graphql(agent_of, variables={"id": run_id}).data.flow_run_by_pk.agent_id is None
+    assert counts(module_client, run_id, flow_id)["flow_run"] == 1
+
+
+def test_every_foreign_key_names_kept_columns_and_cascades_through_indexes() -> None:
+    from prefect_emulator.tables import FOREIGN_KEYS, TABLES, indexed_columns
+
+    indexed = indexed_columns()
+    for key in FOREIGN_KEYS:
+        assert key.column in TABLES[key.table].columns and key.parent in TABLES, key
+        # a cascade from one row finds the rows referring to it through an index; only a tenant's
+        # deletion (the whole tenant, once) scans the tables
+        assert key.column == "tenant_id" or key.column in indexed.get(key.table, ()), key
