@@ -79,7 +79,7 @@ def confined_path(value: Any, parameter: str, example: str) -> Path:
     root, resolved = data_root(), path.resolve()
     if resolved != root and root not in resolved.parents:
         raise ValueError(f"parameter {parameter} must point inside the data folder {root}, but {path} resolves "
-                         f"to {resolved} (symlinks followed): keep the file under data/ and pass a path such as "
+                         f"to {resolved} (symlinks followed): keep it under data/ and pass a path such as "
                          f"{example}")
     return resolved
 

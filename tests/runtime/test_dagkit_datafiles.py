@@ -77,7 +77,7 @@ def test_a_path_that_resolves_outside_data_is_refused_naming_the_parameter_and_t
         confined_path(given, "input_path", example="data/seattle-weather.csv")
     message = str(info.value)
     assert message.startswith(f"parameter input_path must point inside the data folder {data_root()}, but ")
-    assert "(symlinks followed): keep the file under data/ and pass a path such as data/seattle-weather.csv" in message
+    assert "(symlinks followed): keep it under data/ and pass a path such as data/seattle-weather.csv" in message
     assert SECRET not in message
 
 
