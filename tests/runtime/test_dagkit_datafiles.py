@@ -125,12 +125,12 @@ def test_text_comes_without_its_byte_order_mark_and_with_the_files_checksum(scra
 
 def test_csv_rows_keep_their_lines_width_and_raw_fields_with_extra_columns_ignored(scratch: Path) -> None:
     path = scratch / "t.csv"
-    path.write_text('extra,b,a\r\n'
-                    'x, 1 ,2\r\n'
-                    '\r\n'                      # a blank line is no row
-                    'y,"two\nlines",3\r\n'      # a quoted cell spanning lines ends on line 5
-                    'z,4\r\n'                   # the wrong width
-                    'w,5,6,7\r\n', newline="")
+    path.write_bytes(b'extra,b,a\r\n'
+                     b'x, 1 ,2\r\n'
+                     b'\r\n'                      # a blank line is no row
+                     b'y,"two\nlines",3\r\n'      # a quoted cell spanning lines ends on line 5
+                     b'z,4\r\n'                   # the wrong width
+                     b'w,5,6,7\r\n')
     table = read_csv_table(path, ("a", "b"), FIX)
     assert table.width == 3 and table.path == path
     rows = table.rows.to_dict("records")
