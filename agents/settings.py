@@ -25,6 +25,7 @@ agent setting does not keep `list` from working.
 | DAGS_FLOW_RUN_FORK | 1: fork flow runs from a pre-imported process; 0: plain subprocesses | 1 |
 | DAGS_DEAD_RUN_AFTER | a Running run's heartbeat age after which, its agent silent, another agent finishes it | 60 |
 | DAGS_POKE_ADDRESSES | agent API addresses `trigger` pokes (`http://HOST:PORT`, comma-separated) | none |
+| DASK_SCHEDULER_ADDRESS | the Dask scheduler of a DAG that chooses agents.dagkit.executors (read where the DAG file runs) | none: a local thread pool |
 | PREFECT__LOGGING__LEVEL | prefect's logging level, checked | prefect's |
 | PREFECT__BACKEND, PREFECT__CLOUD__API | the backend ("server" or "cloud") and its API (prefect's config) | server |
 """
@@ -95,6 +96,9 @@ DEFAULT_MAX_RUNS = 4
 FORK_ENV = "DAGS_FLOW_RUN_FORK"
 # Agent API addresses `trigger` pokes besides the agents registered on this machine (agents.agent.waking).
 POKE_ENV = "DAGS_POKE_ADDRESSES"
+# The Dask scheduler a DAG's tasks go to (agents.dagkit.executors), read in the process that executes the DAG
+# file (the flow-run process): Dask's own name for it, which the stack sets in every agent (env/stack.env).
+DASK_SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 
 
 @dataclass(frozen=True)
@@ -329,6 +333,12 @@ def poke_addresses_from_env(environ: Optional[Mapping[str, str]] = None) -> List
             raise UserError(f"{POKE_ENV} must list agent API addresses as http://HOST:PORT (comma-separated), "
                             f"got {address!r}")
     return addresses
+
+
+def dask_scheduler_address(environ: Optional[Mapping[str, str]] = None) -> str:
+    """DASK_SCHEDULER_ADDRESS, stripped; "" when unset or empty (a DAG's tasks then run on a local thread pool).
+    agents.dagkit.executors checks it with distributed's own parser, which this module does not import."""
+    return (os.environ if environ is None else environ).get(DASK_SCHEDULER_ENV, "").strip()
 
 
 # ---------------------------------------------------------------------------------------------- loading

@@ -1,4 +1,5 @@
-"""The pinned dependency set resolves for Python 3.8 (the image default) and works on this Python.
+"""The pinned dependency set resolves for Python 3.8 (the image default) and 3.11 (the offline image's) to the
+same versions, and works on this Python.
 
 prefect 1.4.1 breaks with marshmallow 4 and pendulum 3, so requirements.txt pins every package the
 runtime installs: nothing may be left for pip to pick on the day of a build.
@@ -6,6 +7,7 @@ runtime installs: nothing may be left for pip to pick on the day of a build.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -50,6 +52,17 @@ def test_pins_that_prefect_1_4_1_needs() -> None:
     assert runtime["pendulum"].startswith("2."), "pendulum 3 breaks prefect 1.4.1"
 
 
+def test_the_example_dags_tools_are_pinned_to_the_last_releases_for_python_3_8() -> None:
+    """pandas, numpy and matplotlib (the ETL DAG's transform and chart): their last releases with Python 3.8
+    wheels, which have 3.11 wheels too; Pillow stays pinned as matplotlib's dependency."""
+    runtime = pins(REPO_ROOT / "requirements.txt")
+    assert runtime["pandas"] == "2.0.3" and runtime["numpy"] == "1.24.4"
+    assert runtime["matplotlib"].startswith("3.7.")
+    for dependency in ("contourpy", "cycler", "fonttools", "kiwisolver", "pyparsing", "python-dateutil", "tzdata",
+                       "pytz", "pillow", "packaging"):
+        assert dependency in runtime, f"{dependency} (of pandas or matplotlib) is not pinned"
+
+
 def test_this_environment_has_exactly_the_pinned_versions() -> None:
     wanted = {**pins(REPO_ROOT / "requirements.txt"), **pins(REPO_ROOT / "requirements-dev.txt")}
     wrong = {}
@@ -67,20 +80,39 @@ def test_this_environment_has_exactly_the_pinned_versions() -> None:
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def downloaded_versions(folder: Path) -> Dict[str, str]:
+    """name -> version of the wheels and sdists pip downloaded into `folder`."""
+    found = {}
+    for path in folder.iterdir():
+        stem = path.name[:-len(".tar.gz")] if path.name.endswith(".tar.gz") else path.name
+        name, version = stem.split("-")[:2] if path.suffix == ".whl" else stem.rsplit("-", 1)
+        found[canonical(name)] = version
+    return found
+
+
 @pytest.mark.slow
-def test_the_pins_resolve_for_python_3_8_with_nothing_unpinned(tmp_path: Path) -> None:
-    # pip resolves the whole set (dependencies included) as it would for a 3.8 interpreter, from wheels.
+@pytest.mark.parametrize("version", ["3.8", "3.11"])
+def test_the_pins_resolve_with_nothing_unpinned(tmp_path: Path, version: str) -> None:
+    # pip resolves the whole set (dependencies included) as it would for that interpreter, from wheels. On 3.11,
+    # pendulum 2.1.2 has no wheel (scripts/prepare-offline.sh builds one), so a 3.11 interpreter resolves it from
+    # its sdist, and every other pin must still be a wheel.
+    if version == "3.8":
+        python, flags = sys.executable, ["--python-version", "3.8", "--only-binary=:all:"]
+    else:
+        python = sys.executable if sys.version_info[:2] == (3, 11) else shutil.which("python3.11")
+        if python is None:
+            pytest.skip("resolving for 3.11 needs a Python 3.11 (pendulum's 3.11 metadata comes from its sdist)")
+        flags = ["--only-binary=:all:", "--no-binary=pendulum"]
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-         "--python-version", "3.8", "--only-binary=:all:", "-d", str(tmp_path),
+        [python, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", *flags, "-d", str(tmp_path),
          "-r", str(REPO_ROOT / "requirements-dev.txt"), "-r", str(REPO_ROOT / "requirements-build.txt")],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    downloaded = {canonical(p.name.split("-")[0]): p.name.split("-")[1] for p in tmp_path.glob("*.whl")}
+    downloaded = downloaded_versions(tmp_path)
     wanted = {**pins(REPO_ROOT / "requirements.txt"), **pins(REPO_ROOT / "requirements-dev.txt"),
               **pins(REPO_ROOT / "requirements-build.txt")}
     unpinned = sorted(set(downloaded) - set(wanted))
-    assert not unpinned, f"resolved for 3.8 but not pinned: {unpinned}"
+    assert not unpinned, f"resolved for {version} but not pinned: {unpinned}"
     assert downloaded == {k: v for k, v in wanted.items() if k in downloaded}
-    assert set(wanted) <= set(downloaded), f"pinned but not needed on 3.8: {sorted(set(wanted) - set(downloaded))}"
+    assert set(wanted) <= set(downloaded), f"pinned but not needed on {version}: {sorted(set(wanted) - set(downloaded))}"

@@ -29,6 +29,8 @@ from typing import Dict, Iterator, List, Tuple
 
 from prefect.utilities.storage import extract_flow_from_file
 
+from agents.dagkit.datafiles import data_root
+
 
 def emit(cluster: str, wall: float, task_seconds: float, task_cpu: float) -> None:
     print(json.dumps({"cluster": cluster, "wall": wall, "task_seconds": task_seconds, "task_cpu": task_cpu}),
@@ -76,7 +78,8 @@ def on_clusters(dag: str, limit: int, partitions: int, repetitions: int, cluster
             pids[address] = [client.run_on_scheduler(os.getpid), *client.run(os.getpid).values()]
         os.environ["DASK_SCHEDULER_ADDRESS"] = address
         flows.append((address, extract_flow_from_file(file_path=dag)))
-    with tempfile.TemporaryDirectory() as out:
+    # under data/, where the DAG may write (agents.dagkit.datafiles); git ignores data/.pytest-*
+    with tempfile.TemporaryDirectory(prefix=".pytest-benchmark-", dir=str(data_root())) as out:
         for address, flow in flows:
             flow.run(parameters={"output_dir": out, "limit": 10_000, "partitions": 4})  # warm-up
         for _ in range(repetitions):

@@ -101,7 +101,8 @@ def test_etl_run_by_an_agent_records_the_agent_and_the_run_in_its_report(emulato
 
 
 @pytest.mark.filterwarnings("ignore:Scheduler already contains a plugin with name worker-status")
-def test_distributed_run_by_an_agent_spreads_over_the_cluster_named_in_its_environment(emulator_and_env, tmp_path):
+def test_distributed_run_by_an_agent_spreads_over_the_cluster_named_in_its_environment(emulator_and_env, tmp_path,
+                                                                                    data_tmp):
     emulator, orchestrator = emulator_and_env
     from distributed import LocalCluster
 
@@ -109,7 +110,7 @@ def test_distributed_run_by_an_agent_spreads_over_the_cluster_named_in_its_envir
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None, env=dict(orchestrator)) as cluster:
         env = dict(orchestrator, DASK_SCHEDULER_ADDRESS=cluster.scheduler_address)
-        out = tmp_path / "out"
+        out = data_tmp / "out"  # the distributed DAG, like the ETL DAG, writes only inside data/
         run_id, output = serve_and_trigger(env, "distributed-primes", "dask-agent-under-test",
                                    {"output_dir": str(out), "limit": 400_000, "partitions": 12},
                                    tmp_path / "agent.log")

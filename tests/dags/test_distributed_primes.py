@@ -1,16 +1,18 @@
 """The distributed DAG (dags/distributed-primes): executor chosen from the environment of the process that
-loads the flow, results right, and partitions spread over the workers of a real Dask cluster."""
+loads the flow, results right, outputs kept inside data/, and partitions spread over the workers of a real Dask
+cluster. The executor itself (agents.dagkit.executors) has its own tests in tests/runtime/test_dagkit_executors.py."""
 from __future__ import annotations
 
 import json
 import os
 import runpy
-from typing import Dict, Iterator, List
+from pathlib import Path
+from typing import Iterator
 
-import prefect
 import pytest
 from prefect.executors import DaskExecutor, LocalDaskExecutor
 
+from tests.dags.conftest import DATA
 from tests.dags.dag_files import PRIMES_DAG, dag_env, load_flow, run_local, task_state
 from prefect_emulator.testing import free_port
 
@@ -42,13 +44,13 @@ def dag_namespace():
     return runpy.run_path(str(PRIMES_DAG), run_name="dag_under_test")
 
 
-def test_without_scheduler_address_the_flow_runs_on_a_local_dask_executor(tmp_path, clean_env, monkeypatch):
+def test_without_scheduler_address_the_flow_runs_on_a_local_dask_executor(data_tmp, clean_env, monkeypatch):
     monkeypatch.setenv("DAGS_AGENT_NAME", "agent-7")
     flow = load_flow(PRIMES_DAG)
     assert isinstance(flow.executor, LocalDaskExecutor)
-    state = flow.run(parameters={"limit": 5000, "partitions": 6, "output_dir": str(tmp_path / "out")})
+    state = flow.run(parameters={"limit": 5000, "partitions": 6, "output_dir": str(data_tmp / "out")})
     assert state.is_successful(), state.result
-    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    result = json.loads((data_tmp / "out" / "result.json").read_text())
     assert result["total_primes"] == primes_up_to(5000)
     assert result["executor"] == {"type": "LocalDaskExecutor", "address": None}
     assert result["agent_name"] == "agent-7"
@@ -58,14 +60,14 @@ def test_without_scheduler_address_the_flow_runs_on_a_local_dask_executor(tmp_pa
     assert all(a["stop"] == b["start"] for a, b in zip(parts, parts[1:])), "ranges must tile 2..limit"
     assert all(p["worker_address"] is None and p["pid"] == os.getpid() for p in parts)
     assert task_state(state, "summarize").result == result
-    run_file = tmp_path / "out" / "runs" / f"{result['flow_run_id']}.json"
+    run_file = data_tmp / "out" / "runs" / f"{result['flow_run_id']}.json"
     assert json.loads(run_file.read_text()) == result
-    assert not [p for p in (tmp_path / "out").rglob(".*")], "no temporary files left"
+    assert not [p for p in (data_tmp / "out").rglob(".*")], "no temporary files left"
 
 
-def test_each_partition_is_logged_with_the_worker_that_ran_it(tmp_path, clean_env, caplog):
+def test_each_partition_is_logged_with_the_worker_that_ran_it(data_tmp, clean_env, caplog):
     caplog.set_level("INFO", logger="prefect")
-    state = load_flow(PRIMES_DAG).run(parameters={"limit": 1000, "partitions": 3, "output_dir": str(tmp_path)})
+    state = load_flow(PRIMES_DAG).run(parameters={"limit": 1000, "partitions": 3, "output_dir": str(data_tmp)})
     assert state.is_successful()
     result = task_state(state, "summarize").result
     messages = [r.getMessage() for r in caplog.records]
@@ -84,8 +86,9 @@ def test_scheduler_address_in_the_environment_of_the_loading_process_selects_das
     assert isinstance(load_flow(PRIMES_DAG).executor, LocalDaskExecutor), "re-loading re-reads the environment"
 
 
-@pytest.mark.parametrize("address", ["dask-scheduler", "tcp://dask-scheduler", "tcp://host:port"])
-def test_malformed_scheduler_address_is_refused_naming_the_variable(clean_env, monkeypatch, address):
+def test_malformed_scheduler_address_fails_the_dags_load_naming_the_variable(clean_env, monkeypatch):
+    """Every malformed form is in tests/runtime/test_dagkit_executors.py; here, that the DAG's load fails on one."""
+    address = "tcp://dask-scheduler"
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
     with pytest.raises(ValueError) as info:
         load_flow(PRIMES_DAG)
@@ -94,16 +97,16 @@ def test_malformed_scheduler_address_is_refused_naming_the_variable(clean_env, m
     assert "tcp://dask-scheduler:8786" in message
 
 
-def test_unreachable_scheduler_fails_the_run_saying_what_to_check(tmp_path):
+def test_unreachable_scheduler_fails_the_run_saying_what_to_check(tmp_path, data_tmp):
     address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
     env = dag_env(tmp_path / "home", DASK_SCHEDULER_ADDRESS=address,
                   DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="1s")  # dask's own setting: fail in 1 s, not 30
-    proc = run_local(PRIMES_DAG, {"output_dir": str(tmp_path / "out")}, env, timeout=60)
+    proc = run_local(PRIMES_DAG, {"output_dir": str(data_tmp / "out")}, env, timeout=60)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output
     assert f"cannot reach the Dask scheduler at DASK_SCHEDULER_ADDRESS={address}" in output, output
     assert "unset DASK_SCHEDULER_ADDRESS to run the tasks on a local thread pool" in output
-    assert not (tmp_path / "out").exists()
+    assert not (data_tmp / "out").exists()
 
 
 @pytest.mark.parametrize("params, expected", [
@@ -113,11 +116,39 @@ def test_unreachable_scheduler_fails_the_run_saying_what_to_check(tmp_path):
     ({"limit": 10, "partitions": 20}, "parameter partitions=20 is more than the 9 numbers in 2..10"),
     ({"limit": True}, "parameter limit must be an integer"),
 ])
-def test_bad_parameters_fail_with_a_clear_error(tmp_path, clean_env, params, expected):
-    state = load_flow(PRIMES_DAG).run(parameters=dict(params, output_dir=str(tmp_path)))
+def test_bad_parameters_fail_with_a_clear_error(data_tmp, clean_env, params, expected):
+    state = load_flow(PRIMES_DAG).run(parameters=dict(params, output_dir=str(data_tmp)))
     assert state.is_failed()
     assert expected in str(task_state(state, "plan").result)
-    assert not (tmp_path / "result.json").exists()
+    assert not (data_tmp / "result.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dot-dot", "symlink"])
+def test_output_dir_outside_data_is_refused_before_any_work_and_nothing_is_written(tmp_path: Path, data_tmp: Path,
+                                                                                 clean_env, kind: str) -> None:
+    """The ETL DAG's rule, by the same helper (agents.dagkit.datafiles): a run's parameters must not make the
+    agent write anywhere else it can. The check is in `plan`, so no partition is counted for nothing."""
+    target = tmp_path / "escaped"
+    if kind == "absolute":
+        given = str(target)
+    elif kind == "dot-dot":
+        given = "data/" + "../" * 20 + str(target.relative_to("/"))  # climbs to / and back down to target
+    else:
+        target.mkdir()
+        (data_tmp / "out-link").symlink_to(target, target_is_directory=True)
+        given = str(data_tmp / "out-link")
+    state = load_flow(PRIMES_DAG).run(parameters={"limit": 1000, "partitions": 2, "output_dir": given})
+    assert state.is_failed()
+    message = str(task_state(state, "plan").result)
+    assert f"parameter output_dir must point inside the data folder {DATA.resolve()}" in message, message
+    assert "pass a path such as data/output/distributed-primes" in message
+    assert not [t for t, s in state.result.items() if t.name == "count" and s.is_successful()], "no work was done"
+    assert not target.exists() or list(target.iterdir()) == []
+
+
+def test_output_dir_that_is_no_path_is_refused(clean_env) -> None:
+    state = load_flow(PRIMES_DAG).run(parameters={"limit": 1000, "partitions": 2, "output_dir": "  "})
+    assert "parameter output_dir must be a non-empty path" in str(task_state(state, "plan").result)
 
 
 def test_parameters_given_as_text_on_the_command_line_are_accepted(dag_namespace):
@@ -166,12 +197,12 @@ def cluster() -> Iterator[object]:
 @pytest.mark.slow
 # prefect's DaskExecutor registers its worker-status plugin on every connection: expected, not a problem
 @pytest.mark.filterwarnings("ignore:Scheduler already contains a plugin with name worker-status")
-def test_partitions_run_on_two_distinct_workers_of_a_real_dask_cluster(tmp_path, cluster):
+def test_partitions_run_on_two_distinct_workers_of_a_real_dask_cluster(tmp_path, data_tmp, cluster):
     """The flow runs in a subprocess (`python <dag>.py --local`) that only learns the cluster from
     DASK_SCHEDULER_ADDRESS in its environment, as a flow-run process spawned by an agent would."""
     worker_addresses = set(cluster.scheduler_info["workers"])
     assert len(worker_addresses) == 2
-    out = tmp_path / "out"
+    out = data_tmp / "out"
     env = dag_env(tmp_path / "home", DASK_SCHEDULER_ADDRESS=cluster.scheduler_address,
                   DAGS_AGENT_NAME="dask-agent-1")
     proc = run_local(PRIMES_DAG, {"limit": 400_000, "partitions": 12, "output_dir": str(out)}, env)
@@ -185,51 +216,3 @@ def test_partitions_run_on_two_distinct_workers_of_a_real_dask_cluster(tmp_path,
     assert {p["worker_address"] for p in result["partitions"]} == worker_addresses
     assert len({p["pid"] for p in result["partitions"]}) == 2, "two worker processes, not threads of one"
     assert os.getpid() not in {p["pid"] for p in result["partitions"]}
-
-
-@prefect.task
-def config_probe(index: int) -> Dict[str, object]:
-    """What a task on a worker sees of prefect's config: the probe value, a stock key, and which object it is."""
-    config = prefect.context.config
-    return {"value": config.get("dags_probe", {}).get("value"), "api": config.cloud.api, "pid": os.getpid(),
-            "config_id": id(config)}
-
-
-@pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:Scheduler already contains a plugin with name worker-status")
-def test_tasks_on_a_cluster_see_the_flow_runs_config_merged_once_per_worker(cluster, dag_namespace, clean_env):
-    """The executor sends a task's config beside it and each worker merges it once per flow run: every task
-    must still see the flow-run process's settings (its own keys and overridden stock ones), the next flow run
-    must see its own and not a cached one, and no task may see another run's once its run is over."""
-    import cloudpickle
-    from prefect.utilities.configuration import set_temporary_config
-
-    executor = dag_namespace["SchedulerDaskExecutor"](address=cluster.scheduler_address)
-    with prefect.Flow("config-probe", executor=executor) as flow:
-        probes = config_probe.map(list(range(12)))
-
-    def run(settings: Dict[str, str]) -> List[Dict[str, object]]:
-        with set_temporary_config(settings):
-            state = flow.run()
-        assert state.is_successful(), state
-        return state.result[probes].result
-
-    stock_api = prefect.config.cloud.api
-    first = run({"dags_probe.value": "first", "cloud.api": "http://first.invalid:4200"})
-    stopped = cloudpickle.dumps(executor)
-    second = run({"dags_probe.value": "second", "cloud.api": "http://second.invalid:4200"})
-    prefect.config.pop("dags_probe", None)  # set_temporary_config restores the keys it changed, not new ones
-    third = run({})
-    assert {(r["value"], r["api"]) for r in first} == {("first", "http://first.invalid:4200")}
-    assert {(r["value"], r["api"]) for r in second} == {("second", "http://second.invalid:4200")}
-    assert {(r["value"], r["api"]) for r in third} == {(None, stock_api)}
-    assert len({r["pid"] for r in first}) == 2, "both workers ran probes"
-    assert b"first.invalid" not in stopped, "a stopped executor keeps no run's settings (credentials among them)"
-    never_started = dag_namespace["SchedulerDaskExecutor"](address=cluster.scheduler_address)
-    with pytest.raises(ValueError, match="not been started"):  # prefect's own error, not an AttributeError
-        never_started.submit(config_probe.run, 0, context={"config": prefect.config})
-    for results in (first, second):
-        by_worker: Dict[int, set] = {}
-        for r in results:
-            by_worker.setdefault(r["pid"], set()).add(r["config_id"])
-        assert all(len(ids) == 1 for ids in by_worker.values()), f"merged per task, not per worker: {by_worker}"

@@ -46,7 +46,8 @@ def top_level_imports(path: Path, known: Set[str]) -> Set[str]:
 def test_every_subpackage_module_is_seen() -> None:
     found = modules()
     for name in ("agents.settings", "agents.submission", "agents.config", "agents.cli.main", "agents.agent.hosting",
-                 "agents.flowrun.child", "agents.flowrun.lease"):
+                 "agents.flowrun.child", "agents.flowrun.lease", "agents.dagkit", "agents.dagkit.datafiles",
+                 "agents.dagkit.executors"):
         assert name in found, sorted(found)
 
 
@@ -82,3 +83,16 @@ def test_only_settings_and_submission_read_our_variables() -> None:
     assert readers <= READERS | ENVIRONMENT_WITHOUT_SETTINGS, sorted(readers - READERS - ENVIRONMENT_WITHOUT_SETTINGS)
     for name in ENVIRONMENT_WITHOUT_SETTINGS:
         assert dags_names(found[name]) == [], name
+
+
+def test_the_dag_toolkit_imports_no_process_of_the_runtime() -> None:
+    """agents.dagkit is what DAG files import, in flow-run processes and (by value) on Dask workers: it may use
+    the shared modules (config, settings), never the CLI, the agent or the flow-run child."""
+    found = modules()
+    for name, path in found.items():
+        if name.startswith("agents.dagkit"):
+            imported = {module for node in ast.walk(ast.parse(path.read_text()))
+                        if isinstance(node, (ast.Import, ast.ImportFrom))
+                        for module in ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                                       else [alias.name for alias in node.names])}
+            assert not {m for m in imported if m.startswith(("agents.cli", "agents.agent", "agents.flowrun"))}, name

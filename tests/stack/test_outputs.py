@@ -68,7 +68,9 @@ def test_a_host_local_run_after_the_stack_writes_beside_the_stacks_outputs(built
         if os.getuid() == 0:
             os.chown(home, uid, gid)
         host_env = {k: v for k, v in env.items() if not k.startswith(("APOLLO", "PYTHON_VERSION"))}
-        host_env["HOME"] = str(home)
+        # the copy's runtime, not the one this venv's editable install points at: the DAG's outputs go to the
+        # data/ of the repository whose runtime runs it (agents.config.REPO_ROOT, agents.dagkit.datafiles)
+        host_env.update(HOME=str(home), PYTHONPATH=str(root))
         local = subprocess.run(as_user(uid, gid, [sys.executable, SCRIPT, "--local"]), cwd=root, env=host_env,
                                capture_output=True, text=True, timeout=300)
         assert local.returncode == 0, f"host --local run after the stack:\n{local.stdout}{local.stderr}"

@@ -1,0 +1,10 @@
+"""What a DAG file may use from the runtime, so that a DAG holds its own work and little else.
+
+- `agents.dagkit.datafiles`: path parameters confined to the repository's `data/` folder, and a run's output
+  files written atomically (a run that fails leaves the previous output as it was);
+- `agents.dagkit.executors`: the executor of a DAG whose tasks may go to the stack's Dask cluster
+  (`choose_executor()`: the cluster at DASK_SCHEDULER_ADDRESS, else a local thread pool).
+
+The example DAGs (`dags/etl-seattle-weather`, `dags/distributed-primes`) use both. A DAG that imports nothing from
+the project is still a plain Prefect flow file and works as well.
+"""
