@@ -68,6 +68,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
             report.sections.append(("browser", f"could not save the page: {exc!r}"))
 
 
+# --- two lanes (pytest-xdist, `-n 2 --dist loadgroup`, what .ci/run runs) ----------------------------------
+# The tests that run containers spend most of their time waiting on them (stacks coming up, fault bounds
+# passing), about one core of the two; the rest of the suite is pure Python on one core. So the container
+# tests form one group, run one after the other on one worker (two stacks at once would double the load
+# their timings were measured under), while the other worker takes everything else; the browser tests form
+# a group too, sharing one Chromium. Without xdist the marks change nothing.
+LANES = (("containers", ("docker", "swarm")), ("browser", ("browser",)))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
+def pytest_collection_modifyitems(items: list) -> None:
+    """Puts every test that needs containers, then every other browser test, in an xdist group (LANES)."""
+    for item in items:
+        group = next((name for name, markers in LANES if any(m in item.keywords for m in markers)), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 # --- tiers: each tier's time at the end of a run -----------------------------------------------------------
 # A test's tier is its first marker among these (else "fast"): `-m "not docker and not slow"` is the fast tier.
 TIERS = ("swarm", "docker", "browser", "slow")
