@@ -33,6 +33,21 @@ def load_flow(path: Path) -> Flow:
     return extract_flow_from_file(file_path=str(path))
 
 
+# the ways a path parameter may point out of data/ (agents.dagkit.datafiles refuses each)
+ESCAPES = ("absolute", "dot-dot", "symlink")
+
+
+def escaping_path(kind: str, target: Path, data_dir: Path) -> str:
+    """A path parameter that leads to `target`, outside `data_dir`, the `kind` way (ESCAPES)."""
+    if kind == "absolute":
+        return str(target)
+    if kind == "dot-dot":
+        return "data/" + "../" * 20 + str(target.relative_to("/"))  # climbs to / and back down to target
+    target.mkdir()
+    (data_dir / "out-link").symlink_to(target, target_is_directory=True)
+    return str(data_dir / "out-link")
+
+
 def task_state(state: State, name: str) -> State:
     """The state of the (unmapped) task called `name` in a finished flow run's state."""
     for task, task_state_ in state.result.items():

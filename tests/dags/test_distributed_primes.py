@@ -13,7 +13,7 @@ import pytest
 from prefect.executors import DaskExecutor, LocalDaskExecutor
 
 from tests.dags.conftest import DATA
-from tests.dags.dag_files import PRIMES_DAG, dag_env, load_flow, run_local, task_state
+from tests.dags.dag_files import ESCAPES, PRIMES_DAG, dag_env, escaping_path, load_flow, run_local, task_state
 from prefect_emulator.testing import free_port
 
 
@@ -123,20 +123,13 @@ def test_bad_parameters_fail_with_a_clear_error(data_tmp, clean_env, params, exp
     assert not (data_tmp / "result.json").exists()
 
 
-@pytest.mark.parametrize("kind", ["absolute", "dot-dot", "symlink"])
+@pytest.mark.parametrize("kind", ESCAPES)
 def test_output_dir_outside_data_is_refused_before_any_work_and_nothing_is_written(tmp_path: Path, data_tmp: Path,
                                                                                  clean_env, kind: str) -> None:
     """The ETL DAG's rule, by the same helper (agents.dagkit.datafiles): a run's parameters must not make the
     agent write anywhere else it can. The check is in `plan`, so no partition is counted for nothing."""
     target = tmp_path / "escaped"
-    if kind == "absolute":
-        given = str(target)
-    elif kind == "dot-dot":
-        given = "data/" + "../" * 20 + str(target.relative_to("/"))  # climbs to / and back down to target
-    else:
-        target.mkdir()
-        (data_tmp / "out-link").symlink_to(target, target_is_directory=True)
-        given = str(data_tmp / "out-link")
+    given = escaping_path(kind, target, data_tmp)
     state = load_flow(PRIMES_DAG).run(parameters={"limit": 1000, "partitions": 2, "output_dir": given})
     assert state.is_failed()
     message = str(task_state(state, "plan").result)

@@ -19,7 +19,8 @@ import pytest
 from PIL import Image
 
 from tests.dags.conftest import DATA, data_scratch
-from tests.dags.dag_files import ETL_DAG, FIXTURES, WEATHER_CSV, dag_env, load_flow, run_local, task_state
+from tests.dags.dag_files import (ESCAPES, ETL_DAG, FIXTURES, WEATHER_CSV, dag_env, escaping_path, load_flow, run_local,
+                                   task_state)
 
 # the fixture lives with the tests, outside data/: each test copies it into its scratch folder under data/
 DIRTY_SOURCE = FIXTURES / "dirty-weather.csv"
@@ -352,18 +353,11 @@ def test_input_outside_data_is_refused_without_reading_it(data_tmp: Path, outsid
     assert not (data_tmp / "out").exists()
 
 
-@pytest.mark.parametrize("kind", ["absolute", "dot-dot", "symlink"])
+@pytest.mark.parametrize("kind", ESCAPES)
 def test_output_outside_data_is_refused_and_nothing_is_written_there(tmp_path: Path, data_tmp: Path, dirty: Path,
                                                                     kind: str) -> None:
     target = tmp_path / "escaped"
-    if kind == "absolute":
-        given = str(target)
-    elif kind == "dot-dot":
-        given = "data/" + "../" * 20 + str(target.relative_to("/"))  # climbs to / and back down to target
-    else:
-        target.mkdir()
-        (data_tmp / "out-link").symlink_to(target, target_is_directory=True)
-        given = str(data_tmp / "out-link")
+    given = escaping_path(kind, target, data_tmp)
     state = load_flow(ETL_DAG).run(parameters={"input_path": str(dirty), "output_dir": given})
     assert_refused_outside(state, "output_dir")
     assert not target.exists() or list(target.iterdir()) == []
