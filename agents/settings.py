@@ -13,7 +13,7 @@ agent setting does not keep `list` from working.
 | variable | value | default |
 | --- | --- | --- |
 | DAGS_ENV_DIR | the folder of the env files | <repo>/env |
-| DAGS_FOLDER | where the DAG folders are | <repo>/dags |
+| DAGS_FOLDER | where the DAG folders are; its parent holds the DAGs' data/ (agents.dagkit.datafiles) | <repo>/dags |
 | DAGS_DEFAULT_PROJECT | the project of a DAG that sets no PROJECT | My Tests |
 | DAGS_API_WAIT_TIMEOUT | seconds a command waits for the API (0: try once) | 120 |
 | DAGS_LOAD_TIMEOUT | seconds a DAG file may take to load | 30 |
@@ -341,6 +341,19 @@ def dask_scheduler_address(environ: Optional[Mapping[str, str]] = None) -> str:
     return (os.environ if environ is None else environ).get(DASK_SCHEDULER_ENV, "").strip()
 
 
+def dags_folder(environ: Optional[Mapping[str, str]] = None) -> Path:
+    """DAGS_FOLDER, resolved; default the `dags/` of the repository this runtime is in."""
+    return Path((os.environ if environ is None else environ).get(DAGS_FOLDER_ENV)
+                or str(config.REPO_ROOT / "dags")).resolve()
+
+
+def project_root(environ: Optional[Mapping[str, str]] = None) -> Path:
+    """The folder holding the DAGs folder, where a DAG's relative paths and its `data/` are: the repository
+    of the DAGs, which the runtime running them need not be in (a copy of the DAGs run by an installed
+    runtime reads and writes its own data/). agents.dagkit.datafiles confines paths to its data/."""
+    return dags_folder(environ).parent
+
+
 # ---------------------------------------------------------------------------------------------- loading
 
 def load(folder: Optional[Path] = None) -> Settings:
@@ -373,9 +386,8 @@ def load(folder: Optional[Path] = None) -> Settings:
             f"the default) or 'cloud' (Prefect Cloud with PREFECT__CLOUD__API_KEY); set it in "
             f"{env_dir() / 'local.env'} or the environment"
         )
-    dags = os.environ.get(DAGS_FOLDER_ENV) or str(config.REPO_ROOT / "dags")
     return Settings(
-        dags_folder=Path(dags).resolve(),
+        dags_folder=dags_folder(),
         default_project=os.environ.get(DEFAULT_PROJECT_ENV) or DEFAULT_PROJECT,
         backend=backend,
         api_url=str(prefect.config.cloud.api),

@@ -46,13 +46,14 @@ from typing import TYPE_CHECKING, Any, List, Mapping, Sequence, Tuple, Union
 if TYPE_CHECKING:
     import pandas
 
-from agents import config
+from agents import settings
 
 
 def data_root() -> Path:
-    """The only folder path parameters may point into: the repository's `data/` (inputs shipped with the
-    repository, outputs of runs), symlinks resolved."""
-    return (config.REPO_ROOT / "data").resolve()
+    """The only folder path parameters may point into: the `data/` of the DAGs' repository
+    (agents.settings.project_root: beside DAGS_FOLDER), inputs shipped with it and outputs of runs,
+    symlinks resolved."""
+    return (settings.project_root() / "data").resolve()
 
 
 def confined_path(value: Any, parameter: str, example: str) -> Path:
@@ -75,7 +76,7 @@ def confined_path(value: Any, parameter: str, example: str) -> Path:
         raise ValueError(f"parameter {parameter} must be a non-empty path, got {value!r}: "
                          f"pass e.g. --param {parameter}={example}")
     path = Path(str(value).strip()).expanduser()
-    path = path if path.is_absolute() else config.REPO_ROOT / path
+    path = path if path.is_absolute() else settings.project_root() / path
     root, resolved = data_root(), path.resolve()
     if resolved != root and root not in resolved.parents:
         raise ValueError(f"parameter {parameter} must point inside the data folder {root}, but {path} resolves "

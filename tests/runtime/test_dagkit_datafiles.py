@@ -45,6 +45,18 @@ def test_the_data_folder_is_the_repositorys() -> None:
     assert data_root() == (REPO_ROOT / "data").resolve()
 
 
+def test_the_data_folder_is_beside_the_dags_folder_a_copy_of_the_dags_uses_its_own(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    # DAGS_FOLDER elsewhere (a copy of the DAGs, run by this checkout's runtime): its data/ is the copy's
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("DAGS_FOLDER", str(tmp_path / "dags"))
+    assert data_root() == (tmp_path / "data").resolve()
+    assert confined_path("data/output/x", "output_dir", "data/output/x") == (tmp_path / "data/output/x").resolve()
+    with pytest.raises(ValueError, match="must point inside the data folder"):
+        confined_path(str(REPO_ROOT / "data" / "seattle-weather.csv"), "input_path", "data/x.csv")
+
+
 def test_relative_paths_are_taken_from_the_repository_root_whatever_the_working_folder(scratch: Path,
                                                                                       monkeypatch) -> None:
     monkeypatch.chdir(scratch)

@@ -1,6 +1,7 @@
 """`serve`, `start`, `trigger --wait` and the tutorial path, with real agents running real flow runs."""
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from typing import Dict
 
 import pytest
 from agents.testing import Background, run_cli, start_agent
-from prefect_emulator.testing import Emulator, free_port, prefect_env, wait_for_http
+from prefect_emulator.testing import REPO_ROOT, Emulator, free_port, prefect_env, wait_for_http
 from tests.runtime.conftest import DAGS, repo_dag_names, write_plain_dag
 
 pytestmark = pytest.mark.slow
@@ -19,9 +20,15 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize("dag", repo_dag_names())
 def test_serve_then_trigger_wait_succeeds_for_every_repo_dag(dag: str, module_env: Dict[str, str],
                                                             tmp_path: Path) -> None:
-    with start_agent(["serve", dag], module_env, tmp_path / "agent.log", cwd=tmp_path) as agent:
+    # a copy of the DAG beside a data/ of its own (agents.settings.project_root), so that its default
+    # outputs land there and not in the checkout's data/output
+    shutil.copytree(REPO_ROOT / "dags" / dag, tmp_path / "dags" / dag)
+    (tmp_path / "data").mkdir()
+    shutil.copy(REPO_ROOT / "data" / "seattle-weather.csv", tmp_path / "data")
+    env = dict(module_env, DAGS_FOLDER=str(tmp_path / "dags"))
+    with start_agent(["serve", dag], env, tmp_path / "agent.log", cwd=tmp_path) as agent:
         assert f"registered {dag} version" in agent.output()
-        result = run_cli(["trigger", dag, "--wait", "--timeout", "600"], module_env, timeout=700)
+        result = run_cli(["trigger", dag, "--wait", "--timeout", "600"], env, timeout=700)
         assert result.returncode == 0, f"{result.stdout}\n--- agent ---\n{agent.output()}"
         assert "state Running" in result.stdout
         assert "finished: Success" in result.stdout
