@@ -34,8 +34,8 @@ from prefect.run_configs import LocalRun
 from agents import submission as protocol
 from agents.agent import deadruns, health, recovery, waking
 from agents.config import REPO_ROOT
-from agents.labels import covers
 from agents.flowrun import forkrun
+from agents.labels import covers
 from agents.settings import AgentSettings
 
 # The variable that tells a run which agent started it (for the DAG's own use: the README's example).

@@ -144,10 +144,11 @@ def poke(address: str, woken: List[str], run_labels: Collection[str]) -> None:
         _logger().debug("could not poke the agent at %s: %s", address, exc)
         return
     try:
-        if answer.json().get("woken") is False:
-            return
+        body = answer.json()
     except ValueError:
-        pass  # prefect's own agent answers with no body: it woke
+        body = None  # prefect's own agent answers with no body: it woke
+    if isinstance(body, dict) and body.get("woken") is False:
+        return
     woken.append(address)
 
 
