@@ -39,7 +39,7 @@ class OrderKey(NamedTuple):
     expression: str
     params: Sequence[Any]
     descending: bool
-    nulls_first: bool
+    nulls_first: Optional[bool]  # None: no nulls to place (the rows' values are known not to be null)
     column: Optional[str] = None
 
 

@@ -151,7 +151,9 @@ class Store:
         first = order[0] if order else None
         if first is None or first.column is None:
             return self._rows(table, where[0], where[1], order, offset, limit)
-        parts = [(f"{first.expression} IS NULL", order[1:]), (f"{first.expression} IS NOT NULL", order)]
+        # without nulls, the first key needs no NULLS clause, which would keep SQLite from reading its index
+        parts = [(f"{first.expression} IS NULL", order[1:]),
+                 (f"{first.expression} IS NOT NULL", [first._replace(nulls_first=None), *order[1:]])]
         if not first.nulls_first:
             parts.reverse()
         rows: List[dict] = []
@@ -209,8 +211,8 @@ class Store:
         all_params = list(params)
         keys = []
         for key in order:
-            keys.append(f"{key.expression} {'DESC' if key.descending else 'ASC'} "
-                        f"NULLS {'FIRST' if key.nulls_first else 'LAST'}")
+            nulls = "" if key.nulls_first is None else f" NULLS {'FIRST' if key.nulls_first else 'LAST'}"
+            keys.append(f"{key.expression} {'DESC' if key.descending else 'ASC'}{nulls}")
             all_params.extend(key.params)
         keys.append("seq")
         sql = f'SELECT {self._select[table]} FROM "{table}" WHERE {condition} ORDER BY {", ".join(keys)}'

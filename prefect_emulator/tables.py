@@ -210,8 +210,8 @@ FUNCTIONS: Dict[str, Tuple[str, Dict[str, str]]] = {
 # due), the orders the UI, the dashboard and retention read runs and logs in, and the idempotency key. Each is a
 # tuple of columns; SQLite orders ties within an index by rowid, which is table order.
 EXTRA_INDEXES: Dict[str, Tuple[Tuple[str, ...], ...]] = {
-    "flow_run": (("state", "state_start_time"), ("scheduled_start_time",), ("start_time",), ("end_time",),
-                 ("created",), ("idempotency_key",)),
+    "flow_run": (("state", "state_start_time"), ("flow_id", "scheduled_start_time"), ("scheduled_start_time",),
+                 ("start_time",), ("end_time",), ("created",), ("idempotency_key",)),
     "task_run": (("state",),),
     "log": (("flow_run_id", "timestamp"), ("timestamp",)),
     "cloud_hook": (("tenant_id",),),
