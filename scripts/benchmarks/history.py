@@ -20,14 +20,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import requests
 
+from .emulator_scale import timed
 from .report import REPO_ROOT, Row, percentile, progress, rss_mb
 from prefect_emulator.testing import Emulator, free_port, wait_for_http
 
@@ -153,15 +152,6 @@ def clone_runs(db: Path, run_id: str, count: int, batch: int = 250) -> float:
     finally:
         store.close()
     return time.monotonic() - started
-
-
-def timed(send: Callable[[], None], repetitions: int) -> List[float]:
-    samples = []
-    for _ in range(repetitions):
-        began = time.perf_counter()
-        send()
-        samples.append((time.perf_counter() - began) * 1000)
-    return samples
 
 
 def start_emulator(workdir: Path, db: Path, *args: str) -> tuple:
