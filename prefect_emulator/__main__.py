@@ -1,9 +1,10 @@
 """Command line: `python -m prefect_emulator [--host H] [--port P] [--db PATH] [--api-key KEY]
 [--heartbeat-timeout SECONDS] [--lazarus-interval SECONDS] [--lazarus-stale-after SECONDS]
-[--cors-origins ORIGINS] [--no-cloud-hooks]`.
+[--cors-origins ORIGINS] [--no-cloud-hooks] [--retain-days DAYS] [--retain-log-days DAYS]`.
 
 Every option can also come from the environment (PREFECT_EMULATOR_HOST, _PORT, _DB, _API_KEY,
-_HEARTBEAT_TIMEOUT, _LAZARUS_INTERVAL, _LAZARUS_STALE_AFTER, _CORS_ORIGINS, _CLOUD_HOOKS), so that an API key
+_HEARTBEAT_TIMEOUT, _LAZARUS_INTERVAL, _LAZARUS_STALE_AFTER, _CORS_ORIGINS, _CLOUD_HOOKS, _RETAIN_DAYS,
+_RETAIN_LOG_DAYS), so that an API key
 never has to appear on a command line.
 """
 from __future__ import annotations
@@ -23,17 +24,21 @@ class Seconds(click.ParamType):
 
     name = "seconds"
 
+    def __init__(self, unit: str = "seconds") -> None:
+        self.name = unit
+
     def convert(self, value: object, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> float:
         try:
             seconds = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+            self.fail(f"{value!r} is not a number of {self.name}.", param, ctx)
         if not math.isfinite(seconds) or seconds <= 0:
-            self.fail(f"{value!r} must be a finite number of seconds above 0.", param, ctx)
+            self.fail(f"{value!r} must be a finite number of {self.name} above 0.", param, ctx)
         return seconds
 
 
 SECONDS = Seconds()
+DAYS = Seconds("days")
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--host", envvar="PREFECT_EMULATOR_HOST", default="127.0.0.1", show_default=True,
@@ -69,12 +74,20 @@ SECONDS = Seconds()
                                       "changes. Turn off when untrusted clients reach the API: a hook makes the "
                                       "emulator call any address it is given. Env: PREFECT_EMULATOR_CLOUD_HOOKS "
                                       "(true/false).")
+@click.option("--retain-days", envvar="PREFECT_EMULATOR_RETAIN_DAYS", type=DAYS, default=None, metavar="DAYS",
+              help="Remove finished flow runs, with their task runs, states and logs, this many days after they "
+                   "ended (checked hourly; runs that never finished are kept). Default: keep everything, as Server "
+                   "does. Env: PREFECT_EMULATOR_RETAIN_DAYS.")
+@click.option("--retain-log-days", envvar="PREFECT_EMULATOR_RETAIN_LOG_DAYS", type=DAYS, default=None,
+              metavar="DAYS", help="Remove log lines this many days after their timestamp, whatever their run. "
+                                   "Default: keep them. Env: PREFECT_EMULATOR_RETAIN_LOG_DAYS.")
 def main(host: str, port: int, db: Optional[str], api_key: Optional[str], heartbeat_timeout: float,
          lazarus_interval: float, lazarus_stale_after: float, cors_origins: Optional[str],
-         cloud_hooks: bool) -> None:
+         cloud_hooks: bool, retain_days: Optional[float], retain_log_days: Optional[float]) -> None:
     """Offline emulator of Prefect Server 1.4.1's GraphQL API, for tests: GraphQL at POST / and
     POST /graphql, health at GET /health. Stops on SIGTERM or Ctrl-C."""
     # imported here so that --help and option errors answer without importing prefect and graphql-core
+    from .dbfile import DatabaseFileError
     from .store import DatabaseInUse, Store
     from .cors import Cors, CorsError, parse_origins
 
@@ -84,7 +97,7 @@ def main(host: str, port: int, db: Optional[str], api_key: Optional[str], heartb
         _fail(f"--cors-origins: {exc}")
     try:
         store = Store(db)
-    except DatabaseInUse as exc:
+    except (DatabaseInUse, DatabaseFileError) as exc:
         _fail(f"{exc}.")
     except (sqlite3.Error, OSError) as exc:
         _fail(f"cannot open database {db!r}: {exc}. Check that its folder exists and is writable.")
@@ -94,7 +107,7 @@ def main(host: str, port: int, db: Optional[str], api_key: Optional[str], heartb
 
     emulator = Emulator(build(), store, api_key=api_key, heartbeat_timeout=heartbeat_timeout,
                         lazarus_interval=lazarus_interval, lazarus_stale_after=lazarus_stale_after, cors=cors,
-                        cloud_hooks=cloud_hooks)
+                        cloud_hooks=cloud_hooks, retain_days=retain_days, retain_log_days=retain_log_days)
     try:
         server = Server((host, port), emulator)
     except OSError as exc:
@@ -112,7 +125,8 @@ def main(host: str, port: int, db: Optional[str], api_key: Optional[str], heartb
     log(f"EMULATOR listening on http://{bound_host}:{bound_port} (db={db or 'memory'}, "
         f"api_key={'set' if api_key else 'none'}, heartbeat_timeout={heartbeat_timeout:g}s, "
         f"lazarus_interval={lazarus_interval:g}s, lazarus_stale_after={lazarus_stale_after:g}s, "
-        f"cors_origins={','.join(sorted(cors.origins))}, cloud_hooks={'on' if cloud_hooks else 'off'})")
+        f"cors_origins={','.join(sorted(cors.origins))}, cloud_hooks={'on' if cloud_hooks else 'off'}, "
+        f"retain_days={retain_days or 'all'}, retain_log_days={retain_log_days or 'all'})")
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

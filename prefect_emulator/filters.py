@@ -1,4 +1,4 @@
-"""Hasura query arguments evaluated in Python: `where` (bool_exp), `order_by`, `distinct_on`, `limit`, `offset`.
+"""Hasura query arguments: `where` (bool_exp), `order_by`, `distinct_on`, `limit`, `offset`.
 
 graphql-core has already validated the arguments against the generated schema, so the shapes here are known
 good: a bool_exp is a dict of `_and`/`_or`/`_not`, column comparisons and nested relation expressions.
@@ -9,20 +9,19 @@ leftmost place (see `LikePattern`), so a hostile pattern costs at most about len
 instead of freezing the emulator. `_similar` keeps only the LIKE wildcards (`%`, `_`), not SIMILAR TO's regex
 syntax.
 
-A query on a whole table does not scan it when it need not (`select`): `candidates` narrows the rows to those
-an index finds for the `_eq` / `_in` conditions of `where` (also through relations), and an `order_by` whose
-first key is a timestamp, with a `limit`, reads the rows off the store's order index until it has enough.
-Both only choose which rows to look at: every row chosen is still tested with `matches` and sorted with
-`sort`, so the answer is the one a scan gives, in the same order.
+A query on a whole table goes to SQLite (`select`, `count`): what of `where` and `order_by` compiles (sql.py)
+is answered there, with the store's indexes, and only what does not is evaluated here, on the rows SQLite
+returns. Python stays the reference: `matches` and `sort` define the answers, and the tests compare SQLite's
+with theirs over every kind of condition.
 """
 from __future__ import annotations
 
 import functools
 import json
 import re
-from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import timestamps
+from . import sql, timestamps
 from .errors import ApiError
 from .store import Store
 from .tables import TABLES, TIME
@@ -30,7 +29,7 @@ from .tables import TABLES, TIME
 
 def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: Optional[dict] = None,
            order_by: Optional[List[dict]] = None, distinct_on: Optional[List[str]] = None,
-           limit: Optional[int] = None, offset: Optional[int] = None, use_indexes: bool = True) -> List[dict]:
+           limit: Optional[int] = None, offset: Optional[int] = None, use_sql: bool = True) -> List[dict]:
     """Applies Hasura's select arguments to `rows` (all rows of `table` when None).
 
     Args:
@@ -42,7 +41,7 @@ def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: O
         distinct_on: column names; keeps the first row (after ordering) of each distinct combination
         limit: at most this many rows
         offset: skip this many rows first
-        use_indexes: False scans every row (the tests compare both ways)
+        use_sql: False reads every row and evaluates everything in Python (the tests compare both ways)
 
     Returns:
         the selected rows
@@ -54,13 +53,19 @@ def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: O
         if value is not None and value < 0:
             raise ApiError(f"unexpected negative value ({name}: {value}): give a {name} of 0 or more",
                            code="not-supported")
-    if rows is None:
-        ids = candidates(store, table, where) if use_indexes and where else None
-        if use_indexes and order_by and limit is not None and not distinct_on:
-            first = _walk_in_order(store, table, ids, where, order_by, offset or 0, limit)
-            if first is not None:
-                return first
-        rows = store.all(table) if ids is None else store.in_table_order(table, ids)
+    if rows is None and use_sql:
+        condition = sql.where_sql(table, where)
+        order = sql.order_sql(table, order_by)
+        if condition.exact and order is not None:
+            if not distinct_on:
+                return store.select(table, condition, order, offset or 0, limit)
+            rows, where, order_by = store.select(table, condition, order), None, None
+        elif order is not None and limit is not None and not distinct_on:
+            return _first_matches(store, table, condition, order, where or {}, offset or 0, limit)
+        else:
+            rows = store.select(table, condition)
+    elif rows is None:
+        rows = store.all(table)
     if where:
         rows = [r for r in rows if matches(store, table, r, where)]
     if order_by:
@@ -81,94 +86,23 @@ def select(store: Store, table: str, rows: Optional[List[dict]] = None, where: O
     return rows
 
 
-def candidates(store: Store, table: str, where: dict) -> Optional[Collection[str]]:
-    """The ids of the rows of `table` that may match `where`, found through the store's indexes.
-
-    Looks at the conditions every matching row must meet: the top level and `_and` (and `_or` when each
-    branch narrows): `_eq` / `_in` on an indexed column (`Store.lookup`), and a relation whose own condition
-    narrows the related table (a row's relation column must then hold one of the related ids). `_not` and
-    other operators narrow nothing, nor does a condition that holds for most of the table. The answer may hold
-    rows that do not match (the caller still tests each), never leaves one out.
-
-    Returns:
-        the ids, or None when nothing in `where` narrows the table (every row is a candidate)
-    """
-    spec = TABLES[table]
-    found: Optional[Collection[str]] = None
-    for key, cond in where.items():
-        if cond is None:
-            continue
-        if key == "_and":
-            parts = [candidates(store, table, c) for c in cond]
-        elif key == "_or":
-            branches = [candidates(store, table, c) for c in cond]
-            parts = [set().union(*branches)] if all(b is not None for b in branches) else []
-        elif key in spec.columns:
-            parts = [store.lookup(table, key, [cond["_eq"]]) if cond.get("_eq") is not None else None,
-                     store.lookup(table, key, cond["_in"]) if cond.get("_in") is not None else None]
-        elif key in spec.objects or key in spec.arrays:
-            rel = spec.objects.get(key) or spec.arrays[key]
-            sub = candidates(store, rel.table, cond)
-            parts = []
-            if sub is not None:
-                others = (store.get(rel.table, i) for i in sub)
-                parts = [store.lookup(table, rel.local, {other.get(rel.remote) for other in others if other})]
-        else:
-            parts = []
-        for part in parts:
-            # a part holding most of the table narrows little: intersecting it would cost more than it saves
-            if part is not None and len(part) * 2 <= store.count(table):
-                found = part if found is None else _intersect(found, part)
-    return found
+def count(store: Store, table: str, where: Optional[dict]) -> Optional[int]:
+    """How many rows of `table` match `where`, counted by SQLite, or None when `where` does not compile exactly."""
+    condition = sql.where_sql(table, where)
+    return store.count_where(table, condition) if condition.exact else None
 
 
-def _intersect(a: Collection[str], b: Collection[str]) -> Collection[str]:
-    small, large = (a, b) if len(a) <= len(b) else (b, a)
-    return {i for i in small if i in large}
-
-
-def _walk_in_order(store: Store, table: str, ids: Optional[Collection[str]], where: Optional[dict],
-                   order_by: List[dict], offset: int, limit: int) -> Optional[List[dict]]:
-    """The page `offset`, `limit` of the rows matching `where`, read off the order index of the first
-    `order_by` key, or None when that key has no order index or so few candidates that sorting them is cheaper.
-
-    The rows come out in that key's order, ties in table order, which is the final order when there is no
-    other key; with other keys, the walk goes on past `offset + limit` rows until the key changes, so ties at
-    the edge of the page all reach `sort`, which orders them by the other keys as it would in the whole table.
-    """
-    first = _first_key(order_by)
-    if first is None or TABLES[table].columns.get(first[0]) != TIME:
-        return None  # only timestamp columns have order indexes (Store.ordered)
-    column, direction = first
-    need = offset + limit
-    # a guess of the cheaper way: the walk may pass over most of the table, a sort touches only the candidates
-    if ids is not None and len(ids) <= max(2 * need, store.count(table) // 64):
-        return None
-    descending, nulls_first = _direction(direction)
-    walk = store.ordered(table, column, descending, nulls_first)
-    only_key = len(_sort_keys(store, table, order_by)) == 1
+def _first_matches(store: Store, table: str, condition: sql.Compiled, order: List[sql.OrderKey], where: dict,
+                   offset: int, limit: int) -> List[dict]:
+    """The page `offset`, `limit` of the rows matching `where` when only part of it compiled: SQLite gives the
+    rows its part allows, in the final order, and Python tests them until the page is full."""
     picked: List[dict] = []
-    edge: Any = object()  # the key of the last row picked
-    for key, row_id in walk:
-        if len(picked) >= need and (only_key or key != edge):
+    for row in store.iterate(table, condition, order):
+        if len(picked) >= offset + limit:
             break
-        if ids is not None and row_id not in ids:
-            continue
-        row = store.get(table, row_id)
-        if where and not matches(store, table, row, where):
-            continue
-        picked.append(row)
-        edge = key
-    return (picked if only_key else sort(store, table, picked, order_by))[offset:need]
-
-
-def _first_key(order_by: List[dict]) -> Optional[Tuple[str, Any]]:
-    """The (field, direction) that orders first: the first one not null."""
-    for clause in order_by:
-        for field, direction in clause.items():
-            if direction is not None:
-                return field, direction
-    return None
+        if matches(store, table, row, where):
+            picked.append(row)
+    return picked[offset:]
 
 
 def _direction(direction: str) -> Tuple[bool, bool]:

@@ -24,6 +24,7 @@ from packaging import version as versions
 from prefect.engine.state import Cancelled
 from prefect.utilities.graphql import decompress
 
+from . import filters
 from .context import RequestContext, require
 from .scheduler import schedule_flow_runs, unschedule
 from .errors import ApiError
@@ -145,9 +146,9 @@ def archive(ctx: RequestContext, flow_id: str) -> bool:
         return False
     ctx.store.update("flow", flow_id, archived=True)
     unschedule(ctx, flow_id)
-    for run in ctx.store.find("flow_run", "flow_id", flow_id):
-        if run["state"] == "Scheduled" and not run["auto_scheduled"]:
-            set_flow_run_state(ctx, run["id"], Cancelled(f"Flow {flow_id} was archived."))
+    waiting = {"flow_id": {"_eq": flow_id}, "state": {"_eq": "Scheduled"}, "auto_scheduled": {"_eq": False}}
+    for run in filters.select(ctx.store, "flow_run", where=waiting):
+        set_flow_run_state(ctx, run["id"], Cancelled(f"Flow {flow_id} was archived."))
     return True
 
 

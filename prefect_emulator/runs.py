@@ -75,9 +75,10 @@ def create_flow_run(ctx: RequestContext, input: dict) -> dict:
                        f"(version_group_id {flow['version_group_id']}).")
     key = input.get("idempotency_key")
     if key:
-        for run in store.find("flow_run", "flow_id", flow["id"]):
-            if run["idempotency_key"] == key:
-                return {"id": run["id"]}
+        same = filters.select(store, "flow_run", where={"flow_id": {"_eq": flow["id"]}, "idempotency_key": {"_eq": key}},
+                              limit=1)
+        if same:
+            return {"id": same[0]["id"]}
     for field in ("parameters", "context", "run_config"):
         if input.get(field) is not None and not isinstance(input[field], dict):
             raise ApiError(f"Invalid {field}: expected a JSON object, got {input[field]!r:.100}")

@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional
 import pendulum
 from prefect.serialization.schedule import ClockSchema, ScheduleSchema
 
+from . import filters
 from .context import RequestContext
 from .errors import ApiError
 from .runs import create_flow_run
@@ -52,8 +53,9 @@ def schedule_flow_runs(ctx: RequestContext, flow: dict, now: Optional[datetime.d
     except Exception as exc:  # a flow registered with a schedule prefect cannot read: say so, skip it
         log(f"SCHEDULER cannot read the schedule of flow {flow['id']}: {exc!r}")
         return []
-    auto = [r["scheduled_start_time"] for r in store.find("flow_run", "flow_id", flow["id"]) if r["auto_scheduled"]]
-    last = max((parse(t) for t in auto), default=None)
+    latest = filters.select(store, "flow_run", where={"flow_id": {"_eq": flow["id"]}, "auto_scheduled": {"_eq": True}},
+                            order_by=[{"scheduled_start_time": "desc_nulls_last"}], limit=1)
+    last = parse(latest[0]["scheduled_start_time"]) if latest else None
     created = []
     for event in schedule.next(n=MAX_RUNS, after=now, return_events=True):
         start = parse(event.start_time)
@@ -76,9 +78,9 @@ def schedule_flow_runs(ctx: RequestContext, flow: dict, now: Optional[datetime.d
 
 def unschedule(ctx: RequestContext, flow_id: str) -> None:
     """Deletes the flow's auto-scheduled runs that are still Scheduled (archiving or pausing its schedule)."""
-    for run in ctx.store.find("flow_run", "flow_id", flow_id):
-        if run["auto_scheduled"] and run["state"] == "Scheduled":
-            ctx.store.delete("flow_run", run["id"])
+    pending = {"flow_id": {"_eq": flow_id}, "auto_scheduled": {"_eq": True}, "state": {"_eq": "Scheduled"}}
+    for run in filters.select(ctx.store, "flow_run", where=pending):
+        ctx.store.delete("flow_run", run["id"])
 
 
 def schedule_all(ctx: RequestContext, now: datetime.datetime) -> int:

@@ -194,35 +194,73 @@ def _root_by_pk(table: str) -> Callable:
     return resolve
 
 
-def _aggregate(rows: List[dict]) -> dict:
-    return {"aggregate": {"__rows": rows}, "nodes": rows}
+class _Selection:
+    """The rows an aggregate field stands for, read only if a field needs them: `count` alone is counted by
+    SQLite when it can be (filters.count), so counting a year of runs does not read them."""
+
+    def __init__(self, rows: Callable[[], List[dict]], counted: Callable[[], Optional[int]] = lambda: None) -> None:
+        self._read = rows
+        self._counted = counted
+        self._rows: Optional[List[dict]] = None
+
+    def rows(self, *_info: Any) -> List[dict]:
+        if self._rows is None:
+            self._rows = self._read()
+        return self._rows
+
+    def count(self) -> int:
+        if self._rows is None:
+            counted = self._counted()
+            if counted is not None:
+                return counted
+        return len(self.rows())
+
+
+def _aggregate(selection: _Selection) -> dict:
+    # graphql-core calls a callable it finds as a field's value: `nodes` reads the rows only when asked for
+    return {"aggregate": {"__selection": selection}, "nodes": selection.rows}
 
 
 def _root_aggregate(table: str) -> Callable:
     select = _root_select(table)
 
     def resolve(root: Any, info: Any, **kwargs: Any) -> dict:
-        return _aggregate(select(root, info, **kwargs))
+        counted = None
+        if set(kwargs) <= {"where"}:  # no limit, offset, order or distinct_on: a count of what `where` selects
+            scope = _tenant_scope(info.context, table)
+            where = kwargs.get("where")
+            if scope is not None:
+                where = {"_and": [where, scope]} if where else scope
+            counted = lambda: filters.count(info.context.store, table, where)  # noqa: E731
+        return _aggregate(_Selection(lambda: select(root, info, **kwargs), counted or (lambda: None)))
     return resolve
 
 
 def _array(table: str, name: str) -> Callable:
-    target = TABLES[table].arrays[name].table
+    rel = TABLES[table].arrays[name]
 
     def resolve(row: dict, info: Any, where: dict = None, order_by: list = None, limit: int = None,
                 offset: int = None, distinct_on: list = None) -> List[dict]:
-        store = info.context.store
-        rows = filters.related(store, table, row, name)
-        return filters.select(store, target, rows=rows, where=where, order_by=order_by,
-                              distinct_on=distinct_on, limit=limit, offset=offset)
+        value = row.get(rel.local)
+        if value is None:
+            return []
+        related = {rel.remote: {"_eq": value}}
+        return filters.select(info.context.store, rel.table, where={"_and": [related, where]} if where else related,
+                              order_by=order_by, distinct_on=distinct_on, limit=limit, offset=offset)
     return resolve
 
 
 def _array_aggregate(table: str, name: str) -> Callable:
     select = _array(table, name)
+    rel = TABLES[table].arrays[name]
 
     def resolve(row: dict, info: Any, **kwargs: Any) -> dict:
-        return _aggregate(select(row, info, **kwargs))
+        counted = None
+        if set(kwargs) <= {"where"} and row.get(rel.local) is not None:
+            related = {rel.remote: {"_eq": row[rel.local]}}
+            where = {"_and": [related, kwargs["where"]]} if kwargs.get("where") else related
+            counted = lambda: filters.count(info.context.store, rel.table, where)  # noqa: E731
+        return _aggregate(_Selection(lambda: select(row, info, **kwargs), counted or (lambda: None)))
     return resolve
 
 
@@ -234,7 +272,7 @@ def _function(table: str, downstream: bool, aggregate: bool = False) -> Callable
         rows = traversal.traverse(ctx, args.get("start_task_ids"), args.get("depth_limit"), downstream)
         rows = filters.select(ctx.store, table, rows=_visible(ctx, table, rows), where=where, order_by=order_by,
                               distinct_on=distinct_on, limit=limit, offset=offset)
-        return _aggregate(rows) if aggregate else rows
+        return _aggregate(_Selection(lambda: rows)) if aggregate else rows
     return resolve
 
 
@@ -245,7 +283,10 @@ def _object(table: str, name: str) -> Callable:
 
 
 def _count(agg: dict, info: Any, columns: list = None, distinct: bool = None) -> int:
-    rows = agg["__rows"]
+    selection = agg["__selection"]
+    if not columns:
+        return selection.count()
+    rows = selection.rows()
     if columns:
         rows = [r for r in rows if all(r.get(c) is not None for c in columns)]
         if distinct:
@@ -255,7 +296,7 @@ def _count(agg: dict, info: Any, columns: list = None, distinct: bool = None) ->
 
 def _extreme(pick: Callable) -> Callable:
     def resolve(agg: dict, info: Any) -> dict:
-        rows = agg["__rows"]
+        rows = agg["__selection"].rows()
         out = {}
         for field in info.return_type.fields:
             values = [r.get(field) for r in rows if r.get(field) is not None]

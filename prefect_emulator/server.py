@@ -31,7 +31,7 @@ from .cors import Cors
 from .depth import DepthLimitRule
 from .hook_sender import HookSender
 from .schema import prefect_query_names
-from .services import Clock, Lazarus, Scheduler, ServiceLoop, ZombieKiller, wall_clock
+from .services import Clock, Lazarus, Retention, Scheduler, ServiceLoop, ZombieKiller, wall_clock
 from .store import Store
 
 MAX_BODY = 10 * 1024 * 1024
@@ -56,13 +56,16 @@ class Emulator:
         cloud_hooks: False: hooks are stored but never called (--no-cloud-hooks)
         hook_sender: where hook calls go (default: HTTP through worker threads; tests inject a recorder)
         clock: the instant the background services' rounds run at (the wall clock; tests inject their own)
+        retain_days: days a finished run is kept after it ended (None: for ever; retention.py)
+        retain_log_days: days a log line is kept (None: for ever)
     """
 
     def __init__(self, schema: GraphQLSchema, store: Store, api_key: Optional[str] = None,
                  heartbeat_timeout: float = 60.0, lazarus_interval: float = lazarus.INTERVAL_SECONDS,
                  lazarus_stale_after: float = lazarus.STALE_AFTER_SECONDS, cors: Optional[Cors] = None,
                  cloud_hooks: bool = True, hook_sender: Optional[HookSender] = None,
-                 clock: Clock = wall_clock) -> None:
+                 clock: Clock = wall_clock, retain_days: Optional[float] = None,
+                 retain_log_days: Optional[float] = None) -> None:
         self.schema = schema
         self.cors = cors or Cors()
         self.hooks = hook_sender or HookSender(enabled=cloud_hooks)
@@ -74,7 +77,10 @@ class Emulator:
         self.zombie_killer = ZombieKiller(store, self.hooks, heartbeat_timeout)
         self.lazarus = Lazarus(store, self.hooks, lazarus_interval, lazarus_stale_after)
         self.scheduler = Scheduler(store, self.hooks)
-        self.services = ServiceLoop([self.zombie_killer, self.lazarus, self.scheduler], clock)
+        services = [self.zombie_killer, self.lazarus, self.scheduler]
+        if retain_days or retain_log_days:
+            services.append(Retention(store, retain_days, retain_log_days))
+        self.services = ServiceLoop(services, clock)
         self._own_queries = set(prefect_query_names())
         self._stop = threading.Event()
 
@@ -176,7 +182,7 @@ class Emulator:
         operation = get_operation_ast(document, operation_name)
         writes = operation is None or operation.operation == OperationType.MUTATION or any(
             field in self._own_queries for field in _root_fields(operation, document))
-        with self.store.lock.writing() if writes else self.store.lock.reading():
+        with self.store.writing() if writes else self.store.reading():
             result = execute(self.schema, document, variable_values=variables, operation_name=operation_name,
                              context_value=ctx)
         run_after_commit(ctx)  # cloud hook calls: queued now, made by the hook workers

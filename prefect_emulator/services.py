@@ -20,7 +20,7 @@ import datetime
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from . import lazarus, scheduler, zombies
+from . import lazarus, retention, scheduler, zombies
 from .console import log
 from .context import RequestContext, run_after_commit
 from .hook_sender import HookSender
@@ -141,6 +141,31 @@ class Scheduler(LoopService):
 
     def report(self, done: int) -> List[str]:
         return [f"SCHEDULER created {done} scheduled flow run(s)"] if done else []
+
+
+class Retention(LoopService):
+    """Removes finished runs and log lines past their retention period (retention.py), every `interval`.
+    Unlike the other services, a round is many small transactions, so that polls go on while it works.
+
+    Args:
+        retain_days: days a finished run is kept after it ended (None: for ever)
+        retain_log_days: days a log line is kept (None: for ever)
+    """
+
+    name = "retention"
+
+    def __init__(self, store: Store, retain_days: Optional[float], retain_log_days: Optional[float],
+                 interval: float = retention.INTERVAL_SECONDS) -> None:
+        super().__init__(store, None, interval)
+        self.retain_days = retain_days
+        self.retain_log_days = retain_log_days
+
+    def run_once(self, now: datetime.datetime) -> Dict[str, int]:
+        """One purge as of `now`; returns how many rows went per table (see retention.purge)."""
+        return retention.purge(self.store, now, self.retain_days, self.retain_log_days)
+
+    def report(self, done: Dict[str, int]) -> List[str]:
+        return [retention.describe(done, self.retain_days, self.retain_log_days)] if done else []
 
 
 class ServiceLoop:

@@ -206,20 +206,33 @@ FUNCTIONS: Dict[str, Tuple[str, Dict[str, str]]] = {
 }
 
 
-# Columns the agents' queue, the UI and the background services filter runs by, besides relation columns.
-FILTER_COLUMNS: Dict[str, Tuple[str, ...]] = {"flow_run": ("state", "tenant_id"), "task_run": ("state",),
-                                              "cloud_hook": ("tenant_id",)}
+# Indexes besides the ones every array relation's column gets (`indexes`): the agents' queue (state, then when
+# due), the orders the UI, the dashboard and retention read runs and logs in, and the idempotency key. Each is a
+# tuple of columns; SQLite orders ties within an index by rowid, which is table order.
+EXTRA_INDEXES: Dict[str, Tuple[Tuple[str, ...], ...]] = {
+    "flow_run": (("state", "state_start_time"), ("flow_id", "scheduled_start_time"), ("scheduled_start_time",),
+                 ("start_time",), ("end_time",), ("created",), ("idempotency_key",)),
+    "task_run": (("state",),),
+    "log": (("flow_run_id", "timestamp"), ("timestamp",)),
+    "cloud_hook": (("tenant_id",),),
+}
 
 
-def indexed_columns() -> Dict[str, set]:
-    """Columns that array relations look rows up by, and FILTER_COLUMNS, per table (the store keeps an index
-    on each, and filters.py uses them for `_eq` / `_in` conditions).
+def indexes() -> Dict[str, Tuple[Tuple[str, ...], ...]]:
+    """The store's indexes per table: one on each column an array relation looks rows up by (a cascading
+    delete follows the same columns), then EXTRA_INDEXES; an index on a column that leads a longer one is left
+    out.
 
     Returns:
-        table name -> set of column names
+        table name -> tuples of column names, without repeats
     """
-    result: Dict[str, set] = {name: set(columns) for name, columns in FILTER_COLUMNS.items()}
+    result: Dict[str, Tuple[Tuple[str, ...], ...]] = {}
     for table in TABLES.values():
         for rel in table.arrays.values():
-            result.setdefault(rel.table, set()).add(rel.remote)
-    return result
+            if (rel.remote,) not in result.get(rel.table, ()):
+                result[rel.table] = result.get(rel.table, ()) + ((rel.remote,),)
+    for name, extra in EXTRA_INDEXES.items():
+        result[name] = result.get(name, ()) + tuple(i for i in extra if i not in result.get(name, ()))
+    # an index on (a, b) also serves lookups by a alone
+    return {name: tuple(i for i in found if len(i) > 1 or not any(o[0] == i[0] and len(o) > 1 for o in found))
+            for name, found in result.items()}

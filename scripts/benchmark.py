@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 # `python scripts/benchmark.py` puts scripts/ first on sys.path, where the benchmarks package is
-from benchmarks import burst, dashboard, dask_scaling, emulator_scale, latency, stack
+from benchmarks import burst, dashboard, dask_scaling, emulator_scale, history, latency, stack
 from benchmarks.report import Row, print_table, progress
 
 SECTIONS: Dict[str, Callable[[bool], List[Row]]] = {
     "latency": latency.measure,
     "burst": burst.measure,
     "emulator": emulator_scale.measure,
+    "history": history.measure,
     "dask": dask_scaling.measure,
     "stack": stack.measure,
     "dashboard": dashboard.measure,

@@ -46,7 +46,7 @@ def test_quick_emulator_section_prints_its_figures_with_the_machine():
 def test_unknown_section_is_refused_naming_the_sections():
     refused = benchmark("--only", "emulator,warp")
     assert refused.returncode == 2
-    assert "unknown section(s) warp: choose from latency, burst, emulator, dask, stack, dashboard" in refused.stderr
+    assert "unknown section(s) warp: choose from latency, burst, emulator, history, dask, stack, dashboard" in refused.stderr
 
 
 def test_markdown_table_has_one_row_per_figure():

@@ -94,9 +94,9 @@ def test_deleting_an_agent_keeps_the_runs_it_took_without_their_agent(module_cli
 
 
 def test_every_foreign_key_names_kept_columns_and_cascades_through_indexes() -> None:
-    from prefect_emulator.tables import FOREIGN_KEYS, TABLES, indexed_columns
+    from prefect_emulator.tables import FOREIGN_KEYS, TABLES, indexes
 
-    indexed = indexed_columns()
+    indexed = {table: {columns[0] for columns in found} for table, found in indexes().items()}
     for key in FOREIGN_KEYS:
         assert key.column in TABLES[key.table].columns and key.parent in TABLES, key
         # a cascade from one row finds the rows referring to it through an index; only a tenant's
