@@ -16,9 +16,15 @@ a Flow does not reliably survive pickling (closures, executors, clients). Forkin
 imported prefect is cheap (milliseconds), so a file that passed is executed a second time in the parent,
 only by the commands that need its Flow (`register`, `serve`, `trigger`); `check`, `list` and `init` take
 what they need (problems, project, labels, schedule) from the child and never execute DAG code themselves.
+
+A Ctrl-C must end the command and every child at any moment. Python raises KeyboardInterrupt at the next
+bytecode it runs, and inside os.fork that is an at-fork hook (logging registers one), where Python prints the
+exception and drops it: the interrupt was lost and the command waited out DAGS_LOAD_TIMEOUT. So SIGINT is
+held (blocked, left pending) while a child is forked or reaped and recorded, and while the children are killed.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import math
@@ -34,7 +40,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from agents.errors import UserError
 from agents.labels import flow_labels, label_problem
@@ -256,22 +262,23 @@ def _load_all(folders: List[Path], default_project: str, timeout: float, load_fl
     vetting: List[_Vetting] = []
     try:
         for folder in folders:
-            vetting.append(_start_vetting(folder, default_project, timeout))
+            _start_vetting(folder, default_project, timeout, vetting)
         dags = [_finish_vetting(job, timeout) for job in vetting]
     finally:
-        # interrupted (Ctrl-C) or failed: no child may outlive us (a looping one would spin forever)
-        for job in vetting:
-            if job.pid and job.report_fd >= 0:
-                _kill_group(job.pid)
-                os.waitpid(job.pid, 0)
-                os.close(job.report_fd)
+        # interrupted (Ctrl-C) or failed: no child may outlive us (a looping one would spin until its alarm);
+        # a second Ctrl-C waits for this, which is short: a killed child ends at once
+        with _sigint_held():
+            for job in vetting:
+                if job.running:
+                    _kill_group(job.pid)
+                    _reap(job)
     if not load_flows:
         return dags
     return [load_in_process(d.folder, default_project) if d.ok else d for d in dags]
 
 
 class _Vetting:
-    """A forked child loading one DAG file: its pid, the pipe it reports on, when it started."""
+    """A forked child loading one DAG file: its pid, the pipe it reports on (-1 once reaped), when it started."""
 
     def __init__(self, dag: Dag, pid: int = 0, report_fd: int = -1) -> None:
         self.dag = dag
@@ -279,29 +286,49 @@ class _Vetting:
         self.report_fd = report_fd
         self.started = time.monotonic()
 
+    @property
+    def running(self) -> bool:
+        """True while the child is ours to kill and reap."""
+        return bool(self.pid) and self.report_fd >= 0
 
-def _start_vetting(folder: Path, default_project: str, timeout: float) -> _Vetting:
-    """Forks a child that loads the folder's file and reports on a pipe (no child for a folder problem); the
-    child ends itself a second after `timeout` (the parent kills it at `timeout`, unless the parent died)."""
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[Set[int]]:
+    """Blocks SIGINT in this thread (the CLI's only one) for a few lines that must run whole; a Ctrl-C on the
+    way stays pending and is raised as KeyboardInterrupt when they are done. Yields the mask to restore."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield previous
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _start_vetting(folder: Path, default_project: str, timeout: float, vetting: List[_Vetting]) -> None:
+    """Forks a child that loads the folder's file and reports on a pipe (no child for a folder problem), and
+    adds it to `vetting` before a Ctrl-C can interrupt; the child ends itself a second after `timeout` (the
+    parent kills it at `timeout`, unless the parent died)."""
     dag = _new_dag(folder, default_project)
     if dag.path is None:
-        return _Vetting(dag)
+        vetting.append(_Vetting(dag))
+        return
     # flushed now, or the child would inherit (and later write out) what is still buffered here
     sys.stdout.flush()
     sys.stderr.flush()
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        os.close(read_fd)
-        _vet_in_child(folder, default_project, write_fd, timeout)
-    os.close(write_fd)
-    return _Vetting(dag, pid, read_fd)
+    with _sigint_held() as mask:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(read_fd)
+            _vet_in_child(folder, default_project, write_fd, timeout, mask)
+        os.close(write_fd)
+        vetting.append(_Vetting(dag, pid, read_fd))
 
 
-def _vet_in_child(folder: Path, default_project: str, report_fd: int, timeout: float) -> None:
+def _vet_in_child(folder: Path, default_project: str, report_fd: int, timeout: float, mask: Set[int]) -> None:
     """In the forked child: loads the file, checks what it left behind, writes one JSON line, exits."""
     code = 0
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # the parent's mask, not the one held for the fork
         os.setpgid(0, 0)  # its own group: a timeout kills whatever the file started, too
         # a looping file must not outlive a parent killed before its deadline (SIGALRM's default ends us)
         signal.alarm(math.ceil(timeout) + 1)
@@ -348,9 +375,8 @@ def _finish_vetting(job: _Vetting, timeout: float) -> Dag:
     line, finished = _read_report(job.report_fd, job.started + timeout)
     if not finished:
         _kill_group(job.pid)
-    status = os.waitpid(job.pid, 0)[1]
-    os.close(job.report_fd)
-    job.report_fd = -1  # done: nothing left to clean up
+    # a child that reported or closed its pipe is ending; one still running a second past its deadline is killed
+    status = _reap_when_ended(job, max(job.started + timeout, time.monotonic()) + 1)
     if not finished:
         dag.problems.append(f"loading did not finish within {timeout:g}s ({LOAD_TIMEOUT.name}): the file loops or "
                             "blocks at import; move slow work into tasks, or raise DAGS_LOAD_TIMEOUT")
@@ -387,6 +413,36 @@ def _read_report(fd: int, deadline: float) -> Tuple[Optional[str], bool]:
             return None, True  # the child ended without reporting
         data += chunk
     return data.split(b"\n", 1)[0].decode(), True
+
+
+def _reap_when_ended(job: _Vetting, deadline: float) -> int:
+    """Waits for a child that reported, closed its pipe or was killed to end (killing it if it still runs at
+    the deadline), then reaps it; a Ctrl-C may interrupt the wait, never a reaping. Returns its wait status.
+
+    It polls rather than block in waitpid: a Ctrl-C could land after a blocking waitpid reaped the child and
+    before it was marked reaped, and a blocking waitpid with SIGINT held would not hear a Ctrl-C at all."""
+    while True:
+        with _sigint_held():
+            pid, status = os.waitpid(job.pid, os.WNOHANG)
+            if pid:
+                _mark_reaped(job)
+                return status
+        if time.monotonic() >= deadline:
+            _kill_group(job.pid)  # closed its pipe but still runs (its pid is ours until reaped)
+        time.sleep(0.01)
+
+
+def _reap(job: _Vetting) -> None:
+    """Reaps a killed child (it ends at once) and marks it so; call it with SIGINT held."""
+    os.waitpid(job.pid, 0)
+    _mark_reaped(job)
+
+
+def _mark_reaped(job: _Vetting) -> None:
+    """Marks a reaped child so, in the same held stretch as its reaping: a Ctrl-C between the two would leave
+    the cleanup a pid that is no longer ours to kill or wait for (it failed on it and left the other children)."""
+    os.close(job.report_fd)
+    job.report_fd = -1  # done: nothing left to clean up
 
 
 def _kill_group(pid: int) -> None:

@@ -3,6 +3,7 @@ that hangs, exits, crashes the interpreter, prints to stdout or leaves a thread 
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -164,6 +165,73 @@ def test_interrupting_a_command_leaves_no_loading_child_behind(tmp_path: Path, e
         if cli.poll() is None:
             os.killpg(cli.pid, signal.SIGKILL)
             cli.wait()
+
+
+# `python -m agents` with a real Ctrl-C at a moment no timing can hit: it sends itself SIGINT during its third fork
+# of a loading child (after os.fork's own hooks, logging's among them, as when a Ctrl-C lands while the big parent
+# process is being copied), or right after it reaps its first child. argv: a token naming the run's processes
+# (its forks inherit the command line), the stage, then the command.
+INTERRUPTING_CLI = r"""
+import os, signal, sys
+stage = sys.argv.pop(2)
+from agents.cli.main import main  # imported first: the hooks see the command's forks and waits, not the imports
+
+def interrupt():
+    os.kill(os.getpid(), signal.SIGINT)
+
+if stage == "during-fork":
+    forks = []
+    def after_fork():
+        forks.append(1)
+        if len(forks) == 3:  # the looping and the blocking files' children are running by then
+            interrupt()
+    os.register_at_fork(after_in_parent=after_fork)
+elif stage == "after-reaping":
+    def profile(frame, event, arg):
+        if event == "c_return" and getattr(arg, "__name__", "") == "waitpid":
+            sys.setprofile(None)
+            interrupt()
+    sys.setprofile(profile)
+main(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("stage", ["during-fork", "after-reaping"])
+def test_a_ctrl_c_at_any_moment_of_loading_ends_the_command_and_its_children(
+        tmp_path: Path, empty_env_dir: Path, bad_dags: Path, stage: str) -> None:
+    """A Ctrl-C that lands inside os.fork was once lost (raised in logging's after-fork hook, where Python
+    ignores exceptions): the command then waited out DAGS_LOAD_TIMEOUT for the blocking file's child. One
+    right after a child was reaped, before it was marked so, made the cleanup fail on it and leave the rest."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    env = runtime_env("http://127.0.0.1:1", tmp_path / "home", empty_env_dir, DAGS_FOLDER=str(bad_dags),
+                      DAGS_LOAD_TIMEOUT="120")
+    token = "interrupted-" + uuid.uuid4().hex
+    log = tmp_path / "output"
+    with open(log, "wb") as out:  # a file, not a pipe: a child left behind would hold a pipe open
+        cli = subprocess.Popen([sys.executable, "-c", INTERRUPTING_CLI, token, stage, "check"], env=env,
+                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        cli.wait(timeout=30)  # not the 120 s the blocking and looping files' children would hold it
+    except subprocess.TimeoutExpired:
+        os.killpg(cli.pid, signal.SIGKILL)
+        cli.wait()
+    left = [p for p in psutil.process_iter(["cmdline"]) if token in (p.info["cmdline"] or [])]
+    try:
+        output = log.read_text(errors="replace")
+        assert cli.returncode == 1 and output.rstrip().endswith("Aborted!"), f"exit {cli.returncode}:\n{output}"
+        assert "Traceback" not in output and "Exception ignored" not in output, output
+        gone, alive = psutil.wait_procs(left, timeout=10)
+        assert alive == [], f"loading children outlived the interrupted command: {alive}"
+    finally:
+        for proc in left:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 def test_loading_children_end_by_their_deadline_when_the_command_is_killed(tmp_path: Path, empty_env_dir: Path,
