@@ -138,6 +138,13 @@ def alive_child(proc: "psutil.Process") -> bool:
         return False
 
 
+def sigint_as_from_a_terminal() -> None:
+    """Run in the command's process before it starts: SIGINT's default action, as an interactive shell gives the
+    commands it starts. Started as a shell script's background job (`scripts/test.sh ... &`), this suite gets
+    SIGINT ignored, its commands inherit that, and Python then leaves Ctrl-C ignored, as it should."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupting_a_command_leaves_no_loading_child_behind(tmp_path: Path, empty_env_dir: Path,
                                                                bad_dags: Path) -> None:
     import signal
@@ -149,7 +156,7 @@ def test_interrupting_a_command_leaves_no_loading_child_behind(tmp_path: Path, e
     env = runtime_env("http://127.0.0.1:1", tmp_path / "home", empty_env_dir, DAGS_FOLDER=str(bad_dags),
                       DAGS_LOAD_TIMEOUT="120")
     cli = subprocess.Popen([sys.executable, "-m", "agents", "check"], env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, start_new_session=True)
+                           stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=sigint_as_from_a_terminal)
     try:
         deadline = time.monotonic() + 60
         children: list = []
@@ -213,7 +220,8 @@ def test_a_ctrl_c_at_any_moment_of_loading_ends_the_command_and_its_children(
     log = tmp_path / "output"
     with open(log, "wb") as out:  # a file, not a pipe: a child left behind would hold a pipe open
         cli = subprocess.Popen([sys.executable, "-c", INTERRUPTING_CLI, token, stage, "check"], env=env,
-                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                               preexec_fn=sigint_as_from_a_terminal)
     try:
         cli.wait(timeout=30)  # not the 120 s the blocking and looping files' children would hold it
     except subprocess.TimeoutExpired:
