@@ -47,7 +47,7 @@ def test_every_subpackage_module_is_seen() -> None:
     found = modules()
     for name in ("agents.settings", "agents.submission", "agents.config", "agents.cli.main", "agents.agent.hosting",
                  "agents.flowrun.child", "agents.flowrun.lease", "agents.dagkit", "agents.dagkit.datafiles",
-                 "agents.dagkit.executors"):
+                 "agents.dagkit.executors", "agents.dagkit.checks"):
         assert name in found, sorted(found)
 
 
