@@ -15,7 +15,7 @@ was: every file first goes to a temporary file in the target folder (the same fi
 atomic) and is fsynced; only once all of them are on disk are they moved into place with os.replace, in order,
 and the folder is fsynced so that the renames survive a crash. The renames take microseconds; a machine that
 dies among them leaves some new files beside old ones, so a DAG that needs to tell writes last a file that
-records the others' checksums (the ETL DAG's report.json does).
+records the others' checksums: `write_files_with_manifest` does (the ETL DAG's report.json).
 
 In a DAG::
 
@@ -37,11 +37,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, List, Mapping, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Sequence, Tuple, Union
 
 if TYPE_CHECKING:
     import pandas
@@ -243,3 +244,31 @@ def write_files_atomically(folder: Path, files: Mapping[str, Union[bytes, str]],
                 os.unlink(temporary)
             except FileNotFoundError:
                 pass  # renamed into place
+
+
+def write_files_with_manifest(folder: Path, files: Mapping[str, Union[bytes, str]], manifest: str,
+                              document: Mapping[str, Any], parameter: str = "output_dir") -> Dict[str, bytes]:
+    """Writes `files` as `write_files_atomically` does and, last, `manifest`: `document` as indented JSON with
+    "files" added, each other file's size and sha256, so that a reader can tell whether the files beside it
+    are the ones it describes (a machine that dies among the renames leaves new files beside old ones).
+
+    Args:
+        folder: the output folder as `confined_path` returns it
+        files: file name -> content (str is written as UTF-8), the manifest's name not among them
+        manifest: the manifest's file name, e.g. "report.json"
+        document: what the manifest says besides "files" (JSON-serializable)
+        parameter: the parameter the folder came from, named in the errors' fixes
+
+    Returns:
+        Every file written, by name, as bytes, the manifest last (for a log line).
+
+    Raises:
+        ValueError, RuntimeError: as `write_files_atomically`.
+    """
+    payloads = {name: p.encode("utf-8") if isinstance(p, str) else bytes(p) for name, p in files.items()}
+    if manifest in payloads:
+        raise ValueError(f"{manifest} is the manifest, written from the document: leave it out of the files")
+    listing = {name: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()} for name, b in payloads.items()}
+    payloads[manifest] = (json.dumps(dict(document, files=listing), indent=2) + "\n").encode()
+    write_files_atomically(folder, payloads, parameter)
+    return payloads

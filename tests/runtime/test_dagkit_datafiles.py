@@ -249,3 +249,29 @@ def test_the_folder_is_never_left_with_a_temporary_file_of_a_failed_write(scratc
     with pytest.raises(TypeError):
         write_files_atomically(scratch, {"a.csv": b"ok", "b.csv": 42})  # type: ignore[dict-item]
     assert os.listdir(scratch) == []
+
+
+# -------------------------------------------------------------------------------- write_files_with_manifest
+
+def test_the_manifest_is_written_last_with_each_other_files_size_and_checksum(scratch: Path) -> None:
+    import hashlib
+    import json
+
+    from agents.dagkit.datafiles import write_files_with_manifest
+
+    written = write_files_with_manifest(scratch, {"a.csv": "x,y\n", "b.bin": b"\x00\x01"}, "report.json",
+                                        {"rows": 1})
+    assert list(written) == ["a.csv", "b.bin", "report.json"]
+    assert snapshot(scratch) == written
+    report = json.loads((scratch / "report.json").read_text())
+    assert report == {"rows": 1, "files": {
+        "a.csv": {"bytes": 4, "sha256": hashlib.sha256(b"x,y\n").hexdigest()},
+        "b.bin": {"bytes": 2, "sha256": hashlib.sha256(b"\x00\x01").hexdigest()}}}
+
+
+def test_a_manifest_among_the_files_is_refused_and_nothing_is_written(scratch: Path) -> None:
+    from agents.dagkit.datafiles import write_files_with_manifest
+
+    with pytest.raises(ValueError, match="report.json is the manifest"):
+        write_files_with_manifest(scratch / "out", {"report.json": "{}"}, "report.json", {})
+    assert not (scratch / "out").exists()
