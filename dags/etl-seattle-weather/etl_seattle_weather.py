@@ -1,9 +1,10 @@
 """ETL over NOAA's daily Seattle weather (2012-2015) with pandas and matplotlib: monthly aggregates, rejects, a chart.
 
-extract reads the CSV into a DataFrame, validate types it (failing rows go to rejects.csv with their reasons),
-transform aggregates it by month, chart draws a PNG with matplotlib's Agg backend (no display), and load writes
-monthly.csv, rejects.csv, chart.png, report.md and report.json atomically (agents.dagkit.datafiles): a run that
-fails leaves the previous output. Errors name the file and what is wrong with it, never what it holds.
+extract reads the CSV into a DataFrame, validate types it (the DAG says what a good row is, agents.dagkit.checks
+keeps the reasons: failing rows go to rejects.csv with theirs), transform aggregates it by month, chart draws a
+PNG with matplotlib's Agg backend (no display), and load writes monthly.csv, rejects.csv, chart.png, report.md
+and report.json atomically (agents.dagkit.datafiles): a run that fails leaves the previous output. Errors name
+the file and what is wrong with it, never what it holds.
 
 Parameters, confined to the repository's data/ folder (whoever can trigger a run chooses them; relative paths
 are taken from the repository root, /app inside the containers):
@@ -15,21 +16,19 @@ Run it here with `python dags/etl-seattle-weather/etl_seattle_weather.py --local
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
-import json
 import os
 import socket
-from typing import Any, Dict, Tuple
+from typing import Any, Tuple
 
 import pandas as pd
 import prefect
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from prefect import Flow, Parameter, task
 from prefect.run_configs import LocalRun
 
-from agents.dagkit.datafiles import CsvTable, confined_path, read_csv_table, write_files_atomically
+from agents.dagkit.checks import RowChecks
+from agents.dagkit.datafiles import CsvTable, confined_path, read_csv_table, write_files_with_manifest
 
 PROJECT = "My Tests"
 FLOW_NAME = "etl-seattle-weather"
@@ -52,43 +51,21 @@ def extract(input_path: Any) -> CsvTable:
 
 @task(name="validate", checkpoint=False)
 def validate(table: CsvTable) -> Validated:
-    """Types the rows; a row failing checks is rejected with each check's code and reason, in this order."""
-    rows, width = table.rows, table.width
-    why = pd.DataFrame(index=rows.index)  # one column per check: why the row fails it, NaN where it passes
-    date = pd.to_datetime(rows.date, format="%Y/%m/%d", errors="coerce").fillna(
-        pd.to_datetime(rows.date, format="%Y-%m-%d", errors="coerce"))
-    why["date"] = ("date " + rows.date.map(repr) + " is not a date in YYYY/MM/DD form").where(date.isna())
-    days = pd.DataFrame({"line": rows.line, "date": date, "weather": rows.weather.str.lower()})
+    """Types the rows; a row failing checks is rejected with each check's code and reason, in this order
+    (agents.dagkit.checks keeps the reasons, rejects a row of the wrong width, logs the rejects)."""
+    rows, checks = table.rows, RowChecks(table)
+    days = pd.DataFrame({"line": rows.line, "date": checks.date("date", ["%Y/%m/%d", "%Y-%m-%d"], "YYYY/MM/DD"),
+                         "weather": rows.weather.str.lower()})
     for name, (low, high) in BOUNDS.items():
-        days[name] = value = pd.to_numeric(rows[name], errors="coerce")
-        why[name] = (f"{name} " + rows[name] + f" is outside {low:g}..{high:g}").where(~value.between(low, high))
-        why[name] = why[name].mask(value.isna(), f"{name} " + rows[name].map(repr) + " is not a number")
-        why[name] = why[name].mask(rows[name] == "", f"{name} is empty")
-    swapped = why.temp_min.isna() & why.temp_max.isna() & (days.temp_min > days.temp_max)
-    why["temp_order"] = ("temp_min " + days.temp_min.map("{:g}".format) + " is above temp_max "
-                         + days.temp_max.map("{:g}".format)).where(swapped)
-    why["weather"] = ("weather " + rows.weather.map(repr) + " is not one of "
-                      + ", ".join(WEATHER_TYPES)).where(~days.weather.isin(WEATHER_TYPES))
-    why = why.where(rows.fields == width)  # a row of the wrong width has that reason only
-    why["field_count"] = (f"expected {width} fields, found " + rows.fields.astype(str)).where(rows.fields != width)
-    first = days[why.isna().all(axis=1)].groupby("date").line.transform("first")
-    again = first.index[first != days.line[first.index]]
-    why.loc[again, "duplicate_date"] = ("date " + days.date[again].dt.strftime("%Y-%m-%d")
-                                        + " already seen on line " + first[again].astype(str))
-    failed = why.notna().any(axis=1)
-    rejects = pd.DataFrame({"line": rows.line, "code": why.notna().apply(lambda r: ",".join(r.index[r]), axis=1),
-                            "reason": why.apply(lambda r: "; ".join(r.dropna()), axis=1), "raw": rows.raw})[failed]
-    if failed.all():  # codes only: a reason quotes the cell, and an error never quotes the file
-        sample = "; ".join(f"line {r.line}: {r.code}" for r in rejects.head(3).itertuples())
-        raise ValueError(f"input file {table.path} has no valid row: all {len(rows)} rows were rejected "
-                         f"({sample}); fix the file or pass another input_path")
-    logger = prefect.context.get("logger")
-    logger.info("validate: %d rows read, %d accepted, %d rejected", len(rows), len(rows) - len(rejects), len(rejects))
-    for reject in rejects.head(20).itertuples():
-        logger.warning("validate: rejected line %d: %s", reject.line, reject.reason)
-    if len(rejects) > 20:
-        logger.warning("validate: ... and %d more rejected rows (all in rejects.csv)", len(rejects) - 20)
-    return days[~failed], rejects
+        days[name] = checks.number(name, low, high)
+    # a rule of our own: two temperatures that each passed, in the wrong order
+    swapped = ~checks.failed("temp_min") & ~checks.failed("temp_max") & (days.temp_min > days.temp_max)
+    checks.fail("temp_order", ("temp_min " + days.temp_min.map("{:g}".format) + " is above temp_max "
+                               + days.temp_max.map("{:g}".format)).where(swapped))
+    checks.one_of("weather", WEATHER_TYPES, days.weather)
+    checks.unique("duplicate_date", days.date.dt.strftime("%Y-%m-%d"), "date")
+    accepted, rejects = checks.outcome(fix="fix the file or pass another input_path")
+    return days[accepted], rejects
 
 
 @task(name="transform", checkpoint=False)
@@ -109,9 +86,9 @@ def transform(validated: Validated) -> pd.DataFrame:
 @task(name="chart", checkpoint=False)
 def chart(monthly: pd.DataFrame) -> bytes:
     """Monthly precipitation (bars, left axis) and mean daily max/min temperature (lines, right axis): a 1000x560
-    PNG, drawn by matplotlib's Agg backend into memory (no display, no pyplot state shared between runs)."""
+    PNG in memory. A bare Figure, not pyplot: no display, no state shared between runs; it saves a PNG through
+    matplotlib's Agg backend whatever the default backend."""
     figure = Figure(figsize=(10, 5.6), dpi=100)
-    FigureCanvasAgg(figure)
     rain = figure.add_subplot()
     rain.bar(monthly.index, monthly.precipitation_mm, color="#78a0dc", label="precipitation (month total)")
     heat = rain.twinx()
@@ -165,9 +142,8 @@ def load(table: CsvTable, validated: Validated, monthly: pd.DataFrame, png: byte
 
 {by_reason}{monthly.iloc[:, :9].to_markdown(index=False, floatfmt="g")}
 """.encode()
-    summary["files"] = {name: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()} for name, b in files.items()}
-    files["report.json"] = (json.dumps(dict(summary, monthly=monthly.to_dict("records")), indent=2) + "\n").encode()
-    write_files_atomically(folder, files)
+    # report.json last, with the sizes and checksums of the files beside it
+    files = write_files_with_manifest(folder, files, "report.json", dict(summary, monthly=monthly.to_dict("records")))
     logger = prefect.context.get("logger")
     logger.info("load: wrote %s to %s", ", ".join(f"{n} ({len(b)} bytes)" for n, b in files.items()), folder)
     logger.info("load: %d rejected rows written to %s", len(rejects), folder / "rejects.csv")
