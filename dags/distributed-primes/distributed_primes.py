@@ -27,6 +27,7 @@ import prefect
 from prefect import Flow, Parameter, task
 from prefect.run_configs import LocalRun
 
+from agents.dagkit.checks import int_parameter
 from agents.dagkit.datafiles import confined_path, write_files_atomically
 from agents.dagkit.executors import choose_executor, describe_executor, worker_identity
 
@@ -40,21 +41,6 @@ PROJECT = "My Tests"
 FLOW_NAME = "distributed-primes"
 MAX_LIMIT, MAX_PARTITIONS = 10 ** 9, 10_000
 SIEVE_BLOCK = 1 << 20  # numbers a partition sieves at a time: a few MiB of memory, in the CPU cache
-
-
-def as_int(value: Any, name: str, minimum: int, maximum: int) -> int:
-    """An integer parameter (an int, or digits as text from `--param k=v`) within bounds, else a clear error."""
-    number: Optional[int] = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        number = int(value.strip())
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    if number is None or not minimum <= number <= maximum:
-        raise ValueError(f"parameter {name} must be an integer from {minimum} to {maximum}, got {value!r}: "
-                         f"pass e.g. --param {name}={min(max(minimum, 8), maximum)}")
-    return number
 
 
 def plan_partitions(limit: int, partitions: int) -> List[Dict[str, int]]:
@@ -106,7 +92,8 @@ def count_primes(start: int, stop: int, block: int = SIEVE_BLOCK) -> int:
 def plan(limit: Any, partitions: Any, output_dir: Any) -> List[Dict[str, int]]:
     """Checks the parameters, output_dir included (before the work, not after), and splits the work."""
     confined_path(output_dir, "output_dir", example=f"data/output/{FLOW_NAME}")
-    return plan_partitions(as_int(limit, "limit", 2, MAX_LIMIT), as_int(partitions, "partitions", 1, MAX_PARTITIONS))
+    return plan_partitions(int_parameter(limit, "limit", 2, MAX_LIMIT),
+                           int_parameter(partitions, "partitions", 1, MAX_PARTITIONS))
 
 
 @task(name="count", checkpoint=False)
@@ -134,7 +121,7 @@ def summarize(results: List[Dict[str, Any]], limit: Any, output_dir: Any, agent_
     document = {
         "flow": FLOW_NAME, "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "flow_run_id": run_id, "flow_run_name": prefect.context.get("flow_run_name"), "agent_name": agent_name,
-        "executor": executor, "limit": as_int(limit, "limit", 2, MAX_LIMIT),
+        "executor": executor, "limit": int_parameter(limit, "limit", 2, MAX_LIMIT),
         "total_primes": sum(r["primes"] for r in results), "partitions": results, "workers": workers,
         "hosts": sorted({r["hostname"] for r in results}),
     }

@@ -144,10 +144,11 @@ def test_output_dir_that_is_no_path_is_refused(clean_env) -> None:
     assert "parameter output_dir must be a non-empty path" in str(task_state(state, "plan").result)
 
 
-def test_parameters_given_as_text_on_the_command_line_are_accepted(dag_namespace):
-    as_int = dag_namespace["as_int"]
-    assert as_int("1000", "limit", 2, 10 ** 9) == 1000
-    assert as_int(1000.0, "limit", 2, 10 ** 9) == 1000
+def test_parameters_given_as_text_on_the_command_line_are_accepted(data_tmp, clean_env):
+    """Every form is in tests/runtime/test_dagkit_checks.py (int_parameter); here, that the DAG takes them."""
+    state = load_flow(PRIMES_DAG).run(parameters={"limit": "1000", "partitions": 3.0, "output_dir": str(data_tmp)})
+    assert state.is_successful(), state.result
+    assert task_state(state, "summarize").result["total_primes"] == 168
 
 
 @pytest.mark.parametrize("start, stop", [(0, 2), (2, 3), (0, 100), (90, 97), (97, 98), (1000, 1100), (7919, 7920)])
