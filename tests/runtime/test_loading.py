@@ -51,6 +51,25 @@ def good_names(dags: Path):
     return sorted(p.name for p in dags.iterdir() if p.name.startswith("good-"))
 
 
+def assert_all_end(procs: list, timeout: float, what: str) -> None:
+    """Fails naming `what` unless every process in `procs` has ended within `timeout` seconds."""
+    import psutil
+
+    _gone, alive = psutil.wait_procs(procs, timeout=timeout)
+    assert alive == [], f"{what}: {alive}"
+
+
+def kill_groups(procs: list) -> None:
+    """Kills the process group of each process (a test's cleanup: nothing outlives it)."""
+    import signal
+
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def timed_cli(args, env):
     """Runs the CLI and prints how long it took (a figure, not an assertion: the subprocess timeout bounds it)."""
     started = time.monotonic()
@@ -166,8 +185,7 @@ def test_interrupting_a_command_leaves_no_loading_child_behind(tmp_path: Path, e
             time.sleep(0.2)
         cli.send_signal(signal.SIGINT)  # Ctrl-C
         cli.wait(timeout=30)
-        gone, alive = psutil.wait_procs(children, timeout=10)
-        assert alive == [], f"loading children outlived the interrupted command: {alive}"
+        assert_all_end(children, 10, "loading children outlived the interrupted command")
     finally:
         if cli.poll() is None:
             os.killpg(cli.pid, signal.SIGKILL)
@@ -232,21 +250,15 @@ def test_a_ctrl_c_at_any_moment_of_loading_ends_the_command_and_its_children(
         output = log.read_text(errors="replace")
         assert cli.returncode == 1 and output.rstrip().endswith("Aborted!"), f"exit {cli.returncode}:\n{output}"
         assert "Traceback" not in output and "Exception ignored" not in output, output
-        gone, alive = psutil.wait_procs(left, timeout=10)
-        assert alive == [], f"loading children outlived the interrupted command: {alive}"
+        assert_all_end(left, 10, "loading children outlived the interrupted command")
     finally:
-        for proc in left:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        kill_groups(left)
 
 
 def test_loading_children_end_by_their_deadline_when_the_command_is_killed(tmp_path: Path, empty_env_dir: Path,
                                                                            bad_dags: Path) -> None:
     """SIGKILL of the command leaves nobody to kill its loading children at DAGS_LOAD_TIMEOUT: a looping
     file's child must still end by itself (once a CI run left one spinning for 40 minutes)."""
-    import signal
     import subprocess
     import sys
 
@@ -265,11 +277,6 @@ def test_loading_children_end_by_their_deadline_when_the_command_is_killed(tmp_p
             time.sleep(0.1)
         cli.kill()  # the command alone: its children are in process groups of their own
         cli.wait(timeout=30)
-        gone, alive = psutil.wait_procs(children, timeout=20)
-        assert alive == [], f"loading children outlived their killed command by 20 s: {alive}"
+        assert_all_end(children, 20, "loading children outlived their killed command by 20 s")
     finally:
-        for child in children:
-            try:
-                os.killpg(child.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        kill_groups(children)
