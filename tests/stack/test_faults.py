@@ -146,6 +146,9 @@ def frozen_victim(stack: Stack, ids: List[str], replicas: List[Dict[str, str]],
         time.sleep(0.5)
 
 
+ALREADY_FINISHED = "Flow run has already finished."  # prefect's CloudFlowRunner, on a finished run
+
+
 def requeued(rows: List[dict]) -> Set[str]:
     """The runs agents.agent.recovery re-queued."""
     return {r["id"] for r in rows if any(s["state"] == "Scheduled" and REQUEUED in (s["message"] or "")
@@ -153,8 +156,11 @@ def requeued(rows: List[dict]) -> Set[str]:
 
 
 def given_up(rows: List[dict]) -> Set[str]:
-    """The runs that a late flow-run process gave up."""
-    return {r["id"] for r in rows if any(GAVE_UP in log["message"] for log in r["logs"])}
+    """The runs that a late flow-run process turned away from without running them: it gave the run up to the
+    newer submission, or, when it looked only once the other process had finished the run, prefect's own
+    runner ended it ("Flow run has already finished."). Which of the two depends on how late it is."""
+    return {r["id"] for r in rows
+            if any(GAVE_UP in log["message"] or log["message"] == ALREADY_FINISHED for log in r["logs"])}
 
 
 def figures(scenario: str, ids: List[str], rows: List[dict], fault_at: Optional[datetime.datetime] = None,
