@@ -61,8 +61,6 @@ class Store:
         self._json = {name: [c for c, k in spec.columns.items() if k == JSONB] for name, spec in TABLES.items()}
         self._bool = {name: [c for c, k in spec.columns.items() if k == BOOL] for name, spec in TABLES.items()}
         self._referring = referring_keys()
-        conn = self._conn()
-        self._counts = {name: conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in TABLES}
 
     # ------------------------------------------------------------------ connections
     def _connect(self, file: Optional[str] = None) -> sqlite3.Connection:
@@ -133,7 +131,7 @@ class Store:
 
     def count(self, table: str) -> int:
         """How many rows `table` has."""
-        return self._counts[table]
+        return self.count_where(table, EVERYTHING)
 
     def find(self, table: str, column: str, value: Any) -> List[dict]:
         """Returns the rows whose `column` equals `value`, oldest first (nulls never match)."""
@@ -164,7 +162,7 @@ class Store:
             want = None if limit is None else limit - len(rows)
             found = self._rows(table, part_where[0], part_where[1], part_order, offset, want)
             if offset and not found:  # the whole part lies before the page
-                offset -= self._count(table, part_where)
+                offset -= self.count_where(table, part_where)
                 offset = max(offset, 0)
             else:
                 offset = 0
@@ -196,9 +194,6 @@ class Store:
 
     def count_where(self, table: str, where: Condition) -> int:
         """How many rows match `where`."""
-        return self._count(table, where)
-
-    def _count(self, table: str, where: Condition) -> int:
         return self._conn().execute(f'SELECT count(*) FROM "{table}" WHERE {where[0]}', where[1]).fetchone()[0]
 
     def _rows(self, table: str, condition: str, params: Sequence[Any], order: Sequence[OrderKey] = (),
@@ -252,7 +247,6 @@ class Store:
                                  + ", ".join("?" * len(columns)) + ")", list(stored.values()))
         except sqlite3.IntegrityError:
             raise ValueError(f"Uniqueness violation. A {table} with id {row['id']} already exists.") from None
-        self._counts[table] += 1
         return self._decode(table, [stored[c] for c in self._columns[table]])
 
     def update(self, table: str, row_id: str, **changes: Any) -> dict:
@@ -305,7 +299,6 @@ class Store:
                              [now(), *params])
         gone = conn.execute(f'DELETE FROM "{table}" WHERE {condition}', params).rowcount
         if gone:
-            self._counts[table] -= gone
             removed[table] = removed.get(table, 0) + gone
 
     def _check_writing(self) -> None:
@@ -328,7 +321,6 @@ class Store:
                 yield self
                 return
             conn = self._conn()
-            counts = dict(self._counts)
             conn.execute("BEGIN IMMEDIATE")
             self._in_transaction = True
             try:
@@ -336,7 +328,6 @@ class Store:
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
-                self._counts = counts
                 raise
             finally:
                 self._in_transaction = False
