@@ -176,14 +176,19 @@ def _visible(ctx: Any, table: str, rows: List[dict]) -> List[dict]:
     return rows if scope is None else [r for r in rows if filters.matches(ctx.store, table, r, scope)]
 
 
+def _scoped(ctx: Any, table: str, where: Optional[dict]) -> Optional[dict]:
+    """`where` and the request's tenant scope (`_tenant_scope`)."""
+    scope = _tenant_scope(ctx, table)
+    if scope is None:
+        return where
+    return {"_and": [where, scope]} if where else scope
+
+
 def _root_select(table: str) -> Callable:
     def resolve(_root: Any, info: Any, where: dict = None, order_by: list = None, limit: int = None,
                 offset: int = None, distinct_on: list = None) -> List[dict]:
-        scope = _tenant_scope(info.context, table)
-        if scope is not None:
-            where = {"_and": [where, scope]} if where else scope
-        return filters.select(info.context.store, table, where=where, order_by=order_by,
-                              distinct_on=distinct_on, limit=limit, offset=offset)
+        return filters.select(info.context.store, table, where=_scoped(info.context, table, where),
+                              order_by=order_by, distinct_on=distinct_on, limit=limit, offset=offset)
     return resolve
 
 
@@ -227,10 +232,7 @@ def _root_aggregate(table: str) -> Callable:
     def resolve(root: Any, info: Any, **kwargs: Any) -> dict:
         counted = None
         if set(kwargs) <= {"where"}:  # no limit, offset, order or distinct_on: a count of what `where` selects
-            scope = _tenant_scope(info.context, table)
-            where = kwargs.get("where")
-            if scope is not None:
-                where = {"_and": [where, scope]} if where else scope
+            where = _scoped(info.context, table, kwargs.get("where"))
             counted = lambda: filters.count(info.context.store, table, where)  # noqa: E731
         return _aggregate(_Selection(lambda: select(root, info, **kwargs), counted or (lambda: None)))
     return resolve
