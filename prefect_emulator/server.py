@@ -8,9 +8,16 @@ both with the same `{"errors": [{"message": ...}]}` shape. No answer ever carrie
 A JSON array body is Apollo's batch (the UI's BatchHttpLink sends one): each operation is answered on its
 own, in order, so one failing operation never fails the others; a batch over MAX_BATCH operations is refused
 whole with HTTP 400. Validation adds Server's depth limit (depth.py) to graphql's rules.
+
+Parsing and validating a query costs four times what running it does (an agent's poll: about 2 ms of 2.5), and
+clients send the same few query texts again and again (every agent polls with one text every 1.1 s), so each
+text's parsed document and its validation errors are kept in a bounded LRU cache. A document is never changed
+by execution, and validation depends only on the document and the schema, so a cached answer is the one a
+fresh parse would give.
 """
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import re
@@ -21,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 
 from graphql import GraphQLError, GraphQLSchema, OperationType, execute, parse, specified_rules, validate
-from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode
+from graphql.language import DocumentNode, FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode
 from graphql.utilities import get_operation_ast
 
 from .console import log
@@ -39,6 +46,8 @@ _QUOTED_NAME = re.compile(r"'([_A-Za-z][_0-9A-Za-z]*)'")
 MAX_BATCH = 100  # operations in one batched body; the UI's BatchHttpLink sends at most 25
 VALIDATION_RULES = (*specified_rules, DepthLimitRule)
 _DISCARD_LIMIT = 64 * 1024 * 1024  # read (and drop) at most this much of a too-big body before answering
+PREPARED_CACHE = 512  # query texts whose parsed and validated documents are kept (module doc)
+PREPARED_MAX_TEXT = 64 * 1024  # longer texts are parsed each time, so the cache stays within a few tens of MB
 
 
 class Emulator:
@@ -83,6 +92,7 @@ class Emulator:
         self.services = ServiceLoop(services, clock)
         self._own_queries = set(prefect_query_names())
         self._stop = threading.Event()
+        self._prepared = functools.lru_cache(maxsize=PREPARED_CACHE)(self._parse_and_validate)
 
     # --------------------------------------------------------------------------------------- GraphQL
     def run_request(self, body: Any, headers: Dict[str, str]) -> Tuple[int, Any]:
@@ -123,7 +133,7 @@ class Emulator:
             query, variables, operation_name = _request_parts(body)
             authorized = self._authorized(headers)
             try:
-                document = parse(query)
+                document, problems = self._prepare(query)
             except GraphQLError:
                 if authorized:
                     raise
@@ -141,7 +151,6 @@ class Emulator:
                                  "(prefect auth login --key KEY, or PREFECT__CLOUD__API_KEY).",
                                  code="UNAUTHENTICATED")
             else:
-                problems = validate(self.schema, document, VALIDATION_RULES)
                 if problems:
                     answer = {"errors": [_as_graphql_js(e.formatted) for e in problems]}
                 else:
@@ -163,6 +172,17 @@ class Emulator:
             "ms": round((time.perf_counter() - started) * 1000, 3),
         }))
         return status, answer
+
+    def _prepare(self, query: str) -> Tuple[DocumentNode, Tuple[GraphQLError, ...]]:
+        """The parsed document and its validation errors, from the cache when the text was seen (module doc).
+        Raises GraphQLError on a syntax error (never cached: a bad text is answered afresh each time)."""
+        if len(query) > PREPARED_MAX_TEXT:
+            return self._parse_and_validate(query)
+        return self._prepared(query)
+
+    def _parse_and_validate(self, query: str) -> Tuple[DocumentNode, Tuple[GraphQLError, ...]]:
+        document = parse(query)
+        return document, tuple(validate(self.schema, document, VALIDATION_RULES))
 
     def _authorized(self, headers: Dict[str, str]) -> bool:
         if not self.api_key:
@@ -274,6 +294,10 @@ class Handler(BaseHTTPRequestHandler):
     """One HTTP request. `server.emulator` is the Emulator being served."""
 
     server_version = "PrefectServerEmulator/1.4.1"
+    # keep-alive, as Server's Apollo and Hasura answer: a browser's or a Session's next request reuses the
+    # connection. Every answer carries its Content-Length, and an answer sent before its request's body was read
+    # closes the connection (close_connection), so no unread body is ever taken for the next request
+    protocol_version = "HTTP/1.1"
     # a client that stops sending mid-request frees its thread after this many seconds instead of holding it
     timeout = 60
     error_content_type = "application/json"
@@ -311,10 +335,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
     def do_GET(self) -> None:
+        if self.headers.get("Content-Length", "0") != "0":
+            self.close_connection = True  # a GET's body is never read
         path = self.path.split("?", 1)[0].rstrip("/")
         if path in ("/health", "/.well-known/apollo/server-health"):
             self._send(200, {"status": "ok", "emulates": "prefect-server core-1.4.1"})
@@ -327,6 +355,7 @@ class Handler(BaseHTTPRequestHandler):
         emulator: Emulator = self.server.emulator  # type: ignore[attr-defined]
         path = self.path.split("?", 1)[0].rstrip("/")
         if path not in ("", "/graphql"):
+            self.close_connection = True  # its body is not read
             self._send(404, _errors(f"No such path {path!r}: GraphQL is at POST / and POST /graphql."))
             return
         length_header = self.headers.get("Content-Length")

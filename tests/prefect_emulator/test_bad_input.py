@@ -178,6 +178,40 @@ def test_unknown_path_gets_a_json_404_naming_the_graphql_paths(module_emulator: 
     assert_clean_error(resp, {404}, ["/v1/graphql", "/graphql"])
 
 
+def _post_on(conn: http.client.HTTPConnection, path: str, payload: bytes) -> http.client.HTTPResponse:
+    conn.request("POST", path, body=payload, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    resp.read()
+    return resp
+
+
+def test_requests_share_one_kept_alive_connection(module_emulator: Emulator, module_client: Client) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", module_emulator.port, timeout=10)
+    try:
+        first = _post_on(conn, "/graphql", body(query="{ hello }"))
+        sock = conn.sock
+        second = _post_on(conn, "/graphql", body(query="{ hello }"))
+        assert first.status == second.status == 200 and first.version == 11
+        assert sock is not None and conn.sock is sock, "the second request needed a new connection"
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("path", ["/v1/graphql", "/graphql"])
+def test_an_answer_sent_before_the_body_was_read_closes_the_connection(module_emulator: Emulator,
+                                                                       module_client: Client, path: str) -> None:
+    # a 404 (body unread) must close, or the unread body would be read as the next request; a 200 must not
+    conn = http.client.HTTPConnection("127.0.0.1", module_emulator.port, timeout=10)
+    try:
+        resp = _post_on(conn, path, body(query="{ hello }"))
+        closes = resp.getheader("Connection") == "close"
+        assert closes == (path == "/v1/graphql"), (resp.status, resp.getheaders())
+        again = _post_on(conn, "/graphql", body(query="{ hello }"))  # http.client reconnects after a close
+        assert again.status == 200
+    finally:
+        conn.close()
+
+
 def test_body_just_under_10_mb_is_accepted(module_emulator: Emulator, module_client: Client) -> None:
     fits = body(query="{ hello }", variables={"pad": "x" * (9 * MB)})
     resp = requests.post(module_emulator.url, data=fits, headers={"Content-Type": "application/json"}, timeout=30)
