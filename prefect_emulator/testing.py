@@ -163,6 +163,14 @@ class Emulator(LoggedProcess):
         return resp.json()
 
 
+def graphql_data(url: str, query: str, variables: Optional[dict] = None, timeout: float = 120) -> dict:
+    """Posts one GraphQL request to `url`; returns its `data`, raising RuntimeError naming its errors."""
+    answer = requests.post(url, json={"query": query, "variables": variables or {}}, timeout=timeout).json()
+    if answer.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {answer['errors']}")
+    return answer["data"]
+
+
 @functools.lru_cache(maxsize=None)
 def docker_available() -> bool:
     """True when `docker compose version` (Compose v2) and the engine both answer (asked once a session)."""

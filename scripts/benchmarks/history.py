@@ -28,7 +28,7 @@ import requests
 
 from .emulator_scale import timed
 from .report import REPO_ROOT, Row, percentile, progress, rss_mb
-from prefect_emulator.testing import Emulator, free_port, wait_for_http
+from prefect_emulator.testing import Emulator, free_port, graphql_data, wait_for_http
 
 TASKS = 10
 LOG_LINES = 20
@@ -56,13 +56,6 @@ GOALS = {"agent queue poll (get_runs_in_queue)": "<= 5 ms", "flow_run(where: {id
          "flow_run_aggregate(where: state) count": "<= 20 ms", "one run's logs (newest 100)": "<= 20 ms"}
 
 
-def _post(url: str, text: str, variables: dict = None) -> dict:
-    answer = requests.post(url, json={"query": text, "variables": variables or {}}, timeout=120).json()
-    if answer.get("errors"):
-        raise RuntimeError(f"GraphQL errors: {answer['errors']}")
-    return answer["data"]
-
-
 def template_run(url: str) -> Dict[str, str]:
     """A tenant, a project, a 10-task flow and one run of it taken to Success through the API, as a flow
     runner reports it. Returns the ids of the tenant, flow and run."""
@@ -70,7 +63,7 @@ def template_run(url: str) -> Dict[str, str]:
     from prefect.engine.state import Running, Submitted, Success
 
     def mutate(name: str, input: dict) -> dict:
-        return _post(url, f"mutation($input: {name}_input!) {{ {name}(input: $input) {{ id }} }}",
+        return graphql_data(url, f"mutation($input: {name}_input!) {{ {name}(input: $input) {{ id }} }}",
                      {"input": input})[name]
 
     tenant_id = mutate("create_tenant", {"name": "history", "slug": "history"})["id"]
@@ -85,21 +78,21 @@ def template_run(url: str) -> Dict[str, str]:
     task_states = ("mutation($input: set_task_run_states_input!) { set_task_run_states(input: $input) "
                    "{ states { id } } }")
     for version, state in enumerate((Submitted("history"), Running("history"))):
-        _post(url, states, {"input": {"states": [{"flow_run_id": run_id, "version": version,
+        graphql_data(url, states, {"input": {"states": [{"flow_run_id": run_id, "version": version,
                                                   "state": state.serialize()}]}})
-    task_runs = _post(url, "query($id: uuid!) { flow_run_by_pk(id: $id) { task_runs { id version } } }",
+    task_runs = graphql_data(url, "query($id: uuid!) { flow_run_by_pk(id: $id) { task_runs { id version } } }",
                       {"id": run_id})["flow_run_by_pk"]["task_runs"]
     for offset, state in enumerate((Running("history"), Success("history"))):
-        _post(url, task_states, {"input": {"states": [
+        graphql_data(url, task_states, {"input": {"states": [
             {"task_run_id": t["id"], "version": t["version"] + offset, "state": state.serialize()} for t in task_runs]}})
     now = dt.datetime.now(dt.timezone.utc)
     logs = [{"flow_run_id": run_id, "task_run_id": task_runs[n % TASKS]["id"], "name": "prefect.TaskRunner",
              "level": "INFO", "message": f"Task 'step-{n % TASKS}': Finished task run for task with final state: "
                                          f"'Success' (line {n})",
              "timestamp": (now + dt.timedelta(milliseconds=n)).isoformat()} for n in range(LOG_LINES)]
-    _post(url, "mutation($input: write_run_logs_input!) { write_run_logs(input: $input) { success } }",
+    graphql_data(url, "mutation($input: write_run_logs_input!) { write_run_logs(input: $input) { success } }",
           {"input": {"logs": logs}})
-    _post(url, states, {"input": {"states": [{"flow_run_id": run_id, "version": 2, "state": Success("history").serialize()}]}})
+    graphql_data(url, states, {"input": {"states": [{"flow_run_id": run_id, "version": 2, "state": Success("history").serialize()}]}})
     return {"tenant_id": tenant_id, "flow_id": flow_id, "run_id": run_id}
 
 
@@ -201,7 +194,7 @@ def measure(quick: bool) -> List[Row]:
             rows.append(Row("15", "history: emulator start on that file to /health", f"{start_seconds:.2f} s",
                             target="<= 3 s"))
             session = requests.Session()
-            some_run = _post(url, '{ flow_run(where: {name: {_eq: "history-%d"}}) { id } }' % (count // 2))
+            some_run = graphql_data(url, '{ flow_run(where: {name: {_eq: "history-%d"}}) { id } }' % (count // 2))
             variables = {"id": some_run["flow_run"][0]["id"], "flow": ids["flow_id"],
                          "input": {"before": dt.datetime.now(dt.timezone.utc).isoformat(), "labels": ["history"],
                                    "tenant_id": ids["tenant_id"]}}

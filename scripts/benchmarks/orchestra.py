@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import requests
 
 from .report import REPO_ROOT
-from prefect_emulator.testing import Emulator, free_port, prefect_env, stop, wait_for_http
+from prefect_emulator.testing import Emulator, free_port, graphql_data, prefect_env, stop, wait_for_http
 
 FLOW = "bench-trivial"
 DAG_SOURCE = '''"""Benchmark DAG: one task that records its execution in MARKERS/<flow_run_id> (one line per execution)."""
@@ -129,11 +128,7 @@ class Orchestra:
 
     def query(self, text: str, variables: Optional[dict] = None) -> dict:
         """One GraphQL request; its data, raising on errors."""
-        answer = requests.post(self.emulator.url, json={"query": text, "variables": variables or {}},
-                               timeout=120).json()
-        if answer.get("errors"):
-            raise RuntimeError(f"GraphQL errors: {answer['errors']}")
-        return answer["data"]
+        return graphql_data(self.emulator.url, text, variables)
 
     def create_runs(self, count: int, label: str = "bench", batch: int = 100) -> List[str]:
         """Creates `count` runs of the DAG with this label, `batch` create_flow_run mutations per request
