@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-
 from .report import REPO_ROOT
 from prefect_emulator.testing import Emulator, free_port, graphql_data, prefect_env, stop, wait_for_http
 
