@@ -298,6 +298,9 @@ class Handler(BaseHTTPRequestHandler):
     # connection. Every answer carries its Content-Length, and an answer sent before its request's body was read
     # closes the connection (close_connection), so no unread body is ever taken for the next request
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY: an answer goes out as two writes (headers, then body), and on a kept-alive connection Nagle's
+    # algorithm holds the body until the client ACKs the headers, which it delays by up to 40 ms
+    disable_nagle_algorithm = True
     # a client that stops sending mid-request frees its thread after this many seconds instead of holding it
     timeout = 60
     error_content_type = "application/json"
