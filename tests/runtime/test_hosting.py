@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -161,15 +162,26 @@ if __name__ == "__main__":
 
 
 
+@pytest.mark.parametrize("fork", ["1", "0"])
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
 def test_trigger_wait_exits_1_when_the_run_is_cancelled(module_emulator: Emulator, module_env: Dict[str, str],
-                                                       tmp_path: Path) -> None:
+                                                       tmp_path: Path, sigint: str, fork: str) -> None:
+    # prefect cancels a running task by sending its process SIGINT; an agent started with SIGINT ignored (a
+    # background job of a script: `python -m agents start &`) hands that down to its flow runs, which must
+    # still be interrupted: the task sleeps 600 s, and must not reach Success
     dags = tmp_path / "dags"
     write_plain_dag(dags, "cancelled-dag", ["cancel-me"])
-    env = dict(module_env, DAGS_FOLDER=str(dags))
-    with start_agent(["serve", "cancelled-dag"], env, tmp_path / "agent.log"):
-        with Background([sys.executable, "-m", "agents", "trigger", "cancelled-dag", "--param", "seconds=60",
+    env = dict(module_env, DAGS_FOLDER=str(dags), DAGS_FLOW_RUN_FORK=fork,
+               PREFECT__CLOUD__CHECK_CANCELLATION_INTERVAL="1")
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN if sigint == "ignored" else signal.default_int_handler)
+    try:
+        agent = start_agent(["serve", "cancelled-dag"], env, tmp_path / "agent.log")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with agent:
+        with Background([sys.executable, "-m", "agents", "trigger", "cancelled-dag", "--param", "seconds=600",
                          "--wait", "--timeout", "120"], env, tmp_path / "trigger.log") as watcher:
-            watcher.wait_for_output("state Running", timeout=60)
+            watcher.wait_for_output("Task 'maybe_fail': Starting task run", timeout=60)
             run_id = watcher.output().split("created flow run ")[1].split()[0]
             answer = module_emulator.graphql(
                 "mutation($id: UUID!) { cancel_flow_run(input: {flow_run_id: $id}) { state } }", {"id": run_id})
@@ -177,6 +189,9 @@ def test_trigger_wait_exits_1_when_the_run_is_cancelled(module_emulator: Emulato
             code = watcher.proc.wait(timeout=90)
     assert code == 1, watcher.output()
     assert "finished: Cancelled" in watcher.output()
+    tasks = module_emulator.graphql("query($id: uuid!) { task_run(where: {flow_run_id: {_eq: $id}}) "
+                                    "{ state task { name } } }", {"id": run_id})["data"]["task_run"]
+    assert [t["state"] for t in tasks if t["task"]["name"] == "maybe_fail"] != ["Success"], tasks
 
 
 def test_agent_address_defaults_to_prefects_own_variable(module_env: Dict[str, str], tmp_path: Path) -> None:
