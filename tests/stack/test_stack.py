@@ -1,6 +1,7 @@
 """End to end: the whole compose stack with the emulator as the API, one stack for this module.
 
-Order matters and is the file's order: the stack is brought up once; the scaling tests reconcile it to
+Order matters and is the file's order: the stack is brought up once (`docker compose up -d --wait`); the
+dashboard walks the tutorial in a browser at its published 127.0.0.1 port; the scaling tests reconcile it to
 more replicas; the restart test restarts the DAG services; the last test takes the stack down.
 Every run records which agent ran it (DAGS_AGENT_NAME, set by the runtime in the flow-run process: the
 DAGs write it to their outputs or log it), and agent names end in `@<container hostname>`, which maps
@@ -15,10 +16,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Set
 
 import pytest
+import requests
 
 from agents.cli import discovery
 from agents.labels import covers
 from prefect_emulator.testing import REPO_ROOT
+from tests.dashboard.test_tutorial import walk_the_tutorial
 from tests.stack.stack import Stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -106,6 +109,16 @@ def test_every_dag_is_registered_with_its_labels_project_and_container_path(stac
         # of the image, or of a host checkout, loads it from its own root
         assert entry["storage"]["path"] == f"dags/{dag.name}/{dag.path.name}"
         assert entry["storage"]["stored_as_script"] is True
+
+
+@pytest.mark.browser
+def test_the_stacks_dashboard_walks_the_tutorial(browser, stack: Stack) -> None:
+    # "My Tests", flow-test-hello, Quick Run, and the run page reaching Success with "Test Hello, Cloud!"
+    url = f"http://127.0.0.1:{stack.env['UI_HOST_PORT']}"
+    assert requests.get(url + "/health", timeout=10).json() == {"api": "ok"}
+    walk_the_tutorial(browser, url)
+    # the dashboard runs as the image's user, not root
+    assert stack.exec("dashboard", "id", "-u").stdout.strip() == "5678"
 
 
 @pytest.mark.parametrize("name", DAG_NAMES)
