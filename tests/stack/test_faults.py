@@ -323,12 +323,12 @@ TASKS = "query($ids: [uuid!]) { task_run(where: {flow_run_id: {_in: $ids}}) { fl
 
 def zombie_override(folder: Path) -> Path:
     """The counted DAG of tests/faults (one retry, a marker per start and per end) in the agent-etl replicas,
-    markers in data/output/markers (the services' uid owns data/output), each flow-run process sleeping 15 s at
+    markers in data/output/markers (the services' uid owns data/output), each flow-run process sleeping 10 s at
     load (runs stay Submitted that long), heartbeats every 2 s, quick stranded-run recovery."""
     from tests.faults.faults import FIXTURE
 
     return agent_etl_override(folder, ZOMBIE_DAG, FIXTURE, {
-        "DAGS_TEST_MARKERS": "/app/data/output/markers", "DAGS_TEST_LOAD_DELAY": "15",
+        "DAGS_TEST_MARKERS": "/app/data/output/markers", "DAGS_TEST_LOAD_DELAY": "10",
         "PREFECT__CLOUD__HEARTBEAT_INTERVAL": "2", "DAGS_STRANDED_AFTER": "10", "DAGS_AGENT_MAX_RUNS": "8"})
 
 
@@ -348,17 +348,17 @@ def test_docker_kill_of_a_replica_holding_running_runs(built_image: str, tmp_pat
         stk.up("--no-build", "agent-etl", scales={"agent-etl": REPLICAS})
         assert stk.exec("agent-etl", "python", "-m", "agents", "register", ZOMBIE_DAG).returncode == 0
         flow_id = stk.latest_flow_id(ZOMBIE_DAG)
-        # wave 1: tasks that sleep 40 s on their first attempt; wave 2, once they run: runs held Submitted
-        first = [stk.create_run(flow_id, {"seconds": 40}) for _ in range(4)]
+        # wave 1: tasks that sleep 30 s on their first attempt; wave 2, once they run: runs held Submitted
+        first = [stk.create_run(flow_id, {"seconds": 30}) for _ in range(4)]
         wait_until(lambda: len(held_by_any(stk, first)) == len(first), 120, "wave 1 tasks Running")
         hosts = {c["hostname"]: c for c in stk.containers() if c["service"] == "agent-etl"}
         victim = max(hosts, key=lambda h: len(held_by(stk, first, h)["Running"]))
-        second = [stk.create_run(flow_id, {"seconds": 40}) for _ in range(6)]
+        second = [stk.create_run(flow_id, {"seconds": 30}) for _ in range(6)]
         ids = first + second
-        # Kill it when it also holds wave-2 runs Submitted, if that comes within 30 s: a victim already at its
+        # Kill it when it also holds wave-2 runs Submitted, if that comes within 15 s: a victim already at its
         # run limit takes none, and a run is Submitted only until its process starts (the Submitted path is
-        # also covered by the tests above). Its wave-1 runs are still mid-task then (40 s sleeps).
-        deadline = time.monotonic() + 30
+        # also covered by the tests above). Its wave-1 runs are still mid-task then (30 s sleeps, begun when wave 2 was created).
+        deadline = time.monotonic() + 15
         while not held_by(stk, second, victim)["Submitted"] and time.monotonic() < deadline:
             time.sleep(0.25)
         at_kill = held_by(stk, ids, victim)
