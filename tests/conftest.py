@@ -69,17 +69,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 
 # --- two lanes (pytest-xdist, `-n 2 --dist loadgroup`, what .ci/run runs) ----------------------------------
-# The tests that run containers spend most of their time waiting on them (stacks coming up, fault bounds
-# passing), about one core of the two; the rest of the suite is pure Python on one core. So the container
-# tests form one group, run one after the other on one worker (two stacks at once would double the load
-# their timings were measured under), while the other worker takes everything else; the browser tests form
-# a group too, sharing one Chromium. Without xdist the marks change nothing.
-LANES = (("containers", ("docker", "swarm")), ("browser", ("browser",)))
+# The compose tests spend most of their time waiting on their stacks (coming up, fault bounds passing), about
+# one core of the two, on the host's Docker engine; so they form one group, run one after the other on one
+# worker (two stacks at once would double the load their timings were measured under). The swarm tests run
+# their containers on the engines of their own Docker-in-Docker nodes and the browser tests share one
+# Chromium: together they form the second group. Every other test is pure Python and goes to whichever
+# worker is free. xdist hands the largest group to the first worker and the next largest to the second, so
+# the two groups start at once on different workers. Without xdist the marks change nothing.
+LANES = (("swarm-and-browser", ("swarm",)), ("compose", ("docker",)), ("swarm-and-browser", ("browser",)))
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
 def pytest_collection_modifyitems(items: list) -> None:
-    """Puts every test that needs containers, then every other browser test, in an xdist group (LANES)."""
+    """Puts each test in the xdist group of its first marker in LANES (a swarm test needs docker too, a compose
+    test may need the browser too)."""
     for item in items:
         group = next((name for name, markers in LANES if any(m in item.keywords for m in markers)), None)
         if group is not None:
@@ -91,18 +94,24 @@ def pytest_collection_modifyitems(items: list) -> None:
 TIERS = ("swarm", "docker", "browser", "slow")
 _tier_seconds: Dict[str, float] = {}
 _tier_counts: Dict[str, int] = {}
+_worker_seconds: Dict[str, float] = {}  # under xdist: "gw0 compose", "gw1 ungrouped", ...
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Adds each test's time (setup, call, teardown) to its tier's."""
+    """Adds each test's time (setup, call, teardown) to its tier's and, under xdist, to its worker's."""
     name = next((t for t in TIERS if t in report.keywords), "fast")
     _tier_seconds[name] = _tier_seconds.get(name, 0.0) + report.duration
+    worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", None)
+    if worker is not None:
+        group = report.nodeid.rsplit("@", 1)[1] if "@" in report.nodeid else "ungrouped"
+        key = f"{worker} {group}"
+        _worker_seconds[key] = _worker_seconds.get(key, 0.0) + report.duration
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         _tier_counts[name] = _tier_counts.get(name, 0) + 1
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    """Prints the time of each tier: the sum of its tests' times."""
+    """Prints the time of each tier, and under xdist of each worker's groups: the sums of their tests' times."""
     if not _tier_seconds:
         return
     terminalreporter.section("time per tier (sum of the tests' setup, call and teardown)")
@@ -110,3 +119,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         if name in _tier_seconds:
             terminalreporter.write_line(f"{name:8} {_tier_counts.get(name, 0):5d} tests  "
                                         f"{_tier_seconds[name] / 60:6.1f} min")
+    if _worker_seconds:
+        terminalreporter.section("time per worker and group (the lanes)")
+        for key in sorted(_worker_seconds):
+            terminalreporter.write_line(f"{key:28} {_worker_seconds[key] / 60:6.1f} min")
