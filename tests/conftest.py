@@ -103,7 +103,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _tier_seconds[name] = _tier_seconds.get(name, 0.0) + report.duration
     worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", None)
     if worker is not None:
-        group = report.nodeid.rsplit("@", 1)[1] if "@" in report.nodeid else "ungrouped"
+        # xdist ends a grouped test's id with "@<group>" (a parameter's id may hold an "@" of its own)
+        suffix = report.nodeid.rsplit("@", 1)[-1]
+        group = suffix if suffix in {name for name, _ in LANES} else "ungrouped"
         key = f"{worker} {group}"
         _worker_seconds[key] = _worker_seconds.get(key, 0.0) + report.duration
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
