@@ -69,20 +69,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 
 # --- two lanes (pytest-xdist, `-n 2 --dist loadgroup`, what .ci/run runs) ----------------------------------
-# The compose tests spend most of their time waiting on their stacks (coming up, fault bounds passing), about
-# one core of the two, on the host's Docker engine; so they form one group, run one after the other on one
-# worker (two stacks at once would double the load their timings were measured under). The swarm tests run
-# their containers on the engines of their own Docker-in-Docker nodes and the browser tests share one
-# Chromium: together they form the second group. Every other test is pure Python and goes to whichever
-# worker is free. xdist hands the largest group to the first worker and the next largest to the second, so
-# the two groups start at once on different workers. Without xdist the marks change nothing.
-LANES = (("swarm-and-browser", ("swarm",)), ("compose", ("docker",)), ("swarm-and-browser", ("browser",)))
+# The tests that run containers spend most of their time waiting on them (stacks coming up, fault bounds
+# passing), about one core of the two; so they form one group, run one after the other on one worker (two
+# stacks at once would double the load their timings were measured under). The swarm tests stay in it: run
+# beside the other lane's busiest minutes, a paused node's runs were presumed dead and a node's engine timed
+# out. The browser tests form the second group, sharing one Chromium; every other test goes to whichever
+# worker is free (xdist hands the largest group to the first worker, the next largest to the second).
+# Without xdist the marks change nothing.
+LANES = (("containers", ("docker", "swarm")), ("browser", ("browser",)))
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
 def pytest_collection_modifyitems(items: list) -> None:
-    """Puts each test in the xdist group of its first marker in LANES (a swarm test needs docker too, a compose
-    test may need the browser too)."""
+    """Puts each test in the xdist group of its first marker in LANES (a stack test may need the browser too)."""
     for item in items:
         group = next((name for name, markers in LANES if any(m in item.keywords for m in markers)), None)
         if group is not None:
@@ -94,7 +93,7 @@ def pytest_collection_modifyitems(items: list) -> None:
 TIERS = ("swarm", "docker", "browser", "slow")
 _tier_seconds: Dict[str, float] = {}
 _tier_counts: Dict[str, int] = {}
-_worker_seconds: Dict[str, float] = {}  # under xdist: "gw0 compose", "gw1 ungrouped", ...
+_worker_seconds: Dict[str, float] = {}  # under xdist: "gw0 containers", "gw1 ungrouped", ...
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
