@@ -77,6 +77,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 # worker is free (xdist hands the largest group to the first worker, the next largest to the second).
 # Without xdist the marks change nothing.
 LANES = (("containers", ("docker", "swarm")), ("browser", ("browser",)))
+LANE_NAMES = frozenset(name for name, _ in LANES)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
@@ -104,7 +105,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if worker is not None:
         # xdist ends a grouped test's id with "@<group>" (a parameter's id may hold an "@" of its own)
         suffix = report.nodeid.rsplit("@", 1)[-1]
-        group = suffix if suffix in {name for name, _ in LANES} else "ungrouped"
+        group = suffix if suffix in LANE_NAMES else "ungrouped"
         key = f"{worker} {group}"
         _worker_seconds[key] = _worker_seconds.get(key, 0.0) + report.duration
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):

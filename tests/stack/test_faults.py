@@ -357,7 +357,8 @@ def test_docker_kill_of_a_replica_holding_running_runs(built_image: str, tmp_pat
         ids = first + second
         # Kill it when it also holds wave-2 runs Submitted, if that comes within 15 s: a victim already at its
         # run limit takes none, and a run is Submitted only until its process starts (the Submitted path is
-        # also covered by the tests above). Its wave-1 runs are still mid-task then (30 s sleeps, begun when wave 2 was created).
+        # also covered by the tests above). Its wave-1 runs are still mid-task then (30 s sleeps, all begun
+        # before wave 2 was created).
         deadline = time.monotonic() + 15
         while not held_by(stk, second, victim)["Submitted"] and time.monotonic() < deadline:
             time.sleep(0.25)
