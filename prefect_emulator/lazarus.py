@@ -63,6 +63,11 @@ def candidates_where(now: datetime.datetime, stale_after: float) -> dict:
     }
 
 
+def any_stuck(ctx: RequestContext, now: datetime.datetime, stale_after: float = STALE_AFTER_SECONDS) -> bool:
+    """True when a round as of `now` has a run to reschedule or fail (reads only)."""
+    return bool(filters.select(ctx.store, "flow_run", where=candidates_where(now, stale_after), limit=1))
+
+
 def resurrect(ctx: RequestContext, now: datetime.datetime, stale_after: float = STALE_AFTER_SECONDS,
               attempt_limit: int = ATTEMPT_LIMIT) -> Tuple[List[Tuple[str, int]], List[str]]:
     """One Lazarus round as of `now`: reschedules stuck runs, or fails those resurrected `attempt_limit` times

@@ -24,24 +24,22 @@ from . import filters
 from .context import RequestContext
 from .errors import ApiError
 from .runs import create_flow_run
+from .store import Store
 from .console import log
 from .timestamps import parse, to_iso
 
 MAX_RUNS = 10  # Server's max_scheduled_runs_per_flow
 
 
-def schedule_flow_runs(ctx: RequestContext, flow: dict, now: Optional[datetime.datetime] = None) -> List[str]:
-    """Creates the flow's next scheduled runs: its next MAX_RUNS clock events after `now`.
+def planned_runs(store: Store, flow: dict, now: Optional[datetime.datetime] = None) -> List[dict]:
+    """The runs a round as of `now` would create for the flow (reads only): the `create_flow_run` inputs of its
+    next MAX_RUNS clock events, less those made already.
 
     Args:
-        ctx: the request (or background loop) context
+        store: the tables
         flow: the flow row
         now: the instant the events come after (None: the wall clock, as prefect's Schedule.next takes it)
-
-    Returns:
-        the ids of the runs created (empty when the flow is not schedulable or is up to date)
     """
-    store = ctx.store
     if flow["archived"] or not flow["is_schedule_active"]:
         return []
     group = store.get("flow_group", flow["flow_group_id"]) or {}
@@ -56,7 +54,7 @@ def schedule_flow_runs(ctx: RequestContext, flow: dict, now: Optional[datetime.d
     latest = filters.select(store, "flow_run", where={"flow_id": {"_eq": flow["id"]}, "auto_scheduled": {"_eq": True}},
                             order_by=[{"scheduled_start_time": "desc_nulls_last"}], limit=1)
     last = parse(latest[0]["scheduled_start_time"]) if latest else None
-    created = []
+    planned = []
     for event in schedule.next(n=MAX_RUNS, after=now, return_events=True):
         start = parse(event.start_time)
         distinct = bool(event.parameter_defaults) or event.labels is not None
@@ -67,11 +65,29 @@ def schedule_flow_runs(ctx: RequestContext, flow: dict, now: Optional[datetime.d
             digest = hashlib.md5((json.dumps(event.parameter_defaults, sort_keys=True, default=str)
                                   + json.dumps(event.labels)).encode()).hexdigest()
             key += f":{digest}"
-        run_id = create_flow_run(ctx, {
-            "flow_id": flow["id"], "scheduled_start_time": to_iso(start), "idempotency_key": key,
-            "parameters": event.parameter_defaults or None, "labels": event.labels,
-        })["id"]
-        store.update("flow_run", run_id, auto_scheduled=True)
+            if filters.select(store, "flow_run", limit=1,
+                              where={"flow_id": {"_eq": flow["id"]}, "idempotency_key": {"_eq": key}}):
+                continue  # made by an earlier round
+        planned.append({"flow_id": flow["id"], "scheduled_start_time": to_iso(start), "idempotency_key": key,
+                        "parameters": event.parameter_defaults or None, "labels": event.labels})
+    return planned
+
+
+def schedule_flow_runs(ctx: RequestContext, flow: dict, now: Optional[datetime.datetime] = None) -> List[str]:
+    """Creates the flow's next scheduled runs (`planned_runs`).
+
+    Args:
+        ctx: the request (or background loop) context
+        flow: the flow row
+        now: the instant the events come after (None: the wall clock, as prefect's Schedule.next takes it)
+
+    Returns:
+        the ids of the runs created (empty when the flow is not schedulable or is up to date)
+    """
+    created = []
+    for input in planned_runs(ctx.store, flow, now):
+        run_id = create_flow_run(ctx, input)["id"]
+        ctx.store.update("flow_run", run_id, auto_scheduled=True)
         created.append(run_id)
     return created
 
@@ -81,6 +97,11 @@ def unschedule(ctx: RequestContext, flow_id: str) -> None:
     pending = {"flow_id": {"_eq": flow_id}, "auto_scheduled": {"_eq": True}, "state": {"_eq": "Scheduled"}}
     for run in filters.select(ctx.store, "flow_run", where=pending):
         ctx.store.delete("flow_run", run["id"])
+
+
+def any_planned(store: Store, now: datetime.datetime) -> bool:
+    """True when a round as of `now` would create a run (reads only)."""
+    return any(planned_runs(store, flow, now) for flow in store.all("flow"))
 
 
 def schedule_all(ctx: RequestContext, now: datetime.datetime) -> int:

@@ -7,8 +7,9 @@ does one round and whose `run` repeats it every `loop_seconds`, the next round `
 started. Here too, one module holds the services and their loop: what a round decides (which runs are zombies,
 which are stuck, which events to schedule) stays in zombies.py, lazarus.py and scheduler.py, as functions of the
 store and of `now`, next to the mutations that share their rules; what every service does alike (a round in
-one store transaction, the cloud hooks it queued called after the commit, one log line per run handled) and
-the cadence are written once, here, instead of three times in those modules.
+one store transaction, taken only when a look under the read lock finds work, the cloud hooks it queued called
+after the commit, one log line per run handled) and the cadence are written once, here, instead of three times
+in those modules.
 
 The clock is injected: the emulator's loop passes the wall clock (`wall_clock`), tests pass a frozen or
 advanced one, or call `run_once(now)` themselves, so nothing has to wait for a heartbeat to go stale. What the
@@ -61,10 +62,23 @@ class LoopService:
             what the round did (see each service); `report` words it
         """
         ctx = RequestContext(self.store, hooks=self.hooks)
-        with self.store.transaction():
+        # a round with nothing to do takes no write lock: once a writer waits, new readers queue behind it, so
+        # a service that wrote every second would stall every request behind any long query for its whole length
+        with self.store.reading():
+            if not self.pending(ctx, now):
+                return self.idle()
+        with self.store.transaction():  # the round chooses again: the store may have changed since
             done = self.round(ctx, now)
         run_after_commit(ctx)
         return done
+
+    def pending(self, ctx: RequestContext, now: datetime.datetime) -> bool:
+        """Whether a round as of `now` has anything to do (reads only; True unless a service knows better)."""
+        return True
+
+    def idle(self) -> Any:
+        """What a round with nothing to do returns."""
+        raise NotImplementedError
 
     def round(self, ctx: RequestContext, now: datetime.datetime) -> Any:
         raise NotImplementedError
@@ -87,6 +101,12 @@ class ZombieKiller(LoopService):
     def __init__(self, store: Store, hooks: Optional[HookSender], timeout: float) -> None:
         super().__init__(store, hooks, max(MIN_INTERVAL, min(1.0, timeout / 4)))
         self.timeout = timeout
+
+    def pending(self, ctx: RequestContext, now: datetime.datetime) -> bool:
+        return zombies.any_zombies(ctx, now, self.timeout)
+
+    def idle(self) -> Dict[str, list]:
+        return {"task_runs": [], "flow_runs": []}
 
     def round(self, ctx: RequestContext, now: datetime.datetime) -> Dict[str, list]:
         """Returns {"task_runs": [(id, new state)], "flow_runs": [ids failed]}."""
@@ -115,6 +135,12 @@ class Lazarus(LoopService):
         self.stale_after = stale_after
         self.attempt_limit = attempt_limit
 
+    def pending(self, ctx: RequestContext, now: datetime.datetime) -> bool:
+        return lazarus.any_stuck(ctx, now, self.stale_after)
+
+    def idle(self) -> Any:
+        return [], []
+
     def round(self, ctx: RequestContext, now: datetime.datetime) -> Any:
         """Returns ([(run id, attempt number) rescheduled], [run ids failed])."""
         return lazarus.resurrect(ctx, now, self.stale_after, self.attempt_limit)
@@ -134,6 +160,12 @@ class Scheduler(LoopService):
 
     def __init__(self, store: Store, hooks: Optional[HookSender], interval: float = SCHEDULE_SECONDS) -> None:
         super().__init__(store, hooks, interval)
+
+    def pending(self, ctx: RequestContext, now: datetime.datetime) -> bool:
+        return scheduler.any_planned(ctx.store, now)
+
+    def idle(self) -> int:
+        return 0
 
     def round(self, ctx: RequestContext, now: datetime.datetime) -> int:
         """Returns how many runs were created."""

@@ -111,6 +111,12 @@ def reap_zombie_cancelling_flow_runs(ctx: RequestContext, now: datetime.datetime
     return done
 
 
+def any_zombies(ctx: RequestContext, now: datetime.datetime, timeout: float) -> bool:
+    """True when a round as of `now` has a task run or a Cancelling flow run to reap (reads only)."""
+    return bool(filters.select(ctx.store, "task_run", where=zombie_task_runs_where(now, timeout), limit=1)
+                or filters.select(ctx.store, "flow_run", where=zombie_cancelling_runs_where(now, timeout), limit=1))
+
+
 def kill_zombies(ctx: RequestContext, now: datetime.datetime, timeout: float) -> Dict[str, list]:
     """One round of Server's zombie killer as of `now`: task runs first, then Cancelling flow runs (the body of
     services.ZombieKiller.run_once).

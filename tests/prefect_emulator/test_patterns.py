@@ -82,7 +82,8 @@ def tenants(emulator: Emulator) -> bool:
 @pytest.mark.parametrize("probe", [health, tenants], ids=["health", "another query"])
 def test_others_are_answered_while_a_long_query_holds_the_store(module_emulator: Emulator, module_client: Client,
                                                                 probe: Callable[[Emulator], bool]) -> None:
-    # queries share the store's lock: neither /health nor another query waits for the long one to end
+    # queries share the store's lock: neither /health nor another query waits for the long one to end (nor
+    # behind the background services, which take the write lock only when they have work)
     create_projects(module_client, ["slow-" + uuid.uuid4().hex[:6] + "-" + "a" * 3000])
     # each clause costs about 1,500 x 1,500 steps against the long name: together a query of seconds. _ilike,
     # because the store leaves it to Python (SQLite's GLOB, which _like compiles to, ends such a query in 0.3 s)

@@ -10,9 +10,11 @@ import sys
 from typing import Iterator, List
 
 import pytest
-from prefect import Flow
-from prefect.schedules import IntervalSchedule
+from prefect import Flow, Parameter
+from prefect.schedules import IntervalSchedule, Schedule
+from prefect.schedules.clocks import IntervalClock
 
+from prefect_emulator.context import RequestContext
 from prefect_emulator.services import wall_clock
 from prefect_emulator.testing import REPO_ROOT, Emulator, prefect_env
 from tests.prefect_emulator.in_process import InProcess
@@ -138,3 +140,21 @@ def test_scheduler_round_tops_up_from_its_now_without_duplicates() -> None:
         r["auto_scheduled"] for r in found)
     assert all(start > later for start in _starts(found[10:]))
     assert scheduler.run_once(later) == 0  # the same round again makes no duplicates
+
+
+def test_runs_of_clocks_with_parameters_are_made_once_and_then_the_round_is_idle() -> None:
+    # events with parameters skip the "later than the latest run" rule and rely on their idempotency key alone
+    emu = InProcess()
+    tenant = emu.mutate("create_tenant", {"name": "with-params", "slug": "with-params"})["id"]
+    project = emu.mutate("create_project", {"tenant_id": tenant, "name": "p"})["id"]
+    with Flow("hourly-with-a-parameter", schedule=Schedule(clocks=[IntervalClock(
+            datetime.timedelta(hours=1), parameter_defaults={"city": "Seattle"})])) as flow:
+        Parameter("city", default="Recife")
+    emu.mutate("create_flow", {"project_id": project, "serialized_flow": flow.serialize()})
+    scheduler = emu.emulator.scheduler
+    now = wall_clock()
+    ctx = RequestContext(emu.emulator.store)
+    assert not scheduler.pending(ctx, now) and scheduler.run_once(now) == 0  # create_flow made the ten
+    later = now + datetime.timedelta(hours=3)
+    assert scheduler.pending(ctx, later) and scheduler.run_once(later) == 3  # three more hours: three events
+    assert not scheduler.pending(ctx, later) and scheduler.run_once(later) == 0

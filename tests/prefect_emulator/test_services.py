@@ -1,11 +1,15 @@
 """The emulator's background loop (prefect_emulator/services.py) runs each service at its cadence, on the clock
-it is given: driven here with a clock the test moves, without sleeping."""
+it is given: driven here with a clock the test moves, without sleeping. A round with nothing to do takes no write
+lock, so it never holds up the queries behind a long one."""
 from __future__ import annotations
 
 import datetime
-from typing import Any, List
+import threading
+from typing import Any, Dict, List
 
-from prefect_emulator.services import LoopService, ServiceLoop
+import pytest
+
+from prefect_emulator.services import LoopService, ServiceLoop, wall_clock
 from tests.prefect_emulator.in_process import _SCHEMA
 from prefect_emulator.server import Emulator
 from prefect_emulator.store import Store
@@ -105,3 +109,30 @@ def test_the_emulator_builds_its_services_at_servers_cadences_on_its_clock() -> 
     assert [s.interval for s in loop.services] == [0.5, 30.0, 10.0]  # min(1 s, timeout/4), Lazarus's, 10 s
     assert loop.clock() == frozen
     assert Emulator(_SCHEMA, Store(), heartbeat_timeout=60.0).zombie_killer.interval == 1.0
+
+
+@pytest.mark.parametrize("service", ["zombie_killer", "lazarus", "scheduler"])
+def test_a_round_with_nothing_to_do_goes_by_a_query_that_holds_the_store(service: str) -> None:
+    # a round waiting for the write lock would make every new query queue behind it until the long one ended
+    emulator = Emulator(_SCHEMA, Store())
+    looped: LoopService = getattr(emulator, service)
+    holding, release = threading.Event(), threading.Event()
+
+    def long_query() -> None:
+        with emulator.store.reading():
+            holding.set()
+            release.wait(60)
+
+    done: Dict[str, Any] = {}
+    reader = threading.Thread(target=long_query)
+    rounder = threading.Thread(target=lambda: done.setdefault("round", looped.run_once(wall_clock())))
+    reader.start()
+    try:
+        assert holding.wait(10)
+        rounder.start()
+        rounder.join(timeout=10)
+        assert done == {"round": looped.idle()}, f"the {looped.name}'s idle round waited for the query to end"
+    finally:
+        release.set()
+        reader.join()
+        rounder.join()
