@@ -84,6 +84,7 @@ class DagsAgent(LocalAgent):
             self.poll_health.connected_for, self.logger, lost=self._lost.set, dead_after=dead_run_after)
         self.lease = dead_run_after / 2
         self._health_loop: List = []
+        self._ended_before_tracked: Set[str] = set()  # see _deploy_flow_run_completed_callback
 
     # --- capacity --------------------------------------------------------------------------------------
     def held_runs(self) -> Set[str]:
@@ -94,6 +95,27 @@ class DagsAgent(LocalAgent):
                     del self.run_processes[run_id]
                     self.submissions.pop(run_id, None)
             return set(self.run_processes) | set(self.submitting_flow_runs)
+
+    def _submit_deploy_flow_run_jobs(self, executor: Any) -> list:
+        """prefect's submission of deploy jobs, then the runs whose job ended before prefect tracked them are
+        let go (`_deploy_flow_run_completed_callback`)."""
+        flow_runs = super()._submit_deploy_flow_run_jobs(executor)
+        with self._lock:
+            self.submitting_flow_runs.difference_update(self._ended_before_tracked)
+            self._ended_before_tracked.clear()
+        return flow_runs
+
+    def _deploy_flow_run_completed_callback(self, _: Any, flow_run_id: str) -> None:
+        """prefect's: the run is no longer being submitted. prefect adds a run to `submitting_flow_runs` only
+        after it submitted the run's job and its callback: a job that ended first (a Submitted write refused
+        at once, by the Submitted lock or because the run was taken) ran this callback before the add, which
+        then kept the run "submitting" for ever, so this agent never deployed it again (a run lost). Such a
+        run is let go once prefect's loop has added it."""
+        with self._lock:
+            if flow_run_id in self.submitting_flow_runs:
+                self.submitting_flow_runs.remove(flow_run_id)
+            else:
+                self._ended_before_tracked.add(flow_run_id)
 
     def _get_flow_run_metadata(self, flow_run_ids: Iterable[str]) -> list:
         """prefect's query of the runs to submit (oldest first), cut to the free capacity."""

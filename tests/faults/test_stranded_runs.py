@@ -2,6 +2,7 @@
 agents.flowrun), with real agents, flow runs and signals."""
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -160,3 +161,40 @@ def test_a_submission_that_lands_late_on_a_run_taken_meanwhile_puts_back_the_sta
     assert states[-2:] == ["Submitted", taken_to] and row["state"] == taken_to, row["states"]
     assert "put back by agent late" in row["states"][-1]["message"], row["states"]
     assert any(f"put the run back to {taken_to}" in log["message"] for log in row["logs"]), row["logs"]
+
+
+class AtOnce(concurrent.futures.Executor):
+    """Runs each job as it is submitted: its future is done before prefect adds its done-callback, as a
+    worker thread can make it when the job ends at once."""
+
+    def submit(self, fn, /, *args, **kwargs) -> concurrent.futures.Future:  # type: ignore[override]
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+def test_a_run_whose_deploy_ended_at_once_is_deployed_again_by_the_next_poll(tmp_path: Path) -> None:
+    # the deploy ends at once when the run's Submitted write is refused: here by Server's 30 s Submitted lock,
+    # which another agent's Submitted state (then undone) left on the run. prefect's loop tracked the run only
+    # after its job's callback had run, so the run stayed "submitting" and this agent never polled it again
+    from prefect.engine.state import Scheduled, Submitted
+
+    from agents.agent.hosting import DagsAgent
+    from tests.prefect_emulator.prefect_session import prefect_session
+
+    with Emulator(tmp_path) as emu:
+        label, _, flow = registered_dag(emu, tmp_path, "quick-dag")
+        with prefect_session(emu.url, tmp_path / "session") as client:
+            [run_id] = create_runs(emu, flow, 1)
+            client.set_flow_run_state(run_id, Submitted("another agent"))
+            client.set_flow_run_state(run_id, Scheduled("another agent let it go"))
+            agent = DagsAgent(name="quick", labels=[label], flow_run_fork=False)
+            agent.client.attach_headers({"X-PREFECT-AGENT-ID": agent._register_agent()})
+            assert [r.id for r in agent._submit_deploy_flow_run_jobs(AtOnce())] == [run_id]
+            [row] = runs(emu, [run_id])
+            assert row["state"] == "Scheduled", row["states"]  # the Submitted write was refused: nothing ran
+            assert run_id not in agent.submitting_flow_runs
+            assert run_id in agent._get_ready_flow_runs()  # the next poll deploys it again
