@@ -58,12 +58,15 @@ def test_runs_submitted_to_a_killed_agent_are_requeued_and_run_once(tmp_path: Pa
 def test_a_paused_agent_whose_flow_run_wakes_after_its_run_was_taken_gives_it_up(tmp_path: Path) -> None:
     with Emulator(tmp_path) as emu:
         label, env, flow = registered_dag(emu, tmp_path, "paused-dag")
-        paused = start_agent(["start", "-l", label, "--name", "paused"], dict(env, DAGS_TEST_LOAD_DELAY="3"),
+        paused = start_agent(["start", "-l", label, "--name", "paused"], dict(env, DAGS_TEST_LOAD_DELAY="5"),
                              tmp_path / "paused.log")
         try:
             [run_id] = create_runs(emu, flow, 1, {"seconds": 10})
             wait_until(lambda: submitted_by(emu, [run_id], 1), 60, "the run Submitted by the paused agent")
-            # freeze the agent and its flow-run process (loading the DAG) as a network cut would
+            # once its flow-run process started (stopped sooner, the agent's own read-back of its Submitted
+            # state finds the run taken, and no process starts), freeze the agent and the process, which
+            # loads the DAG for 5 s, as a network cut would
+            paused.wait_for_output(f"Completed deployment of flow run {run_id}", timeout=60)
             os.killpg(paused.proc.pid, signal.SIGSTOP)
             with start_agent(["start", "-l", label, "--name", "taker"], env, tmp_path / "taker.log"):
                 wait_until(lambda: taken_and_running(emu, run_id), 120, "the run re-queued, run by the other agent")
