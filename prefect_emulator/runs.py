@@ -16,7 +16,7 @@ mutation in one store transaction, so a refusal (ApiError) leaves nothing half-w
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 from prefect.engine.state import Pending, Scheduled
 
@@ -24,6 +24,7 @@ from . import filters
 from .context import RequestContext
 from .errors import ApiError
 from .states import SCHEDULED_STATES, write_flow_run_state, write_task_run_state
+from .store import Store
 from .timestamps import now, parse, sort_key
 
 QUEUE_LIMIT = 25  # Server's queued_runs_returned_limit
@@ -56,6 +57,13 @@ def _run_labels(input: dict, flow: dict, group: dict) -> List[str]:
     return sorted(labels)
 
 
+def run_with_key(store: Store, flow_id: str, key: str) -> Optional[dict]:
+    """The flow's run made with this idempotency key, if any (Server's unique index on (key, flow_id))."""
+    same = filters.select(store, "flow_run", where={"flow_id": {"_eq": flow_id}, "idempotency_key": {"_eq": key}},
+                          limit=1)
+    return same[0] if same else None
+
+
 def create_flow_run(ctx: RequestContext, input: dict) -> dict:
     """Mutation create_flow_run: a Scheduled run with its Pending task runs; returns {id}."""
     store = ctx.store
@@ -74,11 +82,9 @@ def create_flow_run(ctx: RequestContext, input: dict) -> dict:
         raise ApiError(f"Flow {flow['id']} is archived. Run the newest version of its flow group instead "
                        f"(version_group_id {flow['version_group_id']}).")
     key = input.get("idempotency_key")
-    if key:
-        same = filters.select(store, "flow_run", where={"flow_id": {"_eq": flow["id"]}, "idempotency_key": {"_eq": key}},
-                              limit=1)
-        if same:
-            return {"id": same[0]["id"]}
+    same = run_with_key(store, flow["id"], key) if key else None
+    if same:
+        return {"id": same["id"]}
     for field in ("parameters", "context", "run_config"):
         if input.get(field) is not None and not isinstance(input[field], dict):
             raise ApiError(f"Invalid {field}: expected a JSON object, got {input[field]!r:.100}")

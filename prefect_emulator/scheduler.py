@@ -23,7 +23,7 @@ from prefect.serialization.schedule import ClockSchema, ScheduleSchema
 from . import filters
 from .context import RequestContext
 from .errors import ApiError
-from .runs import create_flow_run
+from .runs import create_flow_run, run_with_key
 from .store import Store
 from .console import log
 from .timestamps import parse, to_iso
@@ -65,8 +65,7 @@ def planned_runs(store: Store, flow: dict, now: Optional[datetime.datetime] = No
             digest = hashlib.md5((json.dumps(event.parameter_defaults, sort_keys=True, default=str)
                                   + json.dumps(event.labels)).encode()).hexdigest()
             key += f":{digest}"
-            if filters.select(store, "flow_run", limit=1,
-                              where={"flow_id": {"_eq": flow["id"]}, "idempotency_key": {"_eq": key}}):
+            if run_with_key(store, flow["id"], key):
                 continue  # made by an earlier round
         planned.append({"flow_id": flow["id"], "scheduled_start_time": to_iso(start), "idempotency_key": key,
                         "parameters": event.parameter_defaults or None, "labels": event.labels})
